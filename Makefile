@@ -1,0 +1,42 @@
+# GreenPost. `make test` is the test command (CI runs exactly it);
+# `make run` starts the whole system on this machine.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+GO ?= go
+PKGS := ./...
+# go test output of the last `make test`, for reading failures.
+TESTLOG ?= $(or $(TMPDIR),/tmp)/greenpost-test.log
+
+.PHONY: all build test tools vet bench clean
+
+all: build
+
+build:
+	$(GO) build -o bin/ ./collector ./api ./firmware-sim
+
+# The real servers the integration tests start by themselves.
+tools:
+	@echo "influxd:   $$(deploy/tools/ensure-influxd.sh)"
+	@echo "mosquitto: $$(deploy/tools/ensure-mosquitto.sh)"
+
+vet:
+	$(GO) vet $(PKGS)
+
+# Unit tests, fuzz seed corpora and integration tests against real InfluxDB
+# 1.8.10 and Mosquitto, all with the race detector. The filter keeps the
+# result of every test (not the chatter); a skipped test fails the run,
+# because a test that needs a server must never quietly not run.
+test: tools vet
+	@echo "go test -race -count=1 $(PKGS)  (full log: $(TESTLOG))"
+	@$(GO) test -race -count=1 -timeout 15m -v $(PKGS) 2>&1 | tee $(TESTLOG) \
+	  | grep -E '^(--- |ok |FAIL|PASS|panic|testenv:|\s+--- (FAIL|PASS: Fuzz)|\s+\S+_test\.go:)' || true
+	@if grep -qE '^(FAIL|--- FAIL|panic)' $(TESTLOG); then echo "make test: FAILED"; exit 1; fi
+	@if grep -q -- '--- SKIP' $(TESTLOG); then grep -- '--- SKIP' $(TESTLOG); echo "make test: a test was skipped"; exit 1; fi
+	@echo "make test: $$(grep -cE '^\s*--- PASS' $(TESTLOG)) passed, 0 failed"
+
+# Benchmarks (never timed assertions in tests). See docs/benchmarks.md.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./internal/telemetry/
+
+clean:
+	rm -rf bin

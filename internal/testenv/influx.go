@@ -1,0 +1,176 @@
+package testenv
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// InfluxVersion is the InfluxDB release the tests run against.
+const InfluxVersion = "1.8.10"
+
+// Influx is a running influxd 1.8 with Flux enabled and one database.
+type Influx struct {
+	URL    string // http://127.0.0.1:port
+	DB     string // the database created for the tests
+	Bucket string // DB/autogen, the bucket name of the v2 compatibility API
+	Dir    string // data, meta and wal live here
+	srv    *server
+}
+
+// InfluxdPath finds the influxd binary: $GP_INFLUXD, the cache that `make
+// tools` fills, or PATH.
+func InfluxdPath() (string, error) {
+	p, err := findBinary("GP_INFLUXD", []string{filepath.Join(cacheDir(), "influxd-"+InfluxVersion, "influxd")}, "influxd")
+	if err != nil {
+		return "", fmt.Errorf("%w: run `make tools` (go install github.com/influxdata/influxdb/cmd/influxd@v%s)", err, InfluxVersion)
+	}
+	return p, nil
+}
+
+// StartInflux starts a private influxd for one test; it stops when the test ends.
+func StartInflux(tb testing.TB) *Influx {
+	tb.Helper()
+	in, err := startInflux(tb.TempDir())
+	if err != nil {
+		tb.Fatalf("testenv: %v", err)
+	}
+	tb.Cleanup(in.Stop)
+	return in
+}
+
+func startInflux(dir string) (*Influx, error) {
+	bin, err := InfluxdPath()
+	if err != nil {
+		return nil, err
+	}
+	httpPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	rpcPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	conf := fmt.Sprintf(`reporting-disabled = true
+bind-address = %q
+[meta]
+  dir = %q
+[data]
+  dir = %q
+  wal-dir = %q
+  query-log-enabled = false
+  trace-logging-enabled = false
+[coordinator]
+  query-timeout = "60s"
+[monitor]
+  store-enabled = false
+[http]
+  enabled = true
+  bind-address = %q
+  flux-enabled = true
+  log-enabled = false
+  auth-enabled = false
+[logging]
+  level = "warn"
+[continuous_queries]
+  enabled = false
+[subscriber]
+  enabled = false
+`, hostPort(rpcPort), filepath.Join(dir, "meta"), filepath.Join(dir, "data"), filepath.Join(dir, "wal"), hostPort(httpPort))
+	confPath := filepath.Join(dir, "influxdb.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	in := &Influx{
+		URL:    "http://" + hostPort(httpPort),
+		DB:     "gp",
+		Bucket: "gp/autogen",
+		Dir:    dir,
+		srv:    &server{name: "influxd", args: []string{bin, "run", "-config", confPath}, log: filepath.Join(dir, "influxd.log")},
+	}
+	if err := in.boot(); err != nil {
+		in.Stop()
+		return nil, err
+	}
+	if err := in.Exec("CREATE DATABASE " + in.DB); err != nil {
+		err = fmt.Errorf("%w\n%s", err, in.srv.tail())
+		in.Stop()
+		return nil, err
+	}
+	return in, nil
+}
+
+func (in *Influx) boot() error {
+	if err := in.srv.start(); err != nil {
+		return err
+	}
+	if err := waitFor(60*time.Second, in.Ping); err != nil {
+		return fmt.Errorf("influxd did not come up: %v\n%s", err, in.srv.tail())
+	}
+	return nil
+}
+
+// Ping reports whether influxd answers /ping.
+func (in *Influx) Ping() error {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(in.URL + "/ping")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("ping: %s", resp.Status)
+	}
+	return nil
+}
+
+// Exec runs an InfluxQL statement (CREATE DATABASE, DROP SERIES, ...).
+func (in *Influx) Exec(q string) error {
+	_, err := in.InfluxQL(q)
+	return err
+}
+
+// InfluxQL runs an InfluxQL query against the test database and returns the
+// JSON answer.
+func (in *Influx) InfluxQL(q string) (string, error) {
+	c := http.Client{Timeout: 30 * time.Second}
+	resp, err := c.PostForm(in.URL+"/query", url.Values{"q": {q}, "db": {in.DB}})
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || strings.Contains(string(body), `"error"`) {
+		return "", fmt.Errorf("influxql %q: %s: %s", q, resp.Status, body)
+	}
+	return string(body), nil
+}
+
+// Pause stops the process (SIGSTOP): connections hang, as on an overloaded server.
+func (in *Influx) Pause() error { return in.srv.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused process.
+func (in *Influx) Resume() error { return in.srv.signal(syscall.SIGCONT) }
+
+// Kill ends the process at once (SIGKILL), as in a crash.
+func (in *Influx) Kill() { in.srv.stop(syscall.SIGKILL, 10*time.Second) }
+
+// Restart starts influxd again after Kill, on the same port and data.
+func (in *Influx) Restart() error {
+	in.srv.stop(syscall.SIGKILL, 10*time.Second)
+	return in.boot()
+}
+
+// Stop ends influxd cleanly.
+func (in *Influx) Stop() { in.srv.stop(syscall.SIGTERM, 10*time.Second) }
+
+// Log returns the end of influxd's log.
+func (in *Influx) Log() string { return in.srv.tail() }

@@ -1,0 +1,96 @@
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// AsMainEnv marks a re-executed test binary that should act as the program
+// itself: TestMain calls settings.Main(run) when it is set. Tests use it to
+// check exit codes and signals without building the binary.
+const AsMainEnv = "GREENPOST_AS_MAIN"
+
+// MainProcess is the program under test, running as a child process.
+type MainProcess struct {
+	Cmd    *exec.Cmd
+	stderr *syncBuffer
+	done   chan struct{}
+	err    error
+}
+
+// StartMain re-executes the test binary as the program with the given
+// environment (only these variables and PATH/HOME) and arguments.
+func StartMain(t *testing.T, env []string, args ...string) *MainProcess {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append([]string{AsMainEnv + "=1", "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
+	p := &MainProcess{Cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stderr = p.stderr
+	cmd.Stdout = p.stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-p.done })
+	return p
+}
+
+// Output returns what the program wrote so far.
+func (p *MainProcess) Output() string { return p.stderr.String() }
+
+// WaitOutput waits until the program's output contains s.
+func (p *MainProcess) WaitOutput(s string, timeout time.Duration) error {
+	return waitFor(timeout, func() error {
+		if strings.Contains(p.Output(), s) {
+			return nil
+		}
+		select {
+		case <-p.done:
+			return errors.New("exited before writing " + s + ":\n" + p.Output())
+		default:
+		}
+		return errors.New("no " + s + " in output:\n" + p.Output())
+	})
+}
+
+// Wait waits for the exit and returns the exit code.
+func (p *MainProcess) Wait(timeout time.Duration) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		return -1, errors.New("still running after " + timeout.String() + ":\n" + p.Output())
+	}
+	var ee *exec.ExitError
+	if errors.As(p.err, &ee) {
+		return ee.ExitCode(), nil
+	}
+	return 0, p.err
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
