@@ -36,7 +36,7 @@ test: tools vet
 
 # Benchmarks (never timed assertions in tests). See docs/benchmarks.md.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./internal/telemetry/
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
 
 clean:
 	rm -rf bin
