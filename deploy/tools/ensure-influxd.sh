@@ -4,7 +4,7 @@
 # 1.8 serves the same v2 write and Flux query API through its compatibility layer.
 set -euo pipefail
 version=1.8.10
-cache="${GP_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/greenpost}"
+cache="${GREENPOST_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/greenpost}"
 dest="$cache/influxd-$version"
 if [ ! -x "$dest/influxd" ]; then
   echo "building influxd $version into $dest (about 2 minutes, once)" >&2

@@ -25,10 +25,10 @@ type Influx struct {
 	srv    *server
 }
 
-// InfluxdPath finds the influxd binary: $GP_INFLUXD, the cache that `make
+// InfluxdPath finds the influxd binary: $GREENPOST_INFLUXD, the cache that `make
 // tools` fills, or PATH.
 func InfluxdPath() (string, error) {
-	p, err := findBinary("GP_INFLUXD", []string{filepath.Join(cacheDir(), "influxd-"+InfluxVersion, "influxd")}, "influxd")
+	p, err := findBinary("GREENPOST_INFLUXD", []string{filepath.Join(cacheDir(), "influxd-"+InfluxVersion, "influxd")}, "influxd")
 	if err != nil {
 		return "", fmt.Errorf("%w: run `make tools` (go install github.com/influxdata/influxdb/cmd/influxd@v%s)", err, InfluxVersion)
 	}

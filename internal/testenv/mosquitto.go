@@ -31,9 +31,9 @@ type Mosquitto struct {
 	srv  *server
 }
 
-// MosquittoPath finds the broker: $GP_MOSQUITTO, Debian's /usr/sbin/mosquitto, or PATH.
+// MosquittoPath finds the broker: $GREENPOST_MOSQUITTO, Debian's /usr/sbin/mosquitto, or PATH.
 func MosquittoPath() (string, error) {
-	p, err := findBinary("GP_MOSQUITTO", []string{"/usr/sbin/mosquitto"}, "mosquitto")
+	p, err := findBinary("GREENPOST_MOSQUITTO", []string{"/usr/sbin/mosquitto"}, "mosquitto")
 	if err != nil {
 		return "", fmt.Errorf("%w: run `make tools` (installs Debian's mosquitto package; as non-root: sudo apt-get install mosquitto)", err)
 	}

@@ -145,7 +145,7 @@ func tempDir(tb testing.TB, pattern string) string {
 }
 
 func cacheDir() string {
-	if d := os.Getenv("GP_CACHE_DIR"); d != "" {
+	if d := os.Getenv("GREENPOST_CACHE_DIR"); d != "" {
 		return d
 	}
 	d, err := os.UserCacheDir()
