@@ -7,7 +7,7 @@ PKGS := ./...
 # go test output of the last `make test`, for reading failures.
 TESTLOG ?= $(or $(TMPDIR),/tmp)/greenpost-test.log
 
-.PHONY: all build test tools vet bench clean
+.PHONY: all build test tools vet bench bench-telemetry clean
 
 all: build
 
@@ -35,8 +35,11 @@ test: tools vet
 	@echo "make test: $$(grep -cE '^\s*--- PASS' $(TESTLOG)) passed, 0 failed"
 
 # Benchmarks (never timed assertions in tests). See docs/benchmarks.md.
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
+# Each part adds its own bench-<part> target to this list.
+bench: bench-telemetry
+
+bench-telemetry:
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/telemetry/
 
 clean:
 	rm -rf bin
