@@ -1,0 +1,150 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/greenpost/greenpost/internal/telemetry"
+)
+
+// message is one MQTT message handed from paho to the pipeline. Past this
+// point nothing sees a paho type: ack is the message's Ack, to be called
+// once the message is durable.
+type message struct {
+	topic   string
+	payload []byte
+	recv    time.Time
+	ack     func()
+}
+
+// mqttSource is the paho adapter: it subscribes on a persistent session with
+// manual acknowledgement and hands every message to out. The paho callback
+// does no I/O and never waits on InfluxDB (STYLE rule 8).
+type mqttSource struct {
+	log     *slog.Logger
+	m       *metrics
+	out     chan<- message
+	filters map[string]byte
+	client  mqtt.Client
+
+	stopOnce  sync.Once
+	stopped   chan struct{} // closed by StopConsuming
+	connected atomic.Bool
+}
+
+func newMQTTSource(cfg config, out chan<- message, log *slog.Logger, m *metrics) (*mqttSource, error) {
+	s := &mqttSource{log: log, m: m, out: out, stopped: make(chan struct{}), filters: map[string]byte{}}
+	for _, f := range []string{telemetry.FilterTelemetry, telemetry.FilterStatus} {
+		if cfg.ShareGroup != "" {
+			f = "$share/" + cfg.ShareGroup + "/" + f
+		}
+		s.filters[f] = 1
+	}
+	opts := mqtt.NewClientOptions().
+		AddBroker(cfg.MQTTURL).
+		SetClientID(cfg.ClientID).
+		SetUsername(cfg.MQTTUser).
+		SetPassword(cfg.MQTTPassword).
+		// The broker keeps our subscription and queues messages while we are away.
+		SetCleanSession(false).
+		// Acknowledge only when durable (ingester), never when the handler returns.
+		SetAutoAckDisabled(true).
+		// One handler at a time, in arrival order: acks then go out in order too.
+		SetOrderMatters(true).
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(2 * time.Second).
+		SetMaxReconnectInterval(30 * time.Second).
+		SetKeepAlive(30 * time.Second).
+		SetPingTimeout(10 * time.Second).
+		SetConnectTimeout(10 * time.Second).
+		SetWriteTimeout(10 * time.Second).
+		// Queued messages may arrive before Subscribe returns: the default
+		// handler catches them (mqtt-notes.md).
+		SetDefaultPublishHandler(s.onMessage).
+		SetOnConnectHandler(s.onConnect).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			s.connected.Store(false)
+			s.m.mqttConnected.Set(0)
+			s.log.Warn("mqtt connection lost", "err", err)
+		}).
+		SetReconnectingHandler(func(mqtt.Client, *mqtt.ClientOptions) { s.log.Info("mqtt reconnecting") })
+	if strings.HasPrefix(cfg.MQTTURL, "ssl://") || strings.HasPrefix(cfg.MQTTURL, "wss://") {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if cfg.MQTTCAFile != "" {
+			pem, err := os.ReadFile(cfg.MQTTCAFile)
+			if err != nil {
+				return nil, fmt.Errorf("GP_MQTT_CA_FILE: %w", err)
+			}
+			tc.RootCAs = x509.NewCertPool()
+			if !tc.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, errors.New("GP_MQTT_CA_FILE: no PEM certificates")
+			}
+		}
+		opts.SetTLSConfig(tc)
+	}
+	s.client = mqtt.NewClient(opts)
+	return s, nil
+}
+
+// Start connects in the background; paho retries until it succeeds.
+func (s *mqttSource) Start() { s.client.Connect() }
+
+func (s *mqttSource) onConnect(c mqtt.Client) {
+	s.m.mqttConnectCount.Inc()
+	// Subscribing again after every reconnect is harmless and covers a
+	// broker that lost our session.
+	for attempt := 1; ; attempt++ {
+		tok := c.SubscribeMultiple(s.filters, nil)
+		if tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
+			break
+		}
+		s.log.Error("mqtt subscribe failed", "attempt", attempt, "err", tok.Error())
+		select {
+		case <-s.stopped:
+			return
+		case <-time.After(min(time.Duration(attempt)*time.Second, 10*time.Second)):
+		}
+		if !c.IsConnectionOpen() {
+			return // the next onConnect subscribes
+		}
+	}
+	s.connected.Store(true)
+	s.m.mqttConnected.Set(1)
+	s.log.Info("mqtt connected and subscribed", "filters", len(s.filters))
+}
+
+func (s *mqttSource) onMessage(_ mqtt.Client, msg mqtt.Message) {
+	s.m.received.Inc()
+	select {
+	case s.out <- message{topic: msg.Topic(), payload: msg.Payload(), recv: time.Now(), ack: msg.Ack}:
+	case <-s.stopped:
+		// Shutting down: not acknowledged, so the broker delivers it again
+		// when we (or another collector of the group) reconnect.
+	}
+}
+
+// Connected reports whether the client is connected and subscribed.
+func (s *mqttSource) Connected() bool { return s.connected.Load() && s.client.IsConnectionOpen() }
+
+// StopConsuming makes the handler refuse new messages (they stay
+// unacknowledged at the broker).
+func (s *mqttSource) StopConsuming() { s.stopOnce.Do(func() { close(s.stopped) }) }
+
+// Close disconnects, giving queued acknowledgements time to leave.
+func (s *mqttSource) Close() {
+	s.StopConsuming()
+	s.client.Disconnect(1000)
+	s.connected.Store(false)
+	s.m.mqttConnected.Set(0)
+}
