@@ -5,11 +5,25 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"log/slog"
+	"math"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/greenpost/greenpost/internal/settings"
+	"github.com/greenpost/greenpost/internal/telemetry"
 )
+
+// The API's settings beyond runtime-v1 (documented in docs/api.md).
+var extraSettings = []string{
+	"GP_API_MAX_WINDOW", "GP_API_REQUEST_TIMEOUT", "GP_API_BODY_LIMIT",
+	"GP_API_RATE_LIMIT", "GP_API_RATE_BURST", "GP_API_REGISTRY_REFRESH", "GP_API_DISTRICTS",
+	"GP_API_STALENESS", "GP_API_FULL_PCT", "GP_API_ALERT_LOOKBACK",
+	"GP_TARGET_GREEN_RATE", "GP_TARGET_OUTLET_COVERAGE", "GP_TARGET_BIN_COVERAGE",
+}
+
+func init() { settings.Extra = append(settings.Extra, extraSettings...) }
 
 // Roles of API keys.
 const (
@@ -23,12 +37,32 @@ type apiKey struct {
 	Hash       [sha256.Size]byte
 }
 
-// config is everything the API reads at start (runtime-v1).
+// targets are the city's bars (metrics-v1 "Targets").
+type targets struct {
+	GreenRate      float64 `json:"green_rate"`
+	OutletCoverage float64 `json:"outlet_coverage"`
+	BinCoverage    float64 `json:"bin_coverage"` // the waste-free outlet bar
+}
+
+// config is everything the API reads at start (runtime-v1 and the extra
+// settings above).
 type config struct {
 	Addr                                      string
 	InfluxURL, InfluxToken, InfluxOrg, Bucket string
 	Keys                                      []apiKey
 	LogLevel                                  slog.Level
+
+	MaxWindow       time.Duration // longest from..to a request may ask for
+	RequestTimeout  time.Duration // bound on each request's work (InfluxDB included)
+	BodyLimit       int           // bytes
+	RateLimit       float64       // requests per second per key (token refill)
+	RateBurst       int           // bucket size per key
+	RegistryRefresh time.Duration // how often replicas re-read the shared registry
+	Districts       []string      // when set, the only districts an outlet may have
+	Staleness       time.Duration // metrics-v1 staleness (also: device offline after this)
+	FullPct         float64       // metrics-v1 full threshold
+	AlertLookback   time.Duration // devices silent for longer than this drop out of alerts
+	Targets         targets
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -40,6 +74,31 @@ func loadConfig(getenv func(string) string) (config, error) {
 		InfluxOrg:   r.String("GP_INFLUX_ORG", ""),
 		Bucket:      r.String("GP_INFLUX_BUCKET", "gp"),
 		LogLevel:    r.LogLevel(),
+
+		MaxWindow:       r.Duration("GP_API_MAX_WINDOW", 93*24*time.Hour, time.Minute, 3660*24*time.Hour),
+		RequestTimeout:  r.Duration("GP_API_REQUEST_TIMEOUT", 15*time.Second, 100*time.Millisecond, 10*time.Minute),
+		BodyLimit:       r.Int("GP_API_BODY_LIMIT", 4<<20, 1<<10, 1<<30),
+		RateLimit:       readFloat(r, "GP_API_RATE_LIMIT", 50, 0.01, 1e6),
+		RateBurst:       r.Int("GP_API_RATE_BURST", 100, 1, 1e6),
+		RegistryRefresh: r.Duration("GP_API_REGISTRY_REFRESH", 30*time.Second, time.Second, 24*time.Hour),
+		Staleness:       r.Duration("GP_API_STALENESS", 15*time.Minute, time.Minute, 24*time.Hour),
+		FullPct:         readFloat(r, "GP_API_FULL_PCT", 90, 0, 100),
+		AlertLookback:   r.Duration("GP_API_ALERT_LOOKBACK", 30*24*time.Hour, time.Hour, 366*24*time.Hour),
+		Targets: targets{
+			GreenRate:      readFloat(r, "GP_TARGET_GREEN_RATE", 0.90, 0, 1),
+			OutletCoverage: readFloat(r, "GP_TARGET_OUTLET_COVERAGE", 1.00, 0, 1),
+			BinCoverage:    readFloat(r, "GP_TARGET_BIN_COVERAGE", 0.95, 0, 1),
+		},
+	}
+	if v := r.String("GP_API_DISTRICTS", ""); v != "" {
+		for _, d := range strings.Split(v, ",") {
+			d = strings.TrimSpace(d)
+			if !telemetry.ValidID(d) {
+				r.Problem("GP_API_DISTRICTS", "%q: want comma-separated districts of [a-z0-9][a-z0-9_-]{0,63}", d)
+				continue
+			}
+			c.Districts = append(c.Districts, d)
+		}
 	}
 	if f := r.File("GP_API_KEYS_FILE"); f != "" {
 		c.Keys = append(c.Keys, readKeysFile(r, f)...)
@@ -101,3 +160,17 @@ func parseDevKeys(r *settings.Reader, v string) []apiKey {
 }
 
 func validRole(s string) bool { return s == roleViewer || s == roleAdmin }
+
+// readFloat parses a finite number within [min, max].
+func readFloat(r *settings.Reader, name string, def, min, max float64) float64 {
+	v := r.String(name, "")
+	if v == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || math.IsNaN(f) || f < min || f > max {
+		r.Problem(name, "%q: want a number from %g to %g", v, min, max)
+		return def
+	}
+	return f
+}

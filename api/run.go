@@ -2,10 +2,20 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"net"
+	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/greenpost/greenpost/internal/settings"
+	"github.com/greenpost/greenpost/internal/store"
 )
+
+// shutdownGrace bounds how long in-flight requests may take after SIGTERM.
+const shutdownGrace = 20 * time.Second
 
 // run is the whole API server; main only calls it.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -14,8 +24,67 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log := settings.NewLogger(stderr, cfg.LogLevel, "api")
-	log.Info("started", "addr", cfg.Addr, "influx", cfg.InfluxURL, "bucket", cfg.Bucket, "keys", len(cfg.Keys))
-	<-ctx.Done()
+	db, err := store.Open(store.Config{URL: cfg.InfluxURL, Token: cfg.InfluxToken, Org: cfg.InfluxOrg, Bucket: cfg.Bucket, Timeout: cfg.RequestTimeout})
+	if err != nil {
+		return &settings.Error{Problems: []string{"GP_INFLUX_URL: " + err.Error()}}
+	}
+	defer db.Close()
+
+	reg := newRegistry(db, cfg.Bucket, cfg.Districts, log)
+	engine, engineWorker := newEngine(db, cfg, log)
+	app := newApp(&deps{
+		cfg: cfg, log: log, db: db, reg: reg, engine: engine,
+		fill: fillQuery{db: db, bucket: cfg.Bucket}, now: time.Now, promReg: newPromRegistry(),
+	})
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	// The actual address: with GP_API_ADDR=...:0 the kernel picks the port.
+	log.Info("started", "addr", ln.Addr().String(), "influx", cfg.InfluxURL, "bucket", cfg.Bucket, "keys", len(cfg.Keys))
+
+	// Background work (registry refresh, the metrics roll-up worker) has its
+	// own context: it must outlive the HTTP server's drain, because
+	// in-flight requests still read what it maintains.
+	workCtx, stopWork := context.WithCancel(context.Background())
+	defer stopWork()
+	var work errgroup.Group
+	work.Go(func() error { reg.Run(workCtx, cfg.RegistryRefresh); return nil })
+	if engineWorker != nil {
+		work.Go(func() error { return engineWorker(workCtx) })
+	}
+
+	served := make(chan error, 1)
+	go func() { served <- app.Listener(ln) }()
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-served:
+		served = nil
+	}
+
+	// Shutdown order: 1. stop accepting and let in-flight requests finish
+	// (bounded by shutdownGrace); 2. stop the background work; 3. close the
+	// InfluxDB client (deferred).
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := app.ShutdownWithContext(sctx); err != nil {
+		log.Warn("shutdown", "err", err)
+	}
+	ln.Close() // in case Serve had not yet taken it over when the signal came
+	if served != nil {
+		serveErr = <-served
+	}
+	stopWork()
+	workErr := work.Wait()
+	switch {
+	case serveErr != nil && !errors.Is(serveErr, net.ErrClosed):
+		return fmt.Errorf("serve: %w", serveErr)
+	case workErr != nil && !errors.Is(workErr, context.Canceled):
+		return fmt.Errorf("background work: %w", workErr)
+	}
 	log.Info("stopped")
 	return nil
 }

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// keyring checks presented keys against the configured SHA-256 hashes.
+type keyring struct {
+	keys []apiKey
+}
+
+// lookup returns the index of the key whose hash matches, or -1. It compares
+// against every key in constant time and never stops early, so the answer's
+// timing tells nothing about which or how many keys exist.
+func (k *keyring) lookup(presented string) int {
+	h := sha256.Sum256([]byte(presented))
+	found := -1
+	for i := range k.keys {
+		if subtle.ConstantTimeCompare(h[:], k.keys[i].Hash[:]) == 1 && found < 0 {
+			found = i
+		}
+	}
+	return found
+}
+
+// allows reports whether role may use a route that needs need.
+func allows(role, need string) bool {
+	return need == roleViewer && (role == roleViewer || role == roleAdmin) || need == roleAdmin && role == roleAdmin
+}
+
+// bearer extracts the token of an `Authorization: Bearer <key>` header.
+func bearer(h string) (string, bool) {
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
+}
+
+// localKeyName is where requireRole leaves the caller's key name for logs.
+const localKeyName = "gp.key"
+
+// requireRole is the auth middleware of a route: 401 without a known key,
+// 403 when the key's role is not enough, 429 when the key is over its rate.
+func requireRole(need string, keys *keyring, limit *limiter) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		tok, ok := bearer(c.Get(fiber.HeaderAuthorization))
+		if !ok {
+			return &apiError{Code: codeUnauthorized, Detail: "send Authorization: Bearer <key>"}
+		}
+		i := keys.lookup(tok)
+		if i < 0 {
+			return &apiError{Code: codeUnauthorized, Detail: "unknown key"}
+		}
+		k := &keys.keys[i]
+		if !allows(k.Role, need) {
+			return &apiError{Code: codeForbidden, Detail: "this needs the " + need + " role"}
+		}
+		if wait := limit.take(i, time.Now()); wait > 0 {
+			return &apiError{Code: codeRateLimited, Detail: "too many requests for this key", RetryAfter: wait}
+		}
+		c.Locals(localKeyName, k.Name)
+		return c.Next()
+	}
+}
+
+// limiter is a token bucket per key: rate tokens per second, up to burst.
+// Keys are configured, so the set of buckets is bounded.
+type limiter struct {
+	rate  float64
+	burst float64
+
+	mu      sync.Mutex
+	buckets []bucket
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+func newLimiter(keys int, rate float64, burst int) *limiter {
+	l := &limiter{rate: rate, burst: float64(burst), buckets: make([]bucket, keys)}
+	for i := range l.buckets {
+		l.buckets[i].tokens = l.burst
+	}
+	return l
+}
+
+// take spends one token of key i; when none is left it returns how long
+// until one will be.
+func (l *limiter) take(i int, now time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := &l.buckets[i]
+	if !b.last.IsZero() {
+		b.tokens = min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
+	}
+	b.last = now
+	if b.tokens >= 1 {
+		b.tokens--
+		return 0
+	}
+	return time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"encoding/csv"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// Every collection answers CSV with stable columns (documented in
+// docs/api.md and openapi.json); null is an empty cell.
+
+func sendCSV(c *fiber.Ctx, header []string, rows [][]string) error {
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	w.Write(header)
+	w.WriteAll(rows) // flushes; writing to a buffer cannot fail
+	c.Set(fiber.HeaderContentType, "text/csv; charset=utf-8")
+	return c.Send(buf.Bytes())
+}
+
+func fnum(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+
+func fptr(v *float64) string {
+	if v == nil {
+		return ""
+	}
+	return fnum(*v)
+}
+
+func fint(v int64) string { return strconv.FormatInt(v, 10) }
+
+func ftime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// outletCSVHeader is the import header plus what the registry adds, so an
+// export can be imported again as it is.
+var outletCSVHeader = append(append([]string{}, csvColumns...), "active", "updated")
+
+func outletCSVRows(os []Outlet) [][]string {
+	rows := make([][]string, len(os))
+	for i, o := range os {
+		rows[i] = []string{o.ID, o.Name, o.District, o.Address, fnum(o.Lat), fnum(o.Lon), o.Operator,
+			strconv.FormatBool(o.Active), o.Updated.UTC().Format(time.RFC3339Nano)}
+	}
+	return rows
+}
+
+var classColumns = []string{"reusable", "recyclable", "biodegradable", "original", "plastic", "foam", "other"}
+
+func parcelCells(p parcelsJSON) []string {
+	b := p.ByClass
+	return []string{fint(p.Total), fint(p.Green), fint(b.Reusable), fint(b.Recyclable), fint(b.Biodegradable),
+		fint(b.Original), fint(b.Plastic), fint(b.Foam), fint(b.Other)}
+}
+
+var groupCSVHeader = append(append([]string{"key", "outlets", "covered_outlets", "outlet_coverage", "bin_coverage", "total", "green"}, classColumns...),
+	"green_rate", "no_secondary_rate", "reusable_rate", "boxes_recovered", "meets_green_rate", "meets_outlet_coverage",
+	"waste_free_outlets", "counter_reporting", "outlets_reporting_parcels", "silent_outlets")
+
+func groupCSVRows(gs []groupRates) [][]string {
+	rows := make([][]string, len(gs))
+	for i, g := range gs {
+		row := []string{g.Key, strconv.Itoa(g.Outlets), strconv.Itoa(g.CoveredOutlets), fptr(g.OutletCoverage), fptr(g.BinCoverage)}
+		row = append(row, parcelCells(g.Parcels)...)
+		row = append(row, fptr(g.GreenRate), fptr(g.NoSecondaryRate), fptr(g.ReusableRate), fint(g.BoxesRecovered),
+			strconv.FormatBool(g.Meets.GreenRate), strconv.FormatBool(g.Meets.OutletCoverage), strconv.Itoa(g.WasteFreeOutlets),
+			fptr(g.Completeness.CounterReporting), strconv.Itoa(g.Completeness.OutletsReportingParcels), strconv.Itoa(g.Completeness.SilentOutlets))
+		rows[i] = row
+	}
+	return rows
+}
+
+var seriesCSVHeader = []string{"t", "v", "reporting"}
+
+func seriesCSVRows(ps []point) [][]string {
+	rows := make([][]string, len(ps))
+	for i, p := range ps {
+		rows[i] = []string{ftime(p.T), fptr(p.V), fptr(p.Reporting)}
+	}
+	return rows
+}
+
+var alertCSVHeader = []string{"kind", "outlet", "device", "since", "value", "detail"}
+
+func alertCSVRows(as []alert) [][]string {
+	rows := make([][]string, len(as))
+	for i, a := range as {
+		rows[i] = []string{a.Kind, a.Outlet, a.Device, ftime(a.Since), fptr(a.Value), a.Detail}
+	}
+	return rows
+}
+
+var wasteFreeCSVHeader = []string{"outlet", "district", "operator", "pass", "green_rate", "covered", "bin_coverage", "failed_bars", "reasons"}
+
+func wasteFreeCSVRows(ws []wasteFreeOutlet) [][]string {
+	rows := make([][]string, len(ws))
+	for i, w := range ws {
+		bars := make([]string, len(w.Reasons))
+		details := make([]string, len(w.Reasons))
+		for j, r := range w.Reasons {
+			bars[j], details[j] = r.Bar, r.Detail
+		}
+		rows[i] = []string{w.Outlet, w.District, w.Operator, strconv.FormatBool(w.Pass), fptr(w.GreenRate),
+			strconv.FormatBool(w.Covered), fnum(w.BinCoverage), strings.Join(bars, " "), strings.Join(details, "; ")}
+	}
+	return rows
+}

@@ -1,0 +1,445 @@
+package main
+
+import (
+	"context"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/greenpost/greenpost/internal/metrics"
+)
+
+// Handlers are factories over their dependencies (gofiber recipes): each
+// reads and checks its input, calls the domain, and writes JSON or CSV.
+// Nothing of c, its parameters or its body is kept after a handler returns:
+// readQuery and param copy, JSON decoding copies.
+
+// Page sizes of GET /v1/outlets.
+const (
+	defaultPageSize = 100
+	maxPageSize     = 1000
+)
+
+func getOutlet(reg *registry) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if _, err := readQuery(c); err != nil {
+			return err
+		}
+		id, err := outletID(c)
+		if err != nil {
+			return err
+		}
+		o, ok := reg.Get(id)
+		if !ok {
+			return errNotFound("no outlet %q", id)
+		}
+		return c.JSON(o)
+	}
+}
+
+func putOutlet(reg *registry) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if _, err := readQuery(c); err != nil {
+			return err
+		}
+		id, err := outletID(c)
+		if err != nil {
+			return err
+		}
+		if err := requireType(c, fiber.MIMEApplicationJSON); err != nil {
+			return err
+		}
+		in, err := decodeOutletJSON(c.Body())
+		if err != nil {
+			return err
+		}
+		o, err := in.outlet(id)
+		if err != nil {
+			return err
+		}
+		out, err := reg.Put(c.UserContext(), o)
+		if err != nil {
+			return err
+		}
+		return c.JSON(out[0])
+	}
+}
+
+func deleteOutlet(reg *registry) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if _, err := readQuery(c); err != nil {
+			return err
+		}
+		id, err := outletID(c)
+		if err != nil {
+			return err
+		}
+		found, err := reg.Delete(c.UserContext(), id)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return errNotFound("no outlet %q", id)
+		}
+		return c.SendStatus(http.StatusNoContent)
+	}
+}
+
+// outletPage is GET /v1/outlets.
+type outletPage struct {
+	Outlets    []Outlet `json:"outlets"`
+	NextCursor *string  `json:"next_cursor"`
+}
+
+func listOutlets(reg *registry) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		q, err := readQuery(c, "district", "operator", "limit", "cursor", "format")
+		if err != nil {
+			return err
+		}
+		csv, err := wantCSV(c)
+		if err != nil {
+			return err
+		}
+		var f outletFilter
+		if f.District, err = q.id("district"); err != nil {
+			return err
+		}
+		if f.Operator, err = q.id("operator"); err != nil {
+			return err
+		}
+		// A CSV export without a limit is the whole registry: a spreadsheet
+		// has no use for a cursor.
+		def := defaultPageSize
+		if csv {
+			def = 0
+		}
+		limit, err := q.limit(def, maxPageSize)
+		if err != nil {
+			return err
+		}
+		after, err := q.cursor()
+		if err != nil {
+			return err
+		}
+		page, more := reg.List(f, after, limit)
+		p := outletPage{Outlets: page}
+		if p.Outlets == nil {
+			p.Outlets = []Outlet{}
+		}
+		if more {
+			cur := encodeCursor(page[len(page)-1].ID)
+			p.NextCursor = &cur
+			c.Set("X-Next-Cursor", cur)
+		}
+		if csv {
+			return sendCSV(c, outletCSVHeader, outletCSVRows(p.Outlets))
+		}
+		return c.JSON(p)
+	}
+}
+
+// importResult is POST /v1/outlets/import.
+type importResult struct {
+	Imported int           `json:"imported"`
+	Errors   []importError `json:"errors"`
+}
+
+func importOutlets(reg *registry) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if _, err := readQuery(c); err != nil {
+			return err
+		}
+		mt, err := mediaType(c)
+		if err != nil {
+			return err
+		}
+		var rows []importRow
+		var bad []importError
+		switch mt {
+		case "text/csv":
+			rows, bad, err = parseImportCSV(c.Body())
+		case fiber.MIMEApplicationJSON:
+			rows, bad, err = parseImportJSON(c.Body())
+		default:
+			return &apiError{Code: codeMediaType, Detail: "send text/csv or application/json"}
+		}
+		if err != nil {
+			return err
+		}
+		good, invalid := checkImportRows(rows, reg.districts)
+		bad = append(bad, invalid...)
+		sortImportErrors(bad)
+		if _, err := reg.Put(c.UserContext(), good...); err != nil {
+			return err
+		}
+		if bad == nil {
+			bad = []importError{}
+		}
+		return c.JSON(importResult{Imported: len(good), Errors: bad})
+	}
+}
+
+func sortImportErrors(es []importError) {
+	for i := 1; i < len(es); i++ {
+		for j := i; j > 0 && es[j].Line < es[j-1].Line; j-- {
+			es[j], es[j-1] = es[j-1], es[j]
+		}
+	}
+}
+
+// mediaType returns the body's media type without parameters.
+func mediaType(c *fiber.Ctx) (string, error) {
+	mt, _, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
+	if err != nil {
+		return "", &apiError{Code: codeMediaType, Detail: "missing or bad Content-Type"}
+	}
+	return strings.ToLower(mt), nil
+}
+
+func requireType(c *fiber.Ctx, want string) error {
+	mt, err := mediaType(c)
+	if err != nil || mt != want {
+		return &apiError{Code: codeMediaType, Detail: "send " + want}
+	}
+	return nil
+}
+
+// window is the window of a request, with its clock and limit.
+type windowRule struct {
+	now       clock
+	maxWindow time.Duration
+}
+
+func (wr windowRule) read(q query) (metrics.Window, error) { return q.window(wr.now(), wr.maxWindow) }
+
+func getOutletRates(reg *registry, rt *rater, wr windowRule) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		q, err := readQuery(c, "from", "to")
+		if err != nil {
+			return err
+		}
+		id, err := outletID(c)
+		if err != nil {
+			return err
+		}
+		w, err := wr.read(q)
+		if err != nil {
+			return err
+		}
+		o, ok := reg.Get(id)
+		if !ok {
+			return errNotFound("no outlet %q", id)
+		}
+		r, err := rt.outlet(c.UserContext(), o, w)
+		if err != nil {
+			return err
+		}
+		return c.JSON(r)
+	}
+}
+
+// groupsAnswer is GET /v1/rates.
+type groupsAnswer struct {
+	From    time.Time    `json:"from"`
+	To      time.Time    `json:"to"`
+	GroupBy string       `json:"group_by"`
+	Targets targets      `json:"targets"`
+	Groups  []groupRates `json:"groups"`
+}
+
+func getRates(rt *rater, wr windowRule) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		q, err := readQuery(c, "from", "to", "group_by", "district", "operator", "format")
+		if err != nil {
+			return err
+		}
+		csv, err := wantCSV(c)
+		if err != nil {
+			return err
+		}
+		w, err := wr.read(q)
+		if err != nil {
+			return err
+		}
+		groupBy, err := q.oneOf("group_by", "district", groupBys...)
+		if err != nil {
+			return err
+		}
+		var f outletFilter
+		if f.District, err = q.id("district"); err != nil {
+			return err
+		}
+		if f.Operator, err = q.id("operator"); err != nil {
+			return err
+		}
+		gs, err := rt.groups(c.UserContext(), w, groupBy, f)
+		if err != nil {
+			return err
+		}
+		if csv {
+			return sendCSV(c, groupCSVHeader, groupCSVRows(gs))
+		}
+		return c.JSON(groupsAnswer{From: w.From, To: w.To, GroupBy: groupBy, Targets: rt.targets, Groups: gs})
+	}
+}
+
+func getSeries(reg *registry, eng metrics.Engine, fill fillSource, wr windowRule) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		q, err := readQuery(c, "metric", "from", "to", "step", "format")
+		if err != nil {
+			return err
+		}
+		csv, err := wantCSV(c)
+		if err != nil {
+			return err
+		}
+		id, err := outletID(c)
+		if err != nil {
+			return err
+		}
+		w, err := wr.read(q)
+		if err != nil {
+			return err
+		}
+		metric, ok := q["metric"]
+		if !ok {
+			return errInvalid("metric", "metric: required (one of %s)", strings.Join(seriesMetrics, ", "))
+		}
+		if metric, err = q.oneOf("metric", "", seriesMetrics...); err != nil {
+			return err
+		}
+		step, stepText, err := q.step(w, "1h", maxSeriesPoints)
+		if err != nil {
+			return err
+		}
+		if _, ok := reg.Get(id); !ok {
+			return errNotFound("no outlet %q", id)
+		}
+		pts, err := series(c.UserContext(), eng, fill, id, metric, w, step)
+		if err != nil {
+			return err
+		}
+		if csv {
+			return sendCSV(c, seriesCSVHeader, seriesCSVRows(pts))
+		}
+		return c.JSON(seriesAnswer{Outlet: id, Metric: metric, Step: stepText, From: w.From, To: w.To, Points: pts})
+	}
+}
+
+// alertsAnswer is GET /v1/alerts.
+type alertsAnswer struct {
+	At     time.Time `json:"at"`
+	Alerts []alert   `json:"alerts"`
+}
+
+func getAlerts(al *alerter, now clock) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		q, err := readQuery(c, "kind", "format")
+		if err != nil {
+			return err
+		}
+		csv, err := wantCSV(c)
+		if err != nil {
+			return err
+		}
+		var kinds []string
+		if v, ok := q["kind"]; ok {
+			for _, k := range strings.Split(v, ",") {
+				if _, err := (query{"kind": k}).oneOf("kind", "", alertKinds...); err != nil {
+					return err
+				}
+				kinds = append(kinds, k)
+			}
+		}
+		at := now().UTC()
+		as, err := al.alerts(c.UserContext(), at, kinds)
+		if err != nil {
+			return err
+		}
+		if csv {
+			return sendCSV(c, alertCSVHeader, alertCSVRows(as))
+		}
+		return c.JSON(alertsAnswer{At: at, Alerts: as})
+	}
+}
+
+// wasteFreeAnswer is GET /v1/waste-free.
+type wasteFreeAnswer struct {
+	From    time.Time         `json:"from"`
+	To      time.Time         `json:"to"`
+	Targets targets           `json:"targets"`
+	Passing int               `json:"passing"`
+	Outlets []wasteFreeOutlet `json:"outlets"`
+}
+
+func getWasteFree(rt *rater, wr windowRule) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		q, err := readQuery(c, "from", "to", "district", "operator", "format")
+		if err != nil {
+			return err
+		}
+		csv, err := wantCSV(c)
+		if err != nil {
+			return err
+		}
+		w, err := wr.read(q)
+		if err != nil {
+			return err
+		}
+		var f outletFilter
+		if f.District, err = q.id("district"); err != nil {
+			return err
+		}
+		if f.Operator, err = q.id("operator"); err != nil {
+			return err
+		}
+		ws, err := rt.wasteFree(c.UserContext(), w, f)
+		if err != nil {
+			return err
+		}
+		if csv {
+			return sendCSV(c, wasteFreeCSVHeader, wasteFreeCSVRows(ws))
+		}
+		passing := 0
+		for _, o := range ws {
+			if o.Pass {
+				passing++
+			}
+		}
+		return c.JSON(wasteFreeAnswer{From: w.From, To: w.To, Targets: rt.targets, Passing: passing, Outlets: ws})
+	}
+}
+
+// pinger is what /readyz needs of InfluxDB.
+type pinger interface {
+	Ping(ctx context.Context) error
+}
+
+type health struct {
+	Status string            `json:"status"`
+	Checks map[string]string `json:"checks,omitempty"`
+}
+
+func getHealthz() fiber.Handler {
+	return func(c *fiber.Ctx) error { return c.JSON(health{Status: "ok"}) }
+}
+
+// getReadyz answers 200 when InfluxDB answers a ping and the registry has
+// been loaded; 503 (problem+json) otherwise.
+func getReadyz(db pinger, reg *registry) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
+		defer cancel()
+		if err := db.Ping(ctx); err != nil {
+			return &apiError{Code: codeNotReady, Detail: "InfluxDB is not reachable", RetryAfter: 5 * time.Second, Err: err}
+		}
+		if !reg.Loaded() {
+			return &apiError{Code: codeNotReady, Detail: "the outlet registry has not been loaded yet", RetryAfter: 5 * time.Second}
+		}
+		return c.JSON(health{Status: "ready", Checks: map[string]string{"influxdb": "ok", "registry": "ok"}})
+	}
+}

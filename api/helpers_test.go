@@ -1,0 +1,257 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/greenpost/greenpost/internal/metrics"
+	"github.com/greenpost/greenpost/internal/store"
+	"github.com/greenpost/greenpost/internal/testenv"
+)
+
+// Keys of the test servers.
+const (
+	adminKey  = "admin-key-0123456789"
+	viewerKey = "viewer-key-0123456789"
+)
+
+func testKeys() []apiKey {
+	return []apiKey{
+		{Role: roleAdmin, Name: "test-admin", Hash: sha256.Sum256([]byte(adminKey))},
+		{Role: roleViewer, Name: "test-viewer", Hash: sha256.Sum256([]byte(viewerKey))},
+	}
+}
+
+// fakeEngine stands in for internal/metrics at the seam: it answers with
+// the figures a test sets and records what it was asked.
+type fakeEngine struct {
+	mu       sync.Mutex
+	outlets  map[string]metrics.Outlet // by outlet id, for any window
+	series   map[string][]metrics.Outlet
+	devices  []metrics.DeviceState
+	err      error
+	panicMsg string
+	asked    [][]string // the id lists of Outlets calls
+	windows  []metrics.Window
+}
+
+func (f *fakeEngine) Outlets(_ context.Context, w metrics.Window, ids []string) (map[string]metrics.Outlet, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.panicMsg != "" {
+		panic(f.panicMsg)
+	}
+	f.asked = append(f.asked, append([]string(nil), ids...))
+	f.windows = append(f.windows, w)
+	if f.err != nil {
+		return nil, f.err
+	}
+	out := map[string]metrics.Outlet{}
+	for _, id := range ids {
+		if m, ok := f.outlets[id]; ok {
+			m.WindowMinutes = w.Minutes()
+			out[id] = m
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeEngine) Series(_ context.Context, outlet string, w metrics.Window, step time.Duration) ([]metrics.Outlet, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return nil, f.err
+	}
+	return f.series[outlet], nil
+}
+
+func (f *fakeEngine) Devices(_ context.Context, now time.Time, lookback time.Duration) ([]metrics.DeviceState, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return nil, f.err
+	}
+	return f.devices, nil
+}
+
+func (f *fakeEngine) set(fn func(f *fakeEngine)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(f)
+}
+
+// fakeFill answers fill_pct series.
+type fakeFill struct{ vals []*float64 }
+
+func (f fakeFill) MaxFill(context.Context, string, metrics.Window, time.Duration) ([]*float64, error) {
+	return f.vals, nil
+}
+
+var dbSeq atomic.Int64
+
+// freshBucket creates a database of its own on the shared influxd, so that
+// each test has its own registry, and returns its bucket name.
+func freshBucket(t *testing.T, in *testenv.Influx) string {
+	t.Helper()
+	name := fmt.Sprintf("api_%d_%d", time.Now().UnixNano()%1e9, dbSeq.Add(1))
+	if err := in.Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatal(err)
+	}
+	return name + "/autogen"
+}
+
+func openStore(t *testing.T, in *testenv.Influx, bucket string) *store.Store {
+	t.Helper()
+	s, err := store.Open(store.Config{URL: in.URL, Bucket: bucket, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// testServer is the app on a real InfluxDB (a database of its own) with a
+// fake metrics engine and a fixed clock.
+type testServer struct {
+	t      *testing.T
+	app    *fiber.App
+	reg    *registry
+	engine *fakeEngine
+	cfg    config
+	db     *store.Store
+	logs   *bytes.Buffer
+	now    time.Time
+}
+
+// testNow is the fixed "now" of handler tests.
+var testNow = time.Date(2026, 11, 28, 10, 30, 42, 0, time.UTC)
+
+func defaultTestConfig() config {
+	c, err := loadConfig(func(string) string { return "" })
+	if err != nil {
+		panic(err)
+	}
+	c.Keys = testKeys()
+	return c
+}
+
+func newTestServer(t *testing.T, mod func(*config)) *testServer {
+	t.Helper()
+	in := testenv.SharedInflux(t)
+	cfg := defaultTestConfig()
+	cfg.Bucket = freshBucket(t, in)
+	if mod != nil {
+		mod(&cfg)
+	}
+	db := openStore(t, in, cfg.Bucket)
+	logs := &bytes.Buffer{}
+	log := slog.New(slog.NewJSONHandler(&lockedWriter{w: logs}, nil))
+	reg := newRegistry(db, cfg.Bucket, cfg.Districts, log)
+	if err := reg.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	eng := &fakeEngine{outlets: map[string]metrics.Outlet{}, series: map[string][]metrics.Outlet{}}
+	ts := &testServer{t: t, reg: reg, engine: eng, cfg: cfg, db: db, logs: logs, now: testNow}
+	ts.app = newApp(&deps{cfg: cfg, log: log, db: db, reg: reg, engine: eng, fill: fakeFill{},
+		now: func() time.Time { return ts.now }, promReg: newPromRegistry()})
+	return ts
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// answer is a response, read whole.
+type answer struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+func (a answer) String() string { return fmt.Sprintf("%d %s", a.Status, a.Body) }
+
+// on returns the server bound to a subtest's t, so failures stop the subtest.
+func (ts *testServer) on(t *testing.T) *testServer {
+	c := *ts
+	c.t = t
+	return &c
+}
+
+// do sends a request through app.Test. key "" sends no Authorization.
+func (ts *testServer) do(method, path, key string, body string, header ...string) answer {
+	ts.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req := httptest.NewRequest(method, path, rd)
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := ts.app.Test(req, 30_000)
+	if err != nil {
+		ts.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return answer{Status: resp.StatusCode, Header: resp.Header, Body: b}
+}
+
+// json decodes the answer into v, failing the test on a bad body.
+func (a answer) json(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal(a.Body, v); err != nil {
+		t.Fatalf("answer is not JSON (%v): %s", err, a.Body)
+	}
+}
+
+// putOutlet registers an outlet through the API.
+func (ts *testServer) putOutlet(o Outlet) {
+	ts.t.Helper()
+	body, _ := json.Marshal(map[string]any{"name": o.Name, "district": o.District, "address": o.Address,
+		"lat": o.Lat, "lon": o.Lon, "operator": o.Operator, "active": o.Active})
+	if a := ts.do("PUT", "/v1/outlets/"+o.ID, adminKey, string(body)); a.Status != 200 {
+		ts.t.Fatalf("PUT %s: %s", o.ID, a)
+	}
+}
+
+func f64(v float64) *float64 { return &v }
+
+// waitUntil polls cond until it holds or the deadline passes.
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

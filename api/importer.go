@@ -1,0 +1,275 @@
+package main
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// outletInput is the JSON body of PUT /v1/outlets/{id} and one element of a
+// JSON import. Pointers tell a missing key from a zero value.
+type outletInput struct {
+	ID       *string  `json:"id"`
+	Name     string   `json:"name"`
+	District string   `json:"district"`
+	Address  string   `json:"address"`
+	Lat      *float64 `json:"lat"`
+	Lon      *float64 `json:"lon"`
+	Operator string   `json:"operator"`
+	Active   *bool    `json:"active"`
+	Updated  any      `json:"updated"` // accepted so a GET answer can be PUT back; ignored
+}
+
+// outlet turns the input into an Outlet; id is the path's id (or "" for an
+// import, where the body's id is required).
+func (in *outletInput) outlet(id string) (Outlet, error) {
+	o := Outlet{ID: id, Name: in.Name, District: in.District, Address: in.Address, Operator: in.Operator, Active: true}
+	switch {
+	case in.ID != nil && id != "" && *in.ID != id:
+		return o, errInvalid("id", "id: the body's id %q differs from the path's", *in.ID)
+	case in.ID != nil:
+		o.ID = *in.ID
+	case id == "":
+		return o, errInvalid("id", "id: required")
+	}
+	if in.Lat == nil {
+		return o, errInvalid("lat", "lat: required")
+	}
+	if in.Lon == nil {
+		return o, errInvalid("lon", "lon: required")
+	}
+	o.Lat, o.Lon = *in.Lat, *in.Lon
+	if in.Active != nil {
+		o.Active = *in.Active
+	}
+	return o, nil
+}
+
+// decodeOutletJSON reads one JSON object strictly: unknown keys and trailing
+// data are errors, so a typo never silently drops a field.
+func decodeOutletJSON(b []byte) (outletInput, error) {
+	var in outletInput
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		return in, errInvalid("body", "body: %s", jsonProblem(err))
+	}
+	if dec.More() {
+		return in, errInvalid("body", "body: data after the JSON object")
+	}
+	return in, nil
+}
+
+// jsonProblem describes a decoding error without Go type names.
+func jsonProblem(err error) string {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &te):
+		return fmt.Sprintf("%s: wrong type (%s)", te.Field, te.Value)
+	case errors.As(err, &se):
+		return "not valid JSON: " + se.Error()
+	case errors.Is(err, io.EOF):
+		return "empty"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "JSON ends early"
+	}
+	if s := err.Error(); strings.HasPrefix(s, "json: unknown field ") {
+		return "unknown key " + strings.TrimPrefix(s, "json: unknown field ")
+	}
+	return "not valid JSON"
+}
+
+// importError is one rejected row of a bulk import.
+type importError struct {
+	Line  int    `json:"line"`
+	Error string `json:"error"`
+}
+
+// importRow is one parsed row, with its line for error reports.
+type importRow struct {
+	Line   int
+	Outlet Outlet
+}
+
+// csvColumns are the import (and export) columns of api-v1.md, in order.
+var csvColumns = []string{"id", "name", "district", "address", "lat", "lon", "operator"}
+
+// parseImportCSV reads a CSV import. A header problem fails the whole
+// import (no row could be read); every other problem rejects its row only.
+func parseImportCSV(body []byte) ([]importRow, []importError, error) {
+	r := csv.NewReader(bytes.NewReader(body))
+	r.FieldsPerRecord = -1 // checked per row, so one short row does not stop the rest
+	header, err := r.Read()
+	if err != nil {
+		return nil, nil, errInvalid("body", "CSV header: %s", csvProblem(err))
+	}
+	col := map[string]int{}
+	for i, h := range header {
+		h = strings.TrimSpace(strings.TrimPrefix(h, "\uFEFF"))
+		if !slices.Contains(csvColumns, h) && h != "active" {
+			return nil, nil, errInvalid("body", "CSV header: unknown column %q (want %s and optionally active)", h, strings.Join(csvColumns, ","))
+		}
+		if _, dup := col[h]; dup {
+			return nil, nil, errInvalid("body", "CSV header: column %q twice", h)
+		}
+		col[h] = i
+	}
+	for _, c := range csvColumns {
+		if _, ok := col[c]; !ok {
+			return nil, nil, errInvalid("body", "CSV header: column %q missing", c)
+		}
+	}
+	var rows []importRow
+	var bad []importError
+	for {
+		rec, err := r.Read()
+		if err == io.EOF {
+			break
+		}
+		line, _ := r.FieldPos(0)
+		if err != nil {
+			var pe *csv.ParseError
+			if errors.As(err, &pe) {
+				line = pe.StartLine
+			}
+			bad = append(bad, importError{Line: line, Error: csvProblem(err)})
+			if pe == nil || !errors.Is(pe.Err, csv.ErrFieldCount) {
+				// After a quoting error the reader cannot tell where the
+				// next row starts: stop rather than guess.
+				bad[len(bad)-1].Error += "; the rows after it were not read"
+				break
+			}
+			continue
+		}
+		if len(rec) != len(header) {
+			bad = append(bad, importError{Line: line, Error: fmt.Sprintf("want %d fields, got %d", len(header), len(rec))})
+			continue
+		}
+		o, err := csvOutlet(rec, col)
+		if err != nil {
+			bad = append(bad, importError{Line: line, Error: err.Error()})
+			continue
+		}
+		rows = append(rows, importRow{Line: line, Outlet: o})
+	}
+	return rows, bad, nil
+}
+
+func csvOutlet(rec []string, col map[string]int) (Outlet, error) {
+	get := func(name string) string { return rec[col[name]] }
+	o := Outlet{
+		ID: strings.TrimSpace(get("id")), Name: get("name"), District: strings.TrimSpace(get("district")),
+		Address: get("address"), Operator: strings.TrimSpace(get("operator")), Active: true,
+	}
+	var err error
+	if o.Lat, err = parseCoord(get("lat")); err != nil {
+		return o, fmt.Errorf("lat: %w", err)
+	}
+	if o.Lon, err = parseCoord(get("lon")); err != nil {
+		return o, fmt.Errorf("lon: %w", err)
+	}
+	if i, ok := col["active"]; ok {
+		if v := strings.TrimSpace(rec[i]); v != "" {
+			if o.Active, err = strconv.ParseBool(v); err != nil {
+				return o, fmt.Errorf("active: %q is not true or false", v)
+			}
+		}
+	}
+	return o, nil
+}
+
+func parseCoord(s string) (float64, error) {
+	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+		return 0, fmt.Errorf("%q is not a number", s)
+	}
+	return f, nil
+}
+
+func csvProblem(err error) string {
+	var pe *csv.ParseError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	if errors.Is(err, io.EOF) {
+		return "empty"
+	}
+	return "unreadable CSV"
+}
+
+// parseImportJSON reads a JSON array of outlet objects. Each element is
+// reported by the line its object starts on.
+func parseImportJSON(body []byte) ([]importRow, []importError, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	tok, err := dec.Token()
+	if err != nil || tok != json.Delim('[') {
+		return nil, nil, errInvalid("body", "body: want a JSON array of outlets")
+	}
+	var rows []importRow
+	var bad []importError
+	for dec.More() {
+		line := lineAt(body, int(dec.InputOffset()))
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			// The array itself is broken: nothing after this can be read.
+			bad = append(bad, importError{Line: line, Error: jsonProblem(err) + "; the rest was not read"})
+			return rows, bad, nil
+		}
+		in, err := decodeOutletJSON(raw)
+		if err == nil {
+			var o Outlet
+			if o, err = in.outlet(""); err == nil {
+				rows = append(rows, importRow{Line: line, Outlet: o})
+				continue
+			}
+		}
+		msg := err.Error()
+		var ae *apiError
+		if errors.As(err, &ae) {
+			msg = strings.TrimPrefix(ae.Detail, "body: ")
+		}
+		bad = append(bad, importError{Line: line, Error: msg})
+	}
+	if _, err := dec.Token(); err != nil {
+		bad = append(bad, importError{Line: lineAt(body, int(dec.InputOffset())), Error: "the array is not closed"})
+	}
+	return rows, bad, nil
+}
+
+// lineAt returns the 1-based line of the first byte at or after off that is
+// not white space or a comma (where the next array element starts).
+func lineAt(b []byte, off int) int {
+	for off < len(b) && (b[off] == ' ' || b[off] == '\t' || b[off] == '\r' || b[off] == '\n' || b[off] == ',') {
+		off++
+	}
+	return bytes.Count(b[:min(off, len(b))], []byte{'\n'}) + 1
+}
+
+// checkImportRows validates rows and rejects repeated ids (keeping the first),
+// so that one import never writes two versions of an outlet.
+func checkImportRows(rows []importRow, districts []string) ([]Outlet, []importError) {
+	seen := map[string]int{}
+	var good []Outlet
+	var bad []importError
+	for _, row := range rows {
+		if f, why := row.Outlet.validate(districts); f != "" {
+			bad = append(bad, importError{Line: row.Line, Error: f + ": " + why})
+			continue
+		}
+		if first, dup := seen[row.Outlet.ID]; dup {
+			bad = append(bad, importError{Line: row.Line, Error: fmt.Sprintf("id %q repeats line %d", row.Outlet.ID, first)})
+			continue
+		}
+		seen[row.Outlet.ID] = row.Line
+		good = append(good, row.Outlet)
+	}
+	return good, bad
+}

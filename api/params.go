@@ -1,0 +1,203 @@
+package main
+
+import (
+	"encoding/base64"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
+
+	"github.com/greenpost/greenpost/internal/metrics"
+	"github.com/greenpost/greenpost/internal/telemetry"
+)
+
+// query holds a request's query parameters, copied out of Fiber's buffers
+// and checked against the handler's list, so a typo (`form=`) is a 400
+// instead of a silently ignored filter.
+type query map[string]string
+
+// readQuery copies the query and refuses unknown or repeated parameters.
+func readQuery(c *fiber.Ctx, allowed ...string) (query, error) {
+	q := query{}
+	var err error
+	c.Context().QueryArgs().VisitAll(func(k, v []byte) {
+		if err != nil {
+			return
+		}
+		key := string(k) // string() copies: nothing of Fiber's buffer is kept
+		if !slices.Contains(allowed, key) {
+			takes := strings.Join(allowed, ", ")
+			if takes == "" {
+				takes = "none"
+			}
+			err = errInvalid(key, "unknown parameter %q (this route takes: %s)", key, takes)
+			return
+		}
+		if _, dup := q[key]; dup {
+			err = errInvalid(key, "parameter %q given twice", key)
+			return
+		}
+		q[key] = string(v)
+	})
+	return q, err
+}
+
+// param copies a path parameter (Fiber reuses the buffer it points into).
+func param(c *fiber.Ctx, name string) string { return utils.CopyString(c.Params(name)) }
+
+// outletID reads and checks the {id} path parameter.
+func outletID(c *fiber.Ctx) (string, error) {
+	id := param(c, "id")
+	if !telemetry.ValidID(id) {
+		return "", errInvalid("id", "outlet id: want [a-z0-9][a-z0-9_-]{0,63}")
+	}
+	return id, nil
+}
+
+// clock is the time source of handlers (fixed in tests).
+type clock func() time.Time
+
+// window reads from and to (RFC 3339, default: the 24 h before now), rounds
+// both down to whole minutes and checks from < to and the length limit.
+func (q query) window(now time.Time, maxWindow time.Duration) (metrics.Window, error) {
+	to := now
+	if v, ok := q["to"]; ok {
+		t, err := parseTime("to", v)
+		if err != nil {
+			return metrics.Window{}, err
+		}
+		to = t
+	}
+	from := to.Add(-24 * time.Hour)
+	if v, ok := q["from"]; ok {
+		t, err := parseTime("from", v)
+		if err != nil {
+			return metrics.Window{}, err
+		}
+		from = t
+	}
+	w := metrics.Window{From: from.UTC().Truncate(time.Minute), To: to.UTC().Truncate(time.Minute)}
+	if !w.From.Before(w.To) {
+		return w, errInvalid("from", "from must be before to (both rounded down to whole minutes)")
+	}
+	if w.To.Sub(w.From) > maxWindow {
+		return w, errInvalid("to", "the window is longer than the maximum of %s", fmtDuration(maxWindow))
+	}
+	return w, nil
+}
+
+func parseTime(name, v string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return t, errInvalid(name, "%s: want an RFC 3339 time such as 2026-11-28T10:00:00Z", name)
+	}
+	// Before 1970 or after 9999 only makes trouble downstream.
+	if t.Year() < 1970 || t.Year() > 9999 {
+		return t, errInvalid(name, "%s: out of range", name)
+	}
+	return t, nil
+}
+
+// step reads a series step: a whole number of minutes written as a Go
+// duration (15m, 1h) or days (1d, 7d); at most maxPoints steps fit the window.
+func (q query) step(w metrics.Window, def string, maxPoints int) (time.Duration, string, error) {
+	s, ok := q["step"]
+	if !ok {
+		s = def
+	}
+	var d time.Duration
+	var err error
+	if n, found := strings.CutSuffix(s, "d"); found {
+		var days int
+		days, err = strconv.Atoi(n)
+		d = time.Duration(days) * 24 * time.Hour
+	} else {
+		d, err = time.ParseDuration(s)
+	}
+	switch {
+	case err != nil || d < time.Minute || d%time.Minute != 0:
+		return 0, s, errInvalid("step", "step: want a whole number of minutes such as 15m, 1h or 1d")
+	case (w.To.Sub(w.From)+d-1)/d > time.Duration(maxPoints):
+		return 0, s, errInvalid("step", "step: the window would have more than %d points", maxPoints)
+	}
+	return d, s, nil
+}
+
+// oneOf reads an enumerated parameter.
+func (q query) oneOf(name, def string, values ...string) (string, error) {
+	v, ok := q[name]
+	if !ok {
+		return def, nil
+	}
+	if !slices.Contains(values, v) {
+		return "", errInvalid(name, "%s: want one of %s", name, strings.Join(values, ", "))
+	}
+	return v, nil
+}
+
+// id reads an optional parameter in the id charset (district, operator).
+func (q query) id(name string) (string, error) {
+	v, ok := q[name]
+	if !ok {
+		return "", nil
+	}
+	if !telemetry.ValidID(v) {
+		return "", errInvalid(name, "%s: want [a-z0-9][a-z0-9_-]{0,63}", name)
+	}
+	return v, nil
+}
+
+// limit reads a page size in [1, max].
+func (q query) limit(def, max int) (int, error) {
+	v, ok := q["limit"]
+	if !ok {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > max {
+		return 0, errInvalid("limit", "limit: want an integer from 1 to %d", max)
+	}
+	return n, nil
+}
+
+// Cursors are opaque to clients: base64url of the last id of a page.
+func encodeCursor(lastID string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(lastID))
+}
+
+func (q query) cursor() (string, error) {
+	v, ok := q["cursor"]
+	if !ok {
+		return "", nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(v)
+	if err != nil || !telemetry.ValidID(string(b)) {
+		return "", errInvalid("cursor", "cursor: not a cursor this API gave out")
+	}
+	return string(b), nil
+}
+
+// wantCSV reads ?format= and the Accept header: CSV when asked for by
+// either, JSON otherwise.
+func wantCSV(c *fiber.Ctx) (bool, error) {
+	switch f := c.Query("format"); f {
+	case "csv":
+		return true, nil
+	case "json":
+		return false, nil
+	case "":
+	default:
+		return false, errInvalid("format", "format: want csv or json")
+	}
+	return c.Accepts(fiber.MIMEApplicationJSON, "text/csv") == "text/csv", nil
+}
+
+func fmtDuration(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return strconv.Itoa(int(d/(24*time.Hour))) + "d"
+	}
+	return d.String()
+}
