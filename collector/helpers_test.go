@@ -12,6 +12,8 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/greenpost/greenpost/internal/testenv"
 )
@@ -177,4 +179,16 @@ func binMsgs(outlet string, devices, n int, base time.Time) []testMsg {
 
 func countBins(outlet string) string {
 	return fmt.Sprintf(`SELECT count(seq) FROM bin WHERE outlet = '%s'`, outlet)
+}
+
+// metricValue reads a counter or gauge.
+func metricValue(c prometheus.Collector) float64 {
+	ch := make(chan prometheus.Metric, 1)
+	c.Collect(ch)
+	var out dto.Metric
+	(<-ch).Write(&out)
+	if out.Counter != nil {
+		return out.Counter.GetValue()
+	}
+	return out.Gauge.GetValue()
 }

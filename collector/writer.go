@@ -63,7 +63,7 @@ func (w *writer) Run(ctx context.Context, drain <-chan struct{}) error {
 			return err
 		}
 		if b.points > 0 {
-			if err := w.write(ctx, b.body, b.points); err != nil {
+			if err := w.write(ctx, b.body, b.points, true); err != nil {
 				if ctx.Err() != nil {
 					return nil // shutdown: the batch stays in the spool
 				}
@@ -133,8 +133,9 @@ func (w *writer) fill(ctx context.Context, drain <-chan struct{}, r *spool.Reade
 	return false, nil
 }
 
-// write sends body with retries. A permanent rejection splits the batch.
-func (w *writer) write(ctx context.Context, body []byte, points int) error {
+// write sends body with retries. A permanent rejection splits the batch
+// (when split is set) or is returned.
+func (w *writer) write(ctx context.Context, body []byte, points int, split bool) error {
 	backoff := 100 * time.Millisecond
 	for {
 		start := time.Now()
@@ -159,6 +160,9 @@ func (w *writer) write(ctx context.Context, body []byte, points int) error {
 		switch store.ClassOf(err) {
 		case store.Permanent:
 			w.setDown(false, nil)
+			if !split {
+				return err
+			}
 			return w.split(ctx, body, err)
 		case store.Fatal:
 			w.setDown(true, err)
@@ -184,9 +188,10 @@ func (w *writer) split(ctx context.Context, body []byte, cause error) error {
 		w.m.rejectedPoints.Inc()
 		w.log.Warn("influxdb rejected a point: stored as a dead letter", "err", cause, "point", telemetry.TruncateUTF8(string(body), 200))
 		dl := telemetry.AppendDeadLetter(nil, reasonInfluxRejected, "", bytes.TrimSuffix(body, []byte{'\n'}), time.Now())
-		err := w.write(ctx, dl, 1)
+		err := w.write(ctx, dl, 1, false)
 		if err != nil && store.ClassOf(err) == store.Permanent {
-			return nil // even the dead letter was refused; counted above
+			w.log.Error("influxdb refused the dead letter too: point dropped (counted)", "err", err)
+			return nil
 		}
 		return err
 	}
@@ -200,10 +205,10 @@ func (w *writer) split(ctx context.Context, body []byte, cause error) error {
 			}
 		}
 	}
-	if err := w.write(ctx, body[:mid], lines/2); err != nil {
+	if err := w.write(ctx, body[:mid], lines/2, true); err != nil {
 		return err
 	}
-	return w.write(ctx, body[mid:], lines-lines/2)
+	return w.write(ctx, body[mid:], lines-lines/2, true)
 }
 
 func (w *writer) setDown(down bool, err error) {
