@@ -83,10 +83,11 @@ func (o *Outlet) Collection(seed int64, t0, t1 time.Time) (time.Time, bool) {
 // Device is the state of one simulated device. It is not safe for
 // concurrent use: each device has one owner.
 type Device struct {
-	Ref  DeviceRef
-	seed int64
-	data *rand.Rand // readings: arrivals, classes, battery, radio
-	flt  *rand.Rand // fault decisions, kept apart so faults leave readings alone
+	Ref   DeviceRef
+	seed  int64
+	data  *rand.Rand // readings: arrivals, classes, battery, radio
+	flt   *rand.Rand // fault decisions, kept apart so faults leave readings alone
+	sched *rand.Rand // report times, kept apart so faults leave the schedule alone
 
 	Boot, Seq int64 // Seq is the seq of the next message
 	last      time.Time
@@ -111,10 +112,11 @@ func (c *City) NewDevice(ref DeviceRef) *Device {
 	h.Write([]byte(ref.ID))
 	id := h.Sum64()
 	d := &Device{
-		Ref:  ref,
-		seed: c.Seed,
-		data: rand.New(rand.NewPCG(uint64(c.Seed), id)),
-		flt:  rand.New(rand.NewPCG(uint64(c.Seed)^0x66617531, id)), // "fau1"
+		Ref:   ref,
+		seed:  c.Seed,
+		data:  rand.New(rand.NewPCG(uint64(c.Seed), id)),
+		flt:   rand.New(rand.NewPCG(uint64(c.Seed)^0x66617531, id)), // "fau1"
+		sched: rand.New(rand.NewPCG(uint64(c.Seed)^0x73636831, id)), // "sch1"
 	}
 	d.Boot = int64(1 + d.data.IntN(8))
 	if ref.Kind == telemetry.KindBin {
@@ -128,6 +130,9 @@ func (c *City) NewDevice(ref DeviceRef) *Device {
 
 // FaultRand is the device's random stream for fault decisions.
 func (d *Device) FaultRand() *rand.Rand { return d.flt }
+
+// ScheduleRand is the device's random stream for its report times.
+func (d *Device) ScheduleRand() *rand.Rand { return d.sched }
 
 // Advance moves the device to virtual time t: parcels and deposits arrive
 // since the previous call, a collection round may empty a bin, the battery
