@@ -72,6 +72,8 @@ func jsonProblem(err error) string {
 	var te *json.UnmarshalTypeError
 	var se *json.SyntaxError
 	switch {
+	case errors.As(err, &te) && te.Field == "":
+		return "want an object, got " + te.Value
 	case errors.As(err, &te):
 		return fmt.Sprintf("%s: wrong type (%s)", te.Field, te.Value)
 	case errors.As(err, &se):
@@ -114,7 +116,9 @@ func parseImportCSV(body []byte) ([]importRow, []importError, error) {
 	col := map[string]int{}
 	for i, h := range header {
 		h = strings.TrimSpace(strings.TrimPrefix(h, "\uFEFF"))
-		if !slices.Contains(csvColumns, h) && h != "active" {
+		// active is optional; updated (in our own exports) is ignored, so
+		// an export imports again as it is.
+		if !slices.Contains(csvColumns, h) && h != "active" && h != "updated" {
 			return nil, nil, errInvalid("body", "CSV header: unknown column %q (want %s and optionally active)", h, strings.Join(csvColumns, ","))
 		}
 		if _, dup := col[h]; dup {

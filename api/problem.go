@@ -17,18 +17,18 @@ import (
 // Error codes of the API. Handlers return *apiError with one of these;
 // problemStatus maps them to HTTP in one place (WTF's ErrorStatusCode).
 const (
-	codeInvalid      = "invalid"       // a bad parameter or body
-	codeUnauthorized = "unauthorized"  // no key or an unknown key
-	codeForbidden    = "forbidden"     // the key's role does not allow this
-	codeNotFound     = "not_found"     // no such outlet or route
-	codeMethod       = "method"        // the route exists, the method does not
-	codeTooLarge     = "too_large"     // body over the limit
-	codeMediaType    = "media_type"    // a body of a type we do not read
-	codeRateLimited  = "rate_limited"  // the key's token bucket is empty
-	codeUnavailable  = "unavailable"   // InfluxDB (or the registry) cannot answer now
-	codeTimeout      = "timeout"       // the request ran out of time
-	codeInternal     = "internal"      // a bug: details only in the log
-	codeNotReady     = "not_ready"     // /readyz: a dependency is down
+	codeInvalid      = "invalid"        // a bad parameter or body
+	codeUnauthorized = "unauthorized"   // no key or an unknown key
+	codeForbidden    = "forbidden"      // the key's role does not allow this
+	codeNotFound     = "not_found"      // no such outlet or route
+	codeMethod       = "method"         // the route exists, the method does not
+	codeTooLarge     = "too_large"      // body over the limit
+	codeMediaType    = "media_type"     // a body of a type we do not read
+	codeRateLimited  = "rate_limited"   // the key's token bucket is empty
+	codeUnavailable  = "unavailable"    // InfluxDB (or the registry) cannot answer now
+	codeTimeout      = "timeout"        // the request ran out of time
+	codeInternal     = "internal"       // a bug: details only in the log
+	codeNotReady     = "not_ready"      // /readyz: a dependency is down
 	codeBadGateway   = "bad_dependency" // InfluxDB refused our query (a bug or a bad setting)
 )
 

@@ -70,9 +70,9 @@ type outletCompleteness struct {
 
 // outletRates is GET /v1/outlets/{id}/rates (api-v1 fields first).
 type outletRates struct {
-	Outlet string      `json:"outlet"`
-	From   time.Time   `json:"from"`
-	To     time.Time   `json:"to"`
+	Outlet  string      `json:"outlet"`
+	From    time.Time   `json:"from"`
+	To      time.Time   `json:"to"`
 	Parcels parcelsJSON `json:"parcels"`
 	rates
 	BoxesRecovered int64   `json:"boxes_recovered"`
