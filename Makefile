@@ -18,6 +18,7 @@ build:
 tools:
 	@echo "influxd:   $$(deploy/tools/ensure-influxd.sh)"
 	@echo "mosquitto: $$(deploy/tools/ensure-mosquitto.sh)"
+	@echo "chromium:  $$(deploy/tools/ensure-chromium.sh)"
 
 vet:
 	$(GO) vet $(PKGS)
