@@ -257,12 +257,21 @@ func runLoad(ctx context.Context, cfg config, c *city.City, log *slog.Logger) (m
 			d.quota++
 		}
 		k := 0
+		var lastTS int64
 		d.gen = func(buf []byte) []byte {
 			// The virtual clock moves one interval per message, so the
 			// readings are those of live mode for the same seed.
 			d.model.Advance(liveEpoch.Add(time.Duration(k) * cfg.Interval))
 			k++
-			return d.model.AppendTelemetry(buf, time.Now().UnixMilli())
+			// A point is identified by its tags and time: two messages of a
+			// device in the same millisecond would overwrite each other, and
+			// a load test counting stored points would never see them all.
+			ts := time.Now().UnixMilli()
+			if ts <= lastTS {
+				ts = lastTS + 1
+			}
+			lastTS = ts
+			return d.model.AppendTelemetry(buf, ts)
 		}
 	}
 	rssBefore, heapBefore := rss(), heapAndStacks()
