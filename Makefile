@@ -7,7 +7,7 @@ PKGS := ./...
 # go test output of the last `make test`, for reading failures.
 TESTLOG ?= $(or $(TMPDIR),/tmp)/greenpost-test.log
 
-.PHONY: all build test tools vet bench bench-telemetry clean
+.PHONY: all build test tools vet bench bench-telemetry bench-sim clean
 
 all: build
 
@@ -37,10 +37,15 @@ test: tools vet
 
 # Benchmarks (never timed assertions in tests). See docs/benchmarks.md.
 # Each part adds its own bench-<part> target to this list.
-bench: bench-telemetry
+bench: bench-telemetry bench-sim
 
 bench-telemetry:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/telemetry/
+
+# Simulator: publish rate against a real Mosquitto beside the broker's
+# ceiling, CPU per message, memory per 10,000 connected devices (whole runs).
+bench-sim: tools
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./firmware-sim/
 
 clean:
 	rm -rf bin

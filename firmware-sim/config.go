@@ -234,9 +234,9 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	if c.Mode == modeHistory {
 		// Every point must pass the collector's check when it is written:
-		// no more than 30 days old (with a minute to spare) and not ahead.
-		if start := c.End.Add(-time.Duration(c.Days) * 24 * time.Hour); start.Before(now.Add(-telemetry.MaxPast + time.Minute)) {
-			r.Problem("-days", "history from %s is older than telemetry-v1's 30 days", start.Format(time.RFC3339))
+		// no more than 30 days old and not ahead (runHistory clips the start).
+		if c.End.Before(now.Add(-telemetry.MaxPast + time.Hour)) {
+			r.Problem("-end", "%s leaves no history within telemetry-v1's 30 days", c.End.Format(time.RFC3339))
 		}
 		if c.End.After(now) {
 			r.Problem("-end", "%s is in the future", c.End.Format(time.RFC3339))

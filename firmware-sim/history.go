@@ -85,6 +85,13 @@ func (h *historyDevice) report(buf []byte, t time.Time, cfg *config, now time.Ti
 func runHistory(ctx context.Context, cfg config, c *city.City, log *slog.Logger) (map[string]any, error) {
 	end := cfg.End
 	start := end.Add(-time.Duration(cfg.Days) * 24 * time.Hour)
+	// A point older than 30 days fails telemetry-v1 (ts_past): keep the
+	// oldest ones a minute inside the limit, so every point is valid when
+	// written (and over MQTT, when the collector receives it).
+	if oldest := time.Now().Add(-telemetry.MaxPast + time.Minute).Truncate(time.Minute); start.Before(oldest) {
+		log.Info("history clipped to telemetry-v1's 30 days", "from", oldest, "asked", start)
+		start = oldest
+	}
 	var truth *city.Truth
 	if cfg.TruthFile != "" {
 		truth = city.NewTruth(c)

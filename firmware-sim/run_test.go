@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,12 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if n, _ := strconv.Atoi(os.Getenv(pahoProbeEnv)); n > 0 {
+		pahoProbe(n)
+	}
+	if n, _ := strconv.Atoi(os.Getenv(rawProbeEnv)); n > 0 {
+		rawProbe(n)
+	}
 	if os.Getenv(testenv.AsMainEnv) == "1" {
 		settings.Main(run)
 	}
