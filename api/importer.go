@@ -138,7 +138,10 @@ func parseImportCSV(body []byte) ([]importRow, []importError, error) {
 		if err == io.EOF {
 			break
 		}
-		line, _ := r.FieldPos(0)
+		var line int
+		if len(rec) > 0 {
+			line, _ = r.FieldPos(0)
+		}
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {

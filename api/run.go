@@ -17,6 +17,9 @@ import (
 // shutdownGrace bounds how long in-flight requests may take after SIGTERM.
 const shutdownGrace = 20 * time.Second
 
+// buildEngine is newEngine; the drain test swaps in an engine it controls.
+var buildEngine = newEngine
+
 // run is the whole API server; main only calls it.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, err := loadConfig(getenv)
@@ -31,7 +34,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer db.Close()
 
 	reg := newRegistry(db, cfg.Bucket, cfg.Districts, log)
-	engine, engineWorker := newEngine(db, cfg, log)
+	engine, engineWorker := buildEngine(db, cfg, log)
 	app := newApp(&deps{
 		cfg: cfg, log: log, db: db, reg: reg, engine: engine,
 		fill: fillQuery{db: db, bucket: cfg.Bucket}, now: time.Now, promReg: newPromRegistry(),
