@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -166,9 +165,4 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
-}
-
-// logErr is a small helper for "log and go on" places.
-func logErr(log *slog.Logger, msg string, err error, args ...any) {
-	log.Warn(msg, append(args, "err", err.Error())...)
 }
