@@ -7,7 +7,7 @@ PKGS := ./...
 # go test output of the last `make test`, for reading failures.
 TESTLOG ?= $(or $(TMPDIR),/tmp)/greenpost-test.log
 
-.PHONY: all build test tools vet bench bench-telemetry bench-sim clean
+.PHONY: all build test tools vet bench bench-telemetry bench-collector bench-sim clean
 
 all: build
 
@@ -37,10 +37,16 @@ test: tools vet
 
 # Benchmarks (never timed assertions in tests). See docs/benchmarks.md.
 # Each part adds its own bench-<part> target to this list.
-bench: bench-telemetry bench-sim
+bench: bench-telemetry bench-collector bench-sim
 
 bench-telemetry:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/telemetry/
+
+# End to end on this machine, side by side in one run: the broker's ceiling,
+# the collector, a tuned Telegraf 1.37 (built once), latency at 5k msg/s.
+bench-collector: build
+	@deploy/tools/ensure-telegraf.sh >/dev/null
+	$(GO) run ./bench/collector -bin bin -telegraf "$$(deploy/tools/ensure-telegraf.sh)"
 
 # Simulator: publish rate against a real Mosquitto beside the broker's
 # ceiling, CPU per message, memory per 10,000 connected devices (whole runs).

@@ -126,3 +126,14 @@ func TestInfluxFaults(t *testing.T) {
 		t.Fatalf("database lost across a restart: %s", out)
 	}
 }
+
+func TestReadProcStats(t *testing.T) {
+	in := SharedInflux(t)
+	st, err := ReadProcStats(in.PID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.PeakRSSKiB < 1024 || st.CPUSeconds < 0 {
+		t.Fatalf("influxd stats %+v", st)
+	}
+}

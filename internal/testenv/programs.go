@@ -1,0 +1,61 @@
+package testenv
+
+import (
+	"os"
+	"strconv"
+	"strings"
+)
+
+// NewInflux starts an influxd in dir for a program (a benchmark); the caller stops it.
+func NewInflux(dir string) (*Influx, error) { return startInflux(dir) }
+
+// NewMosquitto starts a broker in dir for a program; the caller stops it.
+func NewMosquitto(dir string, opts MosquittoOptions) (*Mosquitto, error) {
+	return startMosquitto(dir, opts)
+}
+
+// PID returns the server's process id (0 when it is not running).
+func (in *Influx) PID() int { return in.srv.pid() }
+
+// PID returns the broker's process id (0 when it is not running).
+func (m *Mosquitto) PID() int { return m.srv.pid() }
+
+func (s *server) pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
+// ProcStats are a process's CPU time so far and its peak resident memory,
+// read from /proc (Linux).
+type ProcStats struct {
+	CPUSeconds float64
+	PeakRSSKiB int64
+}
+
+// ReadProcStats reads /proc/<pid>/stat and /proc/<pid>/status.
+func ReadProcStats(pid int) (ProcStats, error) {
+	var st ProcStats
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return st, err
+	}
+	// Fields after the command name (which may hold spaces) start after ")".
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	st.CPUSeconds = (utime + stime) / 100 // USER_HZ is 100 on Linux
+	b, err = os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return st, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			st.PeakRSSKiB, _ = strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+		}
+	}
+	return st, nil
+}
