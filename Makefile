@@ -7,7 +7,7 @@ PKGS := ./...
 # go test output of the last `make test`, for reading failures.
 TESTLOG ?= $(or $(TMPDIR),/tmp)/greenpost-test.log
 
-.PHONY: all build test tools vet bench bench-telemetry bench-collector bench-sim clean
+.PHONY: all build test tools vet bench bench-telemetry bench-collector bench-sim bench-api clean
 
 all: build
 
@@ -37,10 +37,14 @@ test: tools vet
 
 # Benchmarks (never timed assertions in tests). See docs/benchmarks.md.
 # Each part adds its own bench-<part> target to this list.
-bench: bench-telemetry bench-collector bench-sim
+bench: bench-telemetry bench-collector bench-sim bench-api
 
 bench-telemetry:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/telemetry/
+
+# The API's own share of a request (1,000 outlets, fake engine, real HTTP).
+bench-api: tools
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./api/
 
 # End to end on this machine, side by side in one run: the broker's ceiling,
 # the collector, a tuned Telegraf 1.37 (built once), latency at 5k msg/s.

@@ -116,6 +116,11 @@ func freshBucket(t *testing.T, in *testenv.Influx) string {
 
 func openStore(t *testing.T, in *testenv.Influx, bucket string) *store.Store {
 	t.Helper()
+	return openStoreTB(t, in, bucket)
+}
+
+func openStoreTB(t testing.TB, in *testenv.Influx, bucket string) *store.Store {
+	t.Helper()
 	s, err := store.Open(store.Config{URL: in.URL, Bucket: bucket, Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)

@@ -27,6 +27,7 @@ const (
 	codeRateLimited  = "rate_limited"   // the key's token bucket is empty
 	codeUnavailable  = "unavailable"    // InfluxDB (or the registry) cannot answer now
 	codeTimeout      = "timeout"        // the request ran out of time
+	codeSlowClient   = "slow_client"    // the request did not arrive in time
 	codeInternal     = "internal"       // a bug: details only in the log
 	codeNotReady     = "not_ready"      // /readyz: a dependency is down
 	codeBadGateway   = "bad_dependency" // InfluxDB refused our query (a bug or a bad setting)
@@ -43,6 +44,7 @@ var problemStatus = map[string]int{
 	codeRateLimited:  http.StatusTooManyRequests,
 	codeUnavailable:  http.StatusServiceUnavailable,
 	codeTimeout:      http.StatusGatewayTimeout,
+	codeSlowClient:   http.StatusRequestTimeout,
 	codeInternal:     http.StatusInternalServerError,
 	codeNotReady:     http.StatusServiceUnavailable,
 	codeBadGateway:   http.StatusBadGateway,
@@ -109,7 +111,7 @@ func classify(err error) *apiError {
 		case http.StatusRequestEntityTooLarge:
 			return &apiError{Code: codeTooLarge, Detail: "the body is larger than the limit"}
 		case http.StatusRequestTimeout:
-			return &apiError{Code: codeTimeout, Detail: "the request took too long to arrive"}
+			return &apiError{Code: codeSlowClient, Detail: "the request took too long to arrive"}
 		case http.StatusRequestHeaderFieldsTooLarge:
 			return &apiError{Code: codeInvalid, Detail: "request headers too large"}
 		}
