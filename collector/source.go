@@ -37,6 +37,7 @@ type mqttSource struct {
 	filters map[string]byte
 	client  mqtt.Client
 
+	wg        sync.WaitGroup // the connect loop
 	stopOnce  sync.Once
 	stopped   chan struct{} // closed by StopConsuming
 	connected atomic.Bool
@@ -61,9 +62,10 @@ func newMQTTSource(cfg config, out chan<- message, log *slog.Logger, m *metrics)
 		SetAutoAckDisabled(true).
 		// One handler at a time, in arrival order: acks then go out in order too.
 		SetOrderMatters(true).
+		// After the first connection paho reconnects by itself; the first
+		// connection is retried by Start, which can log why it fails.
 		SetAutoReconnect(true).
-		SetConnectRetry(true).
-		SetConnectRetryInterval(2 * time.Second).
+		SetConnectRetry(false).
 		SetMaxReconnectInterval(30 * time.Second).
 		SetKeepAlive(30 * time.Second).
 		SetPingTimeout(10 * time.Second).
@@ -97,8 +99,29 @@ func newMQTTSource(cfg config, out chan<- message, log *slog.Logger, m *metrics)
 	return s, nil
 }
 
-// Start connects in the background; paho retries until it succeeds.
-func (s *mqttSource) Start() { s.client.Connect() }
+// Start connects in the background, retrying with capped backoff (and a
+// log line per failure) until it succeeds or StopConsuming is called.
+func (s *mqttSource) Start() {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		backoff := 500 * time.Millisecond
+		for {
+			tok := s.client.Connect()
+			tok.Wait() // bounded by the connect timeout
+			if tok.Error() == nil {
+				return
+			}
+			s.log.Warn("mqtt connect failed", "err", tok.Error(), "retry_in", backoff.String())
+			select {
+			case <-s.stopped:
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, 30*time.Second)
+		}
+	}()
+}
 
 func (s *mqttSource) onConnect(c mqtt.Client) {
 	s.m.mqttConnectCount.Inc()
@@ -144,6 +167,7 @@ func (s *mqttSource) StopConsuming() { s.stopOnce.Do(func() { close(s.stopped) }
 // Close disconnects, giving queued acknowledgements time to leave.
 func (s *mqttSource) Close() {
 	s.StopConsuming()
+	s.wg.Wait()
 	s.client.Disconnect(1000)
 	s.connected.Store(false)
 	s.m.mqttConnected.Set(0)
