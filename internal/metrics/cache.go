@@ -1,0 +1,119 @@
+package metrics
+
+import (
+	"context"
+	"sync"
+)
+
+// rawCache keeps the raw data of a few closed hours for every outlet. A
+// window that does not start on a whole hour needs the raw data of the
+// hour it starts in; for the whole city that read costs InfluxDB about
+// 150 ms, while the hour changes once an hour for "the last N days". An
+// hour's entry is dropped when the roll-up finds that hour changed
+// (invalidate), so the cache is exactly as fresh as the roll-up itself.
+type rawCache struct {
+	mu      sync.Mutex
+	max     int
+	entries map[int64]*cacheEntry
+	gen     map[int64]uint64 // bumped by invalidate; an entry of an older gen is stale
+	tick    uint64
+}
+
+type cacheEntry struct {
+	gen  uint64
+	done chan struct{}
+	data rawSet
+	err  error
+	used uint64
+}
+
+func newRawCache(max int) *rawCache {
+	return &rawCache{max: max, entries: map[int64]*cacheEntry{}, gen: map[int64]uint64{}}
+}
+
+// peek returns the cached data of an hour when it is there and ready.
+func (c *rawCache) peek(hour int64) rawSet {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.entries[hour]
+	if e == nil || e.gen != c.gen[hour] {
+		return nil
+	}
+	select {
+	case <-e.done:
+		if e.err == nil {
+			c.tick++
+			e.used = c.tick
+			return e.data
+		}
+	default:
+	}
+	return nil
+}
+
+// get returns the hour's data, reading it with fetch once for all the
+// requests that ask at the same time.
+func (c *rawCache) get(ctx context.Context, hour int64, fetch func(context.Context) (rawSet, error)) (rawSet, error) {
+	for {
+		c.mu.Lock()
+		e := c.entries[hour]
+		if e != nil && e.gen == c.gen[hour] {
+			c.tick++
+			e.used = c.tick
+			c.mu.Unlock()
+			select {
+			case <-e.done:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			if e.err == nil {
+				return e.data, nil
+			}
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			continue // the reader failed (perhaps its own request ended): try again
+		}
+		e = &cacheEntry{gen: c.gen[hour], done: make(chan struct{})}
+		c.tick++
+		e.used = c.tick
+		c.entries[hour] = e
+		c.evict()
+		c.mu.Unlock()
+
+		e.data, e.err = fetch(ctx)
+		c.mu.Lock()
+		if e.err != nil || e.gen != c.gen[hour] {
+			if c.entries[hour] == e {
+				delete(c.entries, hour)
+			}
+		}
+		c.mu.Unlock()
+		close(e.done)
+		return e.data, e.err
+	}
+}
+
+// evict drops the least recently used entries beyond max. Called with mu.
+func (c *rawCache) evict() {
+	for len(c.entries) > c.max {
+		var oldest int64
+		var min uint64 = ^uint64(0)
+		for h, e := range c.entries {
+			if e.used < min {
+				min, oldest = e.used, h
+			}
+		}
+		delete(c.entries, oldest)
+	}
+}
+
+// invalidate forgets hours whose raw data changed.
+func (c *rawCache) invalidate(hours []int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, h := range hours {
+		c.gen[h]++
+		delete(c.entries, h)
+	}
+}

@@ -1,0 +1,464 @@
+package metrics
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/greenpost/greenpost/internal/store"
+	"github.com/greenpost/greenpost/internal/telemetry"
+)
+
+// Errors of the engine, for the API to map to HTTP answers.
+var (
+	// ErrBadWindow: from is not before to, or they are not whole minutes.
+	ErrBadWindow = errors.New("metrics: window must be whole minutes with from before to")
+	// ErrNotReady: the roll-up is still loading or building and the window
+	// would need too much raw data meanwhile. Retry later (HTTP 503).
+	ErrNotReady = errors.New("metrics: roll-up not ready for this window yet")
+)
+
+// maxLiveOutletHours bounds the raw data one request may read when a
+// roll-up exists (outlets × hours of live raw reads): the whole city for a
+// day, one outlet for years. Beyond it the answer waits for the roll-up
+// (ErrNotReady) rather than let a request scan InfluxDB for minutes.
+const maxLiveOutletHours = 30_000
+
+// InfluxEngine implements Engine on InfluxDB: from the roll-up's memory
+// index where it can, from raw data for the rest.
+type InfluxEngine struct {
+	st    *store.Store
+	opts  Options
+	roll  *Rollup // nil: every answer from raw data (the reference path)
+	src   *sourcePicker
+	cache *rawCache
+}
+
+var _ Engine = (*InfluxEngine)(nil)
+
+// NewInfluxEngine returns an engine over st. With roll nil every answer is
+// computed from raw data (exact, but a month of the whole city is far too
+// much for one request); with the roll-up worker of the same options,
+// windows are served from its index and the raw data of the edges.
+//
+// Wiring in a binary (see also NewRollup):
+//
+//	roll, err := metrics.NewRollup(st, opts, metrics.RollupConfig{Logger: log, Registerer: reg})
+//	eng, err := metrics.NewInfluxEngine(st, opts, roll)
+//	g.Go(func() error { return roll.Run(ctx) }) // stops on ctx, after flushing its writes
+func NewInfluxEngine(st *store.Store, opts Options, roll *Rollup) (*InfluxEngine, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	e := &InfluxEngine{st: st, opts: opts, roll: roll, cache: newRawCache(6)}
+	if roll != nil {
+		if roll.opts != opts {
+			return nil, fmt.Errorf("metrics: engine options %+v differ from the roll-up's %+v", opts, roll.opts)
+		}
+		e.src = roll.src
+		roll.onInvalidate = e.cache.invalidate
+	} else {
+		e.src = newSourcePicker(st, Auto)
+	}
+	return e, nil
+}
+
+// NewRawEngine returns an engine that reads only raw data with the given
+// query language: the reference path, for tests and the naive benchmark.
+func NewRawEngine(st *store.Store, opts Options, lang QueryLanguage) (*InfluxEngine, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	return &InfluxEngine{st: st, opts: opts, src: newSourcePicker(st, lang), cache: newRawCache(0)}, nil
+}
+
+func (o Options) validate() error {
+	if o.Staleness <= 0 || o.Staleness > 24*time.Hour {
+		return fmt.Errorf("metrics: staleness %v: want more than 0 and at most 24h", o.Staleness)
+	}
+	if !(o.FullPct >= 0 && o.FullPct <= 100) {
+		return fmt.Errorf("metrics: full_pct %v: want 0 to 100", o.FullPct)
+	}
+	return nil
+}
+
+func (w Window) check() error {
+	if !w.From.Before(w.To) || !w.From.Truncate(time.Minute).Equal(w.From) || !w.To.Truncate(time.Minute).Equal(w.To) {
+		return ErrBadWindow
+	}
+	return nil
+}
+
+// Outlets computes each listed outlet over w.
+func (e *InfluxEngine) Outlets(ctx context.Context, w Window, outlets []string) (map[string]Outlet, error) {
+	if err := w.check(); err != nil {
+		return nil, err
+	}
+	res, err := e.evaluate(ctx, []Window{w}, outlets)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]Outlet, len(outlets))
+	for i, o := range outlets {
+		out[o] = res[0][i]
+	}
+	return out, nil
+}
+
+// Series computes one outlet over consecutive steps of w.
+func (e *InfluxEngine) Series(ctx context.Context, outlet string, w Window, step time.Duration) ([]Outlet, error) {
+	if err := w.check(); err != nil {
+		return nil, err
+	}
+	if step < time.Minute || step%time.Minute != 0 {
+		return nil, fmt.Errorf("metrics: step %v: want whole minutes", step)
+	}
+	if n := w.To.Sub(w.From) / step; n > 100_000 {
+		return nil, fmt.Errorf("metrics: %d steps: too many", n)
+	}
+	var ws []Window
+	for f := w.From; f.Before(w.To); f = f.Add(step) {
+		t := f.Add(step)
+		if t.After(w.To) {
+			t = w.To
+		}
+		ws = append(ws, Window{From: f, To: t})
+	}
+	res, err := e.evaluate(ctx, ws, []string{outlet})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Outlet, len(ws))
+	for i := range ws {
+		out[i] = res[i][0]
+	}
+	return out, nil
+}
+
+// evaluate answers every outlet over every window: res[window][outlet].
+func (e *InfluxEngine) evaluate(ctx context.Context, ws []Window, outlets []string) ([][]Outlet, error) {
+	src, err := e.src.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if e.roll == nil {
+		return e.evaluateRaw(ctx, src, ws, outlets)
+	}
+	snap, err := e.roll.snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	plans := make([][]piece, len(ws))
+	for i, w := range ws {
+		plans[i] = planWindow(snap, w)
+	}
+	needs := needsOf(plans)
+	many := len(outlets) > maxOutletFilter
+	// Closed hours: from the cache when it has them; a request for many
+	// outlets reads them for the whole city and fills the cache; a small
+	// request reads just its outlets, along with its live ranges.
+	cached := map[int64]rawSet{}
+	var fetchHours []int64
+	for _, h := range needs.hours {
+		if rs := e.cache.peek(h); rs != nil {
+			cached[h] = rs
+		} else if many {
+			fetchHours = append(fetchHours, h)
+		} else {
+			needs.live = append(needs.live, [2]int64{h, h + hourNS})
+		}
+	}
+	needs.live = coalesce(needs.live)
+	n := len(outlets)
+	if many {
+		n = max(n, len(snap.outlets))
+	}
+	if float64(n)*span(needs.live).Hours() > maxLiveOutletHours {
+		return nil, fmt.Errorf("%w: %d outlets × %v of raw data", ErrNotReady, len(outlets), span(needs.live))
+	}
+
+	live := rawSet{}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	filter := outlets
+	if many {
+		filter = nil
+	}
+	for _, r := range needs.live {
+		g.Go(func() error {
+			rs := rawSet{}
+			if err := src.raw(gctx, r[0], r[1], filter, rs); err != nil {
+				return err
+			}
+			mu.Lock()
+			mergeRaw(live, rs)
+			mu.Unlock()
+			return nil
+		})
+	}
+	for _, h := range fetchHours {
+		g.Go(func() error {
+			rs, err := e.cache.get(gctx, h, func(ctx context.Context) (rawSet, error) {
+				rs := rawSet{}
+				if err := src.raw(ctx, h, h+hourNS, nil, rs); err != nil {
+					return nil, err
+				}
+				rs.normalize()
+				return rs, nil
+			})
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			cached[h] = rs
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	live.normalize()
+	rawFor := func(p piece) rawSet {
+		if rs, ok := cached[p.cacheHour]; ok && p.cacheHour >= 0 {
+			return rs
+		}
+		return live
+	}
+	res := make([][]Outlet, len(ws))
+	a := &acc{intern: map[string]string{}}
+	for i, w := range ws {
+		res[i] = make([]Outlet, len(outlets))
+		for j, o := range outlets {
+			if res[i][j], err = a.evalOutlet(snap, o, w, plans[i], e.opts, rawFor); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return res, nil
+}
+
+// evaluateRaw is metrics-v1 on raw data only: one read of everything the
+// windows need, then the reference computation.
+func (e *InfluxEngine) evaluateRaw(ctx context.Context, src source, ws []Window, outlets []string) ([][]Outlet, error) {
+	from, to := ws[0].From, ws[0].To
+	for _, w := range ws {
+		if w.From.Before(from) {
+			from = w.From
+		}
+		if w.To.After(to) {
+			to = w.To
+		}
+	}
+	rs := rawSet{}
+	filter := outlets
+	if len(outlets) > maxOutletFilter {
+		filter = nil
+	}
+	look := from.Add(-24 * time.Hour)
+	if st := from.Add(-e.opts.Staleness); st.Before(look) {
+		look = st
+	}
+	if err := src.raw(ctx, look.UnixNano(), to.UnixNano(), filter, rs); err != nil {
+		return nil, err
+	}
+	rs.normalize()
+	res := make([][]Outlet, len(ws))
+	for i, w := range ws {
+		res[i] = make([]Outlet, len(outlets))
+		for j, o := range outlets {
+			res[i][j] = referenceOutlet(rs[o], w, e.opts)
+		}
+	}
+	return res, nil
+}
+
+// mergeRaw moves the data of src into dst (normalize sorts it after).
+func mergeRaw(dst, src rawSet) {
+	for o, r := range src {
+		d := dst.outlet(o)
+		for _, s := range r.counters {
+			ds := d.series(s.device, s.boot)
+			ds.pts = append(ds.pts, s.pts...)
+		}
+		for _, b := range r.bins {
+			db := d.bin(b.device)
+			db.reps = append(db.reps, b.reps...)
+		}
+	}
+}
+
+// Devices returns the latest state of every device seen in [now-lookback, now].
+func (e *InfluxEngine) Devices(ctx context.Context, now time.Time, lookback time.Duration) ([]DeviceState, error) {
+	src, err := e.src.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	a, end := now.Add(-lookback).UnixNano(), now.UnixNano()+1
+	type key struct{ outlet, device string }
+	states := map[key]*DeviceState{}
+	get := func(outlet, device string, kind telemetry.Kind) *DeviceState {
+		k := key{outlet, device}
+		d := states[k]
+		if d == nil {
+			d = &DeviceState{Outlet: outlet, Device: device, Kind: kind}
+			states[k] = d
+		}
+		return d
+	}
+	seeBin := func(outlet string, b *binSum) {
+		if b.nRep == 0 || b.tLast < a || b.tLast >= end {
+			return
+		}
+		d := get(outlet, b.device, telemetry.KindBin)
+		if t := time.Unix(0, b.tLast).UTC(); !t.Before(d.LastReport) {
+			d.LastReport, d.FillPct = t, b.fill
+		}
+	}
+	seeCounter := func(outlet string, s *seriesSum) {
+		if s.tLast < a || s.tLast >= end {
+			return
+		}
+		d := get(outlet, s.device, telemetry.KindCounter)
+		if t := time.Unix(0, s.tLast).UTC(); t.After(d.LastReport) {
+			d.LastReport = t
+		}
+	}
+	see := func(outlet string, s *summary) {
+		for i := range s.bins {
+			seeBin(outlet, &s.bins[i])
+		}
+		for i := range s.series {
+			seeCounter(outlet, &s.series[i])
+		}
+	}
+
+	var ranges [][2]int64 // read raw
+	if e.roll != nil {
+		snap, err := e.roll.snapshot(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if a < snap.r0 {
+			ranges = append(ranges, [2]int64{a, min(snap.r0, end)})
+		}
+		var tmp summary
+		intern := map[string]string{}
+		for o, h := range snap.outlets {
+			for i, b := range h.days {
+				if b == nil {
+					continue
+				}
+				day := snap.base + int64(i)*dayNS
+				if day+dayNS <= a || day >= end {
+					continue
+				}
+				if b.sum != nil && day >= a && day+dayNS <= end {
+					see(o, b.sum)
+					continue
+				}
+				for hi, data := range b.hours {
+					hs := day + int64(hi)*hourNS
+					if data == nil || hs+hourNS <= a || hs >= end {
+						continue
+					}
+					if err := decodeSummary(&tmp, data, hs, intern); err != nil {
+						return nil, err
+					}
+					see(o, &tmp)
+				}
+			}
+		}
+		for o, s := range snap.partial {
+			see(o, s)
+		}
+		if tail := max(snap.p, snap.r1, a); tail < end {
+			ranges = append(ranges, [2]int64{tail, end})
+		}
+		if float64(len(snap.outlets))*span(ranges).Hours() > maxLiveOutletHours {
+			return nil, fmt.Errorf("%w: %v of raw data for the devices", ErrNotReady, span(ranges))
+		}
+	} else {
+		ranges = append(ranges, [2]int64{a, end})
+	}
+	for _, r := range ranges {
+		rs := rawSet{}
+		if err := src.raw(ctx, r[0], r[1], nil, rs); err != nil {
+			return nil, err
+		}
+		rs.normalize()
+		for o, raw := range rs {
+			s := summarizeRaw(raw, r[0], r[1], e.opts, nil)
+			see(o, &s)
+		}
+	}
+	sts, err := src.statuses(ctx, a, end)
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range sts {
+		kind := telemetry.KindCounter
+		if st.kind == telemetry.KindBin.String() {
+			kind = telemetry.KindBin
+		}
+		d := get(st.outlet, st.device, kind)
+		if t := time.Unix(0, st.t).UTC(); !t.Before(d.StateSince) {
+			d.State, d.StateSince = st.state, t
+		}
+	}
+	out := make([]DeviceState, 0, len(states))
+	for _, d := range states {
+		out = append(out, *d)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Outlet != out[j].Outlet {
+			return out[i].Outlet < out[j].Outlet
+		}
+		return out[i].Device < out[j].Device
+	})
+	return out, nil
+}
+
+// sourcePicker settles the query language once (Auto probes /query).
+type sourcePicker struct {
+	st   *store.Store
+	lang QueryLanguage
+	mu   sync.Mutex
+	src  source
+}
+
+func newSourcePicker(st *store.Store, lang QueryLanguage) *sourcePicker {
+	p := &sourcePicker{st: st, lang: lang}
+	switch lang {
+	case Flux:
+		p.src = fluxSource{st}
+	case InfluxQL:
+		p.src = influxQLSource{st}
+	}
+	return p
+}
+
+func (p *sourcePicker) get(ctx context.Context) (source, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.src != nil {
+		return p.src, nil
+	}
+	err := p.st.InfluxQLScan(ctx, `SHOW MEASUREMENTS LIMIT 1`, func(int, string, map[string]string, []json.RawMessage) error { return nil })
+	switch {
+	case err == nil:
+		p.src = influxQLSource{p.st}
+	case store.ClassOf(err) == store.Retryable || ctx.Err() != nil:
+		return nil, err // do not decide on a network error
+	default:
+		p.src = fluxSource{p.st}
+	}
+	return p.src, nil
+}

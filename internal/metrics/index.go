@@ -1,0 +1,249 @@
+package metrics
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	hourNS = int64(time.Hour)
+	dayNS  = 24 * hourNS
+)
+
+// snapshot is one immutable state of the in-memory roll-up. Requests read
+// a snapshot without locks while the worker builds the next one; a new
+// snapshot shares every day block that did not change.
+type snapshot struct {
+	base    int64 // ns, UTC midnight: days[0] of every outlet starts here
+	r0, r1  int64 // the closed hours [r0, r1) are rolled up (whole hours)
+	p       int64 // partial summaries cover [r1, p) (whole minutes); p == r1 when none
+	outlets map[string]*outletHist
+	partial map[string]*summary
+	ready   bool // the first load is done: requests may use it
+}
+
+// outletHist is one outlet's hours, day by day from snapshot.base.
+type outletHist struct {
+	days []*dayBlock
+}
+
+// dayBlock is one outlet's day: the encoded summary of each hour (nil: no
+// data in that hour) and, once every hour of the day is rolled, the
+// day's summary decoded, so that a 30-day window combines 30 days and not
+// 720 hours.
+type dayBlock struct {
+	hours [24][]byte
+	sum   *summary // nil until the whole day is in [r0, r1)
+}
+
+func (s *snapshot) block(outlet string, day int64) *dayBlock {
+	h := s.outlets[outlet]
+	if h == nil || day < s.base {
+		return nil
+	}
+	i := (day - s.base) / dayNS
+	if i >= int64(len(h.days)) {
+		return nil
+	}
+	return h.days[i]
+}
+
+// hour returns the encoded summary of an outlet's hour (nil: no data).
+func (s *snapshot) hour(outlet string, h int64) []byte {
+	b := s.block(outlet, floorDiv(h, dayNS)*dayNS)
+	if b == nil {
+		return nil
+	}
+	return b.hours[(h-floorDiv(h, dayNS)*dayNS)/hourNS]
+}
+
+// dayComplete reports whether every hour of the day is rolled up.
+func (s *snapshot) dayComplete(day int64) bool { return day >= s.r0 && day+dayNS <= s.r1 }
+
+// index holds the current snapshot.
+type index struct {
+	cur atomic.Pointer[snapshot]
+	mu  sync.Mutex // serializes writers
+	// readyCh closes when the first snapshot marked ready is stored.
+	readyCh   chan struct{}
+	readyOnce sync.Once
+}
+
+func newIndex() *index {
+	ix := &index{readyCh: make(chan struct{})}
+	ix.cur.Store(&snapshot{outlets: map[string]*outletHist{}, partial: map[string]*summary{}})
+	return ix
+}
+
+func (ix *index) load() *snapshot { return ix.cur.Load() }
+
+// hourUpdate sets one outlet's hour: data nil means no data.
+type hourUpdate struct {
+	outlet string
+	hour   int64
+	data   []byte
+}
+
+// update is one change of the index, applied as a whole.
+type update struct {
+	hours   []hourUpdate
+	r0, r1  int64 // new range (r0 may move back when building, forward when pruning)
+	p       int64
+	partial map[string]*summary // replaces the partial summaries when non-nil
+	ready   bool
+}
+
+// apply builds and stores the next snapshot. Outlets and day blocks that
+// do not change are shared with the old snapshot (requests may be reading
+// it); the rest are copied before they are written. Day summaries are
+// computed for the days that changed or just became complete.
+func (ix *index) apply(u update) error {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	old := ix.load()
+	next := &snapshot{
+		r0: u.r0, r1: u.r1, p: u.p,
+		outlets: make(map[string]*outletHist, len(old.outlets)),
+		partial: old.partial,
+		ready:   old.ready || u.ready,
+	}
+	if u.partial != nil {
+		next.partial = u.partial
+	}
+	next.base = floorDiv(u.r0, dayNS) * dayNS
+	nDays := 0
+	if u.r1 > u.r0 {
+		nDays = int((floorDiv(u.r1-1, dayNS)*dayNS-next.base)/dayNS) + 1
+	}
+	copied := map[string]bool{}
+	for o, h := range old.outlets {
+		if next.base == old.base && len(h.days) == nDays {
+			next.outlets[o] = h
+			continue
+		}
+		next.outlets[o] = rebase(h, old.base, next.base, nDays)
+		copied[o] = true
+	}
+	hist := func(o string) *outletHist {
+		h := next.outlets[o]
+		switch {
+		case h == nil:
+			h = &outletHist{days: make([]*dayBlock, nDays)}
+		case !copied[o]:
+			h = &outletHist{days: append([]*dayBlock(nil), h.days...)}
+		default:
+			return h
+		}
+		next.outlets[o] = h
+		copied[o] = true
+		return h
+	}
+	type odKey struct {
+		outlet string
+		day    int64
+	}
+	touched := map[odKey]bool{}
+	for _, hu := range u.hours {
+		if hu.hour < u.r0 || hu.hour >= u.r1 {
+			continue
+		}
+		day := floorDiv(hu.hour, dayNS) * dayNS
+		i := int((day - next.base) / dayNS)
+		h := hist(hu.outlet)
+		k := odKey{hu.outlet, day}
+		if !touched[k] {
+			nb := &dayBlock{}
+			if h.days[i] != nil {
+				nb.hours = h.days[i].hours
+			}
+			h.days[i] = nb
+			touched[k] = true
+		}
+		h.days[i].hours[(hu.hour-day)/hourNS] = hu.data
+	}
+	// Days whose completeness changed, for every outlet with data then.
+	for day := next.base; day < next.base+int64(nDays)*dayNS; day += dayNS {
+		if next.dayComplete(day) == old.dayComplete(day) {
+			continue
+		}
+		for o := range next.outlets {
+			if next.block(o, day) != nil {
+				touched[odKey{o, day}] = true
+			}
+		}
+	}
+	for k := range touched {
+		h := hist(k.outlet)
+		i := int((k.day - next.base) / dayNS)
+		b := h.days[i]
+		if b == nil {
+			continue
+		}
+		nb := *b
+		nb.sum = nil
+		if next.dayComplete(k.day) {
+			sum, err := daySummary(&nb, k.day)
+			if err != nil {
+				return err
+			}
+			nb.sum = sum
+		}
+		h.days[i] = &nb
+	}
+	ix.cur.Store(next)
+	if next.ready {
+		ix.readyOnce.Do(func() { close(ix.readyCh) })
+	}
+	return nil
+}
+
+// rebase returns h with its days re-indexed from newBase, nDays long.
+func rebase(h *outletHist, oldBase, newBase int64, nDays int) *outletHist {
+	out := &outletHist{days: make([]*dayBlock, nDays)}
+	shift := int((oldBase - newBase) / dayNS)
+	for i, b := range h.days {
+		j := i + shift
+		if j >= 0 && j < nDays {
+			out.days[j] = b
+		}
+	}
+	return out
+}
+
+// daySummary combines the 24 hours of a day block.
+func daySummary(b *dayBlock, day int64) (*summary, error) {
+	sum := &summary{}
+	var tmp summary
+	for i, data := range b.hours {
+		if data == nil {
+			continue
+		}
+		if err := decodeSummary(&tmp, data, day+int64(i)*hourNS, nil); err != nil {
+			return nil, err
+		}
+		sum.combine(&tmp)
+	}
+	return sum, nil
+}
+
+// memoryBytes estimates the index's size, for the roll-up's gauge.
+func (s *snapshot) memoryBytes() int64 {
+	var n int64
+	for o, h := range s.outlets {
+		n += int64(len(o)) + 64 + int64(len(h.days))*8
+		for _, b := range h.days {
+			if b == nil {
+				continue
+			}
+			n += 24 * 24
+			for _, d := range b.hours {
+				n += int64(len(d))
+			}
+			if b.sum != nil {
+				n += 64 + int64(len(b.sum.series))*int64(8*4*numFields+64) + int64(len(b.sum.bins))*64
+			}
+		}
+	}
+	return n
+}

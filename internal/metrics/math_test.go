@@ -1,0 +1,253 @@
+package metrics
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// randomOutlet makes raw data for one outlet over [start, end): counters
+// with resets, decreases, gaps, reboots, boxes sent only sometimes, fields
+// missing now and then; bins with gaps, fills around the threshold,
+// reboots and reports of two boots at the same time.
+func randomOutlet(rng *rand.Rand, start, end int64) *outletRaw {
+	r := &outletRaw{}
+	for c := 0; c < 1+rng.IntN(2); c++ {
+		dev := fmt.Sprintf("c%d", c)
+		boot := int64(rng.IntN(3))
+		var vals [numFields]int64
+		for f := range vals {
+			vals[f] = rng.Int64N(1000)
+		}
+		seq := int64(0)
+		for t := start + rng.Int64N(int64(10*time.Minute)); t < end; t += randGap(rng) {
+			if rng.IntN(40) == 0 {
+				boot++
+				vals = [numFields]int64{}
+				seq = 0
+			}
+			p := counterPoint{t: onMinute(rng, t), seq: seq, hasSeq: rng.IntN(50) != 0}
+			seq++
+			for f := range vals {
+				switch rng.IntN(30) {
+				case 0:
+					vals[f] /= 2 // a decrease: a reset of this class only
+				case 1:
+					continue // field missing from this point
+				}
+				vals[f] += rng.Int64N(20)
+				if f == fieldBoxes && rng.IntN(3) == 0 {
+					continue
+				}
+				p.v[f] = vals[f]
+				p.has |= 1 << f
+			}
+			s := r.series(dev, boot)
+			s.pts = append(s.pts, p)
+		}
+	}
+	for b := 0; b < rng.IntN(4); b++ {
+		dev := fmt.Sprintf("b%d", b)
+		d := r.bin(dev)
+		boot := int64(0)
+		fill := rng.Float64() * 100
+		for t := start + rng.Int64N(int64(10*time.Minute)); t < end; t += randGap(rng) {
+			if rng.IntN(50) == 0 {
+				boot++
+			}
+			switch rng.IntN(6) {
+			case 0:
+				fill = 90
+			case 1:
+				fill = 89.9
+			default:
+				fill = rng.Float64() * 100
+			}
+			rep := binReport{t: onMinute(rng, t), boot: boot, fill: fill, hasFill: rng.IntN(60) != 0, seq: rng.Int64N(100), hasSeq: true}
+			d.reps = append(d.reps, rep)
+			if rng.IntN(40) == 0 {
+				// The same time from the next boot: the later boot wins.
+				d.reps = append(d.reps, binReport{t: rep.t, boot: boot + 1, fill: 100 - fill, hasFill: true, hasSeq: true, seq: 1})
+			}
+		}
+	}
+	return r
+}
+
+// onMinute puts a quarter of the reports exactly on a minute: the edge
+// cases of "at or before m" and "at most staleness old".
+func onMinute(rng *rand.Rand, t int64) int64 {
+	if rng.IntN(4) == 0 {
+		return floorDiv(t, minuteNS) * minuteNS
+	}
+	return t
+}
+
+// randGap is the time to the next report: mostly minutes (some not whole
+// minutes, some exactly on the minute), sometimes outages of hours, once
+// in a while more than a day.
+func randGap(rng *rand.Rand) int64 {
+	switch rng.IntN(40) {
+	case 0:
+		return int64(time.Duration(1+rng.IntN(8)) * time.Hour)
+	case 1:
+		return int64(25*time.Hour) + rng.Int64N(int64(3*time.Hour))
+	case 2:
+		return int64(time.Duration(1+rng.IntN(20)) * time.Minute) // on the minute
+	}
+	return int64(time.Minute) + rng.Int64N(int64(9*time.Minute))
+}
+
+// rollInMemory builds a snapshot from raw data as the roll-up would: each
+// hour of [r0, r1) summarized, and the partial summary of [r1, p).
+func rollInMemory(t testing.TB, rs rawSet, opts Options, r0, r1, p int64) *snapshot {
+	ix := newIndex()
+	var ups []hourUpdate
+	partial := map[string]*summary{}
+	for o, raw := range rs {
+		for h := r0; h < r1; h += hourNS {
+			s := summarizeRaw(raw, h, h+hourNS, opts, nil)
+			if !s.empty() {
+				ups = append(ups, hourUpdate{outlet: o, hour: h, data: appendSummary(nil, &s, h)})
+			}
+		}
+		if p > r1 {
+			s := summarizeRaw(raw, r1, p, opts, nil)
+			partial[o] = &s
+		}
+	}
+	if err := ix.apply(update{hours: ups, r0: r0, r1: r1, p: p, partial: partial, ready: true}); err != nil {
+		t.Fatal(err)
+	}
+	return ix.load()
+}
+
+func randomWindow(rng *rand.Rand, start, end int64) Window {
+	pick := func() int64 {
+		t := start + rng.Int64N(end-start)
+		switch rng.IntN(4) {
+		case 0:
+			return floorDiv(t, hourNS) * hourNS
+		case 1:
+			return floorDiv(t, dayNS) * dayNS
+		}
+		return floorDiv(t, minuteNS) * minuteNS
+	}
+	a, b := pick(), pick()
+	for a == b {
+		b = pick()
+	}
+	if a > b {
+		a, b = b, a
+	}
+	return Window{From: time.Unix(0, a).UTC(), To: time.Unix(0, b).UTC()}
+}
+
+// TestRollupEqualsDefinitionInMemory is the property test of the
+// arithmetic, without InfluxDB: on random data, every window answered from
+// hourly summaries, day summaries, the partial hour and raw edges equals
+// metrics-v1 computed literally on the raw points.
+func TestRollupEqualsDefinitionInMemory(t *testing.T) {
+	start := time.Date(2030, 5, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	end := start + 5*dayNS
+	for seed := uint64(1); seed <= 30; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		opts := Options{Staleness: time.Duration(1+rng.IntN(90)) * time.Minute, FullPct: []float64{90, 50, 100, 0}[rng.IntN(4)]}
+		rs := rawSet{}
+		for o := 0; o < 4; o++ {
+			rs[fmt.Sprintf("o%d", o)] = randomOutlet(rng, start, end)
+		}
+		rs.normalize()
+		// The roll-up covers part of the data: windows also reach before
+		// r0 and after p (raw there).
+		r0 := start + int64(rng.IntN(30))*hourNS
+		r1 := end - int64(rng.IntN(20)+1)*hourNS
+		p := r1 + int64(rng.IntN(60))*minuteNS
+		snap := rollInMemory(t, rs, opts, r0, r1, p)
+		a := &acc{intern: map[string]string{}}
+		for i := 0; i < 60; i++ {
+			w := randomWindow(rng, start+dayNS/2, end+hourNS)
+			ps := planWindow(snap, w)
+			for o, raw := range rs {
+				got, err := a.evalOutlet(snap, o, w, ps, opts, func(piece) rawSet { return rs })
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := referenceOutlet(raw, w, opts)
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("seed %d, %s, window %v..%v, opts %+v, pieces %v:\nroll-up %+v\nliteral %+v", seed, o, w.From, w.To, opts, kinds(ps), got, want)
+				}
+			}
+		}
+	}
+}
+
+func kinds(ps []piece) string {
+	s := ""
+	for _, p := range ps {
+		s += fmt.Sprintf("%s[%s,%s)%v ", []string{"day", "hour", "partial", "raw"}[p.kind],
+			time.Unix(0, p.start).UTC().Format("02T15:04"), time.Unix(0, p.end).UTC().Format("02T15:04"), map[bool]string{true: "pre", false: ""}[p.pre])
+	}
+	return s
+}
+
+// TestSummaryCodec: encoding round-trips, and combining the summaries of
+// consecutive pieces equals summarizing their union.
+func TestSummaryCodec(t *testing.T) {
+	start := time.Date(2030, 5, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	opts := DefaultOptions()
+	for seed := uint64(1); seed <= 50; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 9))
+		r := randomOutlet(rng, start, start+6*hourNS)
+		rs := rawSet{"o": r}
+		rs.normalize()
+		cut := start + int64(1+rng.IntN(5))*hourNS
+		whole := summarizeRaw(r, start+hourNS/2, start+6*hourNS, opts, nil)
+		a := summarizeRaw(r, start+hourNS/2, cut, opts, nil)
+		b := summarizeRaw(r, cut, start+6*hourNS, opts, nil)
+		a.combine(&b)
+		a.sort()
+		// Minutes are the one part that does not combine from the pieces
+		// alone (b needs the reports before cut): compare the rest.
+		whole.serving, whole.counting, a.serving, a.counting = 0, 0, 0, 0
+		if !reflect.DeepEqual(normalizeSummary(a), normalizeSummary(whole)) {
+			t.Fatalf("seed %d: combine(a, b) != summarize(a ∪ b)\n%+v\n%+v", seed, a, whole)
+		}
+		enc := appendSummary(nil, &whole, start)
+		var dec summary
+		if err := decodeSummary(&dec, enc, start, map[string]string{}); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(normalizeSummary(dec), normalizeSummary(whole)) {
+			t.Fatalf("seed %d: decode(encode(s)) != s\n%+v\n%+v", seed, dec, whole)
+		}
+		for cut := 0; cut < len(enc); cut++ {
+			if err := decodeSummary(&dec, enc[:cut], start, nil); err == nil {
+				t.Fatalf("seed %d: a summary cut at %d of %d bytes decoded", seed, cut, len(enc))
+			}
+		}
+	}
+}
+
+// normalizeSummary zeroes the parts of absent fields, which carry no meaning.
+func normalizeSummary(s summary) summary {
+	out := s
+	out.series = append([]seriesSum(nil), s.series...)
+	for i := range out.series {
+		for f := 0; f < numFields; f++ {
+			if out.series[i].mask&(1<<f) == 0 {
+				out.series[i].f[f] = fieldSum{}
+			}
+		}
+	}
+	if len(out.series) == 0 {
+		out.series = nil
+	}
+	out.bins = append([]binSum(nil), s.bins...)
+	if len(out.bins) == 0 {
+		out.bins = nil
+	}
+	return out
+}

@@ -1,0 +1,710 @@
+package metrics
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/greenpost/greenpost/internal/store"
+)
+
+// RollupConfig tunes the roll-up worker. Zero values take the defaults.
+type RollupConfig struct {
+	// Interval between cycles (default 30s). Each cycle rolls the hours that
+	// closed, refreshes the current hour's partial summary, and compares
+	// fingerprints to find hours that late data changed.
+	Interval time.Duration
+	// Grace is how long after its time a point may still arrive and be
+	// counted by the next cycle without being late (default 1m). Data newer
+	// than now-Grace is always read raw.
+	Grace time.Duration
+	// Recheck: hours closed less than this long ago are fingerprinted every
+	// cycle (default 3h): what the collector's spool delivers after a short
+	// outage is counted within one cycle.
+	Recheck time.Duration
+	// CheckHorizon: older hours are fingerprinted one day per cycle, back to
+	// this age (default 31 days: telemetry-v1 refuses older timestamps).
+	CheckHorizon time.Duration
+	// Horizon: how far back the roll-up is built and kept in memory
+	// (default 35 days). Windows reaching further back are read raw, within
+	// the engine's limit for raw reads.
+	Horizon time.Duration
+	// BuildChunk is how much raw data one read covers when building
+	// (default 6h: about 200k points for 1,000 outlets).
+	BuildChunk time.Duration
+	// Language of the queries (default Auto).
+	Language QueryLanguage
+	// Logger, default: discard.
+	Logger *slog.Logger
+	// Registerer for the worker's metrics; nil: not registered.
+	Registerer prometheus.Registerer
+	// Now is the clock (tests and benchmarks move it); default time.Now.
+	Now func() time.Time
+}
+
+func (c *RollupConfig) ensureDefaults() {
+	if c.Interval <= 0 {
+		c.Interval = 30 * time.Second
+	}
+	if c.Grace <= 0 {
+		c.Grace = time.Minute
+	}
+	if c.Recheck <= 0 {
+		c.Recheck = 3 * time.Hour
+	}
+	if c.CheckHorizon <= 0 {
+		c.CheckHorizon = 31 * 24 * time.Hour
+	}
+	if c.Horizon <= 0 {
+		c.Horizon = 35 * 24 * time.Hour
+	}
+	if c.BuildChunk < time.Hour {
+		c.BuildChunk = 6 * time.Hour
+	}
+	c.BuildChunk = c.BuildChunk.Truncate(time.Hour)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Rollup keeps the hourly roll-up of metrics-v1: per outlet and hour, a
+// summary that combines exactly (see summary.go), persisted in the rollup
+// measurement and held in memory for the engine. One Rollup serves one
+// InfluxEngine of the same options.
+type Rollup struct {
+	st   *store.Store
+	opts Options
+	cfg  RollupConfig
+	key  string
+	src  *sourcePicker
+	ix   *index
+	met  rollupMetrics
+
+	// onInvalidate is told which hours' raw data changed (the engine's
+	// raw cache). Set before Run.
+	onInvalidate func(hours []int64)
+
+	// Owned by the goroutine in Run/Sync.
+	mu          sync.Mutex // one worker at a time (Run and Sync)
+	b0          int64      // first hour the persisted roll-up holds
+	checkCursor int64      // the rotating check's next day (its end)
+	lastCycle   time.Time
+	loaded      bool
+}
+
+type rollupMetrics struct {
+	hours   *prometheus.CounterVec
+	cycle   prometheus.Histogram
+	errors  prometheus.Counter
+	lag     prometheus.Gauge
+	memory  prometheus.Gauge
+	written prometheus.Counter
+}
+
+// NewRollup prepares the roll-up worker; Run does the work.
+//
+// Run it in every API replica: each keeps its own memory index; they
+// write the same rows (a point is identified by its tags and time, so the
+// writes are idempotent).
+func NewRollup(st *store.Store, opts Options, cfg RollupConfig) (*Rollup, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	cfg.ensureDefaults()
+	r := &Rollup{
+		st: st, opts: opts, cfg: cfg, key: rollupKey(opts),
+		src: newSourcePicker(st, cfg.Language),
+		ix:  newIndex(),
+		met: rollupMetrics{
+			hours: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "greenpost_rollup_hours_total",
+				Help: "Outlet-hours summarized by the roll-up, by why: build (first time), late (a fingerprint changed), spill (a neighbour of a late hour).",
+			}, []string{"reason"}),
+			cycle: prometheus.NewHistogram(prometheus.HistogramOpts{
+				Name:    "greenpost_rollup_cycle_seconds",
+				Help:    "Duration of one roll-up cycle (partial hour and fingerprint checks).",
+				Buckets: prometheus.ExponentialBuckets(0.05, 2, 10),
+			}),
+			errors: prometheus.NewCounter(prometheus.CounterOpts{
+				Name: "greenpost_rollup_errors_total",
+				Help: "Roll-up steps that failed and will be retried.",
+			}),
+			lag: prometheus.NewGauge(prometheus.GaugeOpts{
+				Name: "greenpost_rollup_lag_seconds",
+				Help: "How far the roll-up's summaries end before now (the rest is read raw).",
+			}),
+			memory: prometheus.NewGauge(prometheus.GaugeOpts{
+				Name: "greenpost_rollup_memory_bytes",
+				Help: "Estimated size of the roll-up's memory index.",
+			}),
+			written: prometheus.NewCounter(prometheus.CounterOpts{
+				Name: "greenpost_rollup_rows_written_total",
+				Help: "Rows written to the rollup measurement.",
+			}),
+		},
+	}
+	if cfg.Registerer != nil {
+		for _, c := range []prometheus.Collector{r.met.hours, r.met.cycle, r.met.errors, r.met.lag, r.met.memory, r.met.written} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return r, nil
+}
+
+// rollupKey names the options a roll-up was built with (its v tag):
+// coverage depends on them, so other options never read these rows.
+func rollupKey(o Options) string {
+	return fmt.Sprintf("%d_%s_%s", summaryFormat, o.Staleness, strconv.FormatFloat(o.FullPct, 'g', -1, 64))
+}
+
+// snapshot returns the index for a request: as it is when not ready yet
+// (then everything is read raw, within the engine's limit).
+func (r *Rollup) snapshot(ctx context.Context) (*snapshot, error) {
+	return r.ix.load(), ctx.Err()
+}
+
+// Ready is closed once the roll-up has loaded and caught up.
+func (r *Rollup) Ready() <-chan struct{} { return r.ix.readyCh }
+
+// Run keeps the roll-up until ctx ends: it loads the persisted roll-up,
+// catches up, then runs a cycle every Interval and builds older history in
+// between. Failed steps are logged and retried; Run returns an error only
+// when InfluxDB refuses it for good (bad token or bucket). On ctx's end it
+// finishes writing what it computed and returns nil.
+func (r *Rollup) Run(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	log := r.cfg.Logger
+	backoff := time.Second
+	for ctx.Err() == nil {
+		did, err := r.step(ctx, false)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			r.met.errors.Inc()
+			var we *store.WriteError
+			if errors.As(err, &we) && we.Class == store.Fatal {
+				log.Error("roll-up stopped", "err", err)
+				return fmt.Errorf("roll-up: %w", err)
+			}
+			log.Warn("roll-up step failed, will retry", "err", err, "in", backoff)
+			if !sleep(ctx, backoff) {
+				break
+			}
+			backoff = min(2*backoff, r.cfg.Interval)
+			continue
+		}
+		backoff = time.Second
+		if !did {
+			next := r.lastCycle.Add(r.cfg.Interval)
+			if !sleep(ctx, time.Until(next)) {
+				break
+			}
+		}
+	}
+	log.Info("roll-up stopped")
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// Sync brings the roll-up fully up to date now: load, build everything
+// within the horizon, check every hour's fingerprint, refresh the partial
+// hour. For tests, benchmarks and tools; a server uses Run.
+func (r *Rollup) Sync(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for {
+		did, err := r.step(ctx, true)
+		if err != nil {
+			return err
+		}
+		if !did {
+			return nil
+		}
+	}
+}
+
+// step does the next piece of work and reports whether there was any.
+// full (Sync) checks every hour instead of the rotating day.
+func (r *Rollup) step(ctx context.Context, full bool) (bool, error) {
+	src, err := r.src.get(ctx)
+	if err != nil {
+		return false, err
+	}
+	now := r.cfg.Now()
+	closedEnd := floorDiv(now.Add(-r.cfg.Grace).UnixNano(), hourNS) * hourNS
+	target0 := floorDiv(now.Add(-r.cfg.Horizon).UnixNano(), hourNS) * hourNS
+	if !r.loaded {
+		if err := r.load(ctx, src, closedEnd, target0); err != nil {
+			return false, err
+		}
+		r.loaded = true
+		return true, nil
+	}
+	snap := r.ix.load()
+	chunk := int64(r.cfg.BuildChunk)
+	switch {
+	case snap.r1 < closedEnd:
+		// Hours that closed: forward, a chunk at a time.
+		b := min(snap.r1+chunk, closedEnd)
+		return true, r.build(ctx, src, snap.r1, b, snap.r0, b)
+	case snap.r0 > target0 && !full && time.Since(r.lastCycle) < r.cfg.Interval:
+		// History, backwards, between cycles.
+		a := max(snap.r0-chunk, target0)
+		return true, r.build(ctx, src, a, snap.r0, a, snap.r1)
+	case snap.r0 > target0 && full:
+		a := max(snap.r0-chunk, target0)
+		return true, r.build(ctx, src, a, snap.r0, a, snap.r1)
+	case snap.r0 < target0:
+		// Forget what fell out of the horizon (it stays in InfluxDB).
+		return true, r.ix.apply(update{r0: target0, r1: snap.r1, p: snap.p})
+	}
+	if !full && time.Since(r.lastCycle) < r.cfg.Interval {
+		return false, nil
+	}
+	t0 := time.Now()
+	err = r.cycle(ctx, src, now, full)
+	r.met.cycle.Observe(time.Since(t0).Seconds())
+	r.lastCycle = time.Now()
+	if err != nil {
+		return false, err
+	}
+	snap = r.ix.load()
+	r.met.lag.Set(now.Sub(time.Unix(0, max(snap.p, snap.r1))).Seconds())
+	r.met.memory.Set(float64(snap.memoryBytes()))
+	return !full, nil
+}
+
+// load reads the persisted roll-up (as far as the horizon) into memory.
+func (r *Rollup) load(ctx context.Context, src source, closedEnd, target0 int64) error {
+	from, to, ok, err := src.rollupState(ctx, r.key)
+	if err != nil {
+		return fmt.Errorf("reading roll-up state: %w", err)
+	}
+	r0, r1 := closedEnd, closedEnd
+	if ok && to > target0 && from < to {
+		r0, r1 = max(from, target0), min(to, closedEnd)
+		r.b0 = from
+	} else {
+		r.b0 = closedEnd
+	}
+	var hours []hourUpdate
+	t0 := time.Now()
+	chunk := 7 * dayNS
+	for a := r0; a < r1; a += chunk {
+		err := src.rollups(ctx, r.key, a, min(a+chunk, r1), nil, func(outlet string, t int64, data string) error {
+			if data == "" {
+				return nil // a tombstone: the hour lost its data
+			}
+			b, err := base64.StdEncoding.DecodeString(data)
+			if err != nil {
+				return fmt.Errorf("roll-up row %s %v: %w", outlet, time.Unix(0, t).UTC(), err)
+			}
+			hours = append(hours, hourUpdate{outlet: outlet, hour: t, data: b})
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("loading roll-up: %w", err)
+		}
+	}
+	r.cfg.Logger.Info("roll-up loaded", "rows", len(hours), "from", time.Unix(0, r0).UTC(), "to", time.Unix(0, r1).UTC(), "took", time.Since(t0).Round(time.Millisecond), "query", src.name())
+	r.checkCursor = r1
+	return r.ix.apply(update{hours: hours, r0: r0, r1: r1, p: r1, ready: true})
+}
+
+// build summarizes every outlet over the hours [a, b) from raw data,
+// writes the rows and then sets the index's range to [r0, r1).
+func (r *Rollup) build(ctx context.Context, src source, a, b, r0, r1 int64) error {
+	sums, err := r.summarize(ctx, src, a, b, nil)
+	if err != nil {
+		return err
+	}
+	old := r.ix.load()
+	ups, err := r.persist(ctx, old, sums, a, b, nil)
+	if err != nil {
+		return err
+	}
+	r.met.hours.WithLabelValues("build").Add(float64(len(ups)))
+	u := update{hours: ups, r0: r0, r1: r1, p: old.p}
+	if r1 != old.r1 {
+		// The partial hour is rolled now; the next cycle starts a new one.
+		u.p, u.partial = r1, map[string]*summary{}
+	}
+	if err := r.ix.apply(u); err != nil {
+		return err
+	}
+	r.b0 = min(r.b0, r0)
+	return r.writeState(ctx)
+}
+
+// summarize reads raw data for [a - staleness, b) and summarizes each
+// outlet's hours in [a, b): only the given outlets when not nil.
+func (r *Rollup) summarize(ctx context.Context, src source, a, b int64, outlets []string) (map[string]map[int64]*summary, error) {
+	rs := rawSet{}
+	if err := src.raw(ctx, a-r.opts.Staleness.Nanoseconds(), b, outlets, rs); err != nil {
+		return nil, err
+	}
+	rs.normalize()
+	out := map[string]map[int64]*summary{}
+	for o, raw := range rs {
+		for h := a; h < b; h += hourNS {
+			s := summarizeRaw(raw, h, h+hourNS, r.opts, nil)
+			if s.empty() {
+				continue
+			}
+			if out[o] == nil {
+				out[o] = map[int64]*summary{}
+			}
+			out[o][h] = &s
+		}
+	}
+	return out, nil
+}
+
+// persist writes the summaries of [a, b) (for the given outlets, or all)
+// and returns the index updates: every outlet-hour whose content changed,
+// including hours that lost their data (written as a tombstone row).
+func (r *Rollup) persist(ctx context.Context, old *snapshot, sums map[string]map[int64]*summary, a, b int64, outlets []string) ([]hourUpdate, error) {
+	var ups []hourUpdate
+	var lines []byte
+	var buf []byte
+	flush := func() error {
+		if len(lines) == 0 {
+			return nil
+		}
+		// A computed summary is written even when the request that asked
+		// is ending: the next start then has less to do.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		err := r.st.Write(wctx, lines)
+		lines = lines[:0]
+		return err
+	}
+	n := 0
+	write := func(outlet string, h int64, s *summary) error {
+		lines = append(lines, measRollup+",outlet="...)
+		lines = appendTagValue(lines, outlet)
+		lines = append(lines, ",v="...)
+		lines = appendTagValue(lines, r.key)
+		lines = append(lines, " data=\""...)
+		if s != nil {
+			buf = appendSummary(buf[:0], s, h)
+			lines = base64.StdEncoding.AppendEncode(lines, buf)
+			lines = append(lines, '"')
+			lines = append(lines, ",serving_min="...)
+			lines = strconv.AppendInt(lines, s.serving, 10)
+			lines = append(lines, "i,counter_min="...)
+			lines = strconv.AppendInt(lines, s.counting, 10)
+			lines = append(lines, 'i')
+		} else {
+			lines = append(lines, "\",serving_min=0i,counter_min=0i"...)
+		}
+		lines = append(lines, ' ')
+		lines = strconv.AppendInt(lines, h, 10)
+		lines = append(lines, '\n')
+		n++
+		if n%5000 == 0 {
+			return flush()
+		}
+		return nil
+	}
+	consider := map[string]bool{}
+	if outlets == nil {
+		for o := range old.outlets {
+			consider[o] = true
+		}
+		for o := range sums {
+			consider[o] = true
+		}
+	} else {
+		for _, o := range outlets {
+			consider[o] = true
+		}
+	}
+	names := make([]string, 0, len(consider))
+	for o := range consider {
+		names = append(names, o)
+	}
+	sort.Strings(names)
+	for _, o := range names {
+		for h := a; h < b; h += hourNS {
+			s := sums[o][h]
+			var prev []byte
+			if h >= old.r0 && h < old.r1 {
+				prev = old.hour(o, h)
+			}
+			if s == nil {
+				if prev == nil {
+					continue
+				}
+				if err := write(o, h, nil); err != nil {
+					return nil, err
+				}
+				ups = append(ups, hourUpdate{outlet: o, hour: h})
+				continue
+			}
+			data := appendSummary(nil, s, h)
+			if prev != nil && string(prev) == string(data) {
+				continue
+			}
+			if err := write(o, h, s); err != nil {
+				return nil, err
+			}
+			ups = append(ups, hourUpdate{outlet: o, hour: h, data: data})
+		}
+	}
+	if err := flush(); err != nil {
+		return nil, err
+	}
+	r.met.written.Add(float64(n))
+	return ups, nil
+}
+
+// appendTagValue escapes a line-protocol tag value.
+func appendTagValue(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case ',', ' ', '=', '\\':
+			dst = append(dst, '\\', c)
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst
+}
+
+func (r *Rollup) writeState(ctx context.Context) error {
+	snap := r.ix.load()
+	var line []byte
+	line = append(line, measRollupState+",v="...)
+	line = appendTagValue(line, r.key)
+	line = fmt.Appendf(line, " built_from=%di,built_to=%di %d\n", min(r.b0, snap.r0), snap.r1, r.cfg.Now().UnixNano())
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	return r.st.Write(wctx, line)
+}
+
+// cycle refreshes the partial hour and re-rolls the hours whose
+// fingerprints changed: every hour of the last Recheck, and one older day
+// (every hour within the horizon when full).
+func (r *Rollup) cycle(ctx context.Context, src source, now time.Time, full bool) error {
+	snap := r.ix.load()
+	p := floorDiv(now.Add(-r.cfg.Grace).UnixNano(), minuteNS) * minuteNS
+	partial := map[string]*summary{}
+	if p > snap.r1 && p-snap.r1 < hourNS {
+		sums, err := r.summarizeRange(ctx, src, snap.r1, p)
+		if err != nil {
+			return err
+		}
+		partial = sums
+	} else {
+		p = snap.r1
+	}
+
+	var ranges [][2]int64
+	recent := max(snap.r0, floorDiv(now.Add(-r.cfg.Recheck).UnixNano(), hourNS)*hourNS)
+	if full {
+		ranges = append(ranges, [2]int64{snap.r0, snap.r1})
+	} else {
+		if recent < snap.r1 {
+			ranges = append(ranges, [2]int64{recent, snap.r1})
+		}
+		oldest := max(snap.r0, floorDiv(now.Add(-r.cfg.CheckHorizon).UnixNano(), hourNS)*hourNS)
+		if oldest < recent {
+			if r.checkCursor <= oldest || r.checkCursor > recent {
+				r.checkCursor = recent
+			}
+			a := max(r.checkCursor-dayNS, oldest)
+			ranges = append(ranges, [2]int64{a, r.checkCursor})
+			r.checkCursor = a
+		}
+	}
+	dirty := map[int64]map[string]bool{}
+	for _, rg := range ranges {
+		for a := rg[0]; a < rg[1]; a += 7 * dayNS {
+			b := min(a+7*dayNS, rg[1])
+			if err := r.compare(ctx, src, snap, a, b, dirty); err != nil {
+				return err
+			}
+		}
+	}
+	ups, changed, err := r.reroll(ctx, src, snap, dirty)
+	if err != nil {
+		return err
+	}
+	if err := r.ix.apply(update{hours: ups, r0: snap.r0, r1: snap.r1, p: p, partial: partial}); err != nil {
+		return err
+	}
+	if len(changed) > 0 && r.onInvalidate != nil {
+		r.onInvalidate(changed)
+	}
+	return nil
+}
+
+// summarizeRange summarizes every outlet over [a, e) as one piece.
+func (r *Rollup) summarizeRange(ctx context.Context, src source, a, e int64) (map[string]*summary, error) {
+	rs := rawSet{}
+	if err := src.raw(ctx, a-r.opts.Staleness.Nanoseconds(), e, nil, rs); err != nil {
+		return nil, err
+	}
+	rs.normalize()
+	out := make(map[string]*summary, len(rs))
+	for o, raw := range rs {
+		s := summarizeRaw(raw, a, e, r.opts, nil)
+		if !s.empty() {
+			out[o] = &s
+		}
+	}
+	return out, nil
+}
+
+// compare marks the outlet-hours of [a, b) whose fingerprint in InfluxDB
+// differs from the roll-up's.
+func (r *Rollup) compare(ctx context.Context, src source, snap *snapshot, a, b int64, dirty map[int64]map[string]bool) error {
+	fps, err := src.fingerprints(ctx, a, b)
+	if err != nil {
+		return err
+	}
+	mark := func(h int64, o string) {
+		if dirty[h] == nil {
+			dirty[h] = map[string]bool{}
+		}
+		dirty[h][o] = true
+	}
+	var tmp summary
+	seen := map[fpKey]bool{}
+	for o := range snap.outlets {
+		for h := a; h < b; h += hourNS {
+			data := snap.hour(o, h)
+			if data == nil {
+				continue
+			}
+			if err := decodeSummary(&tmp, data, h, nil); err != nil {
+				return err
+			}
+			var got fingerprint
+			got.counterN, got.counterSum, got.binN, got.binSum = tmp.fingerprint()
+			k := fpKey{o, h}
+			seen[k] = true
+			if fps[k] != got {
+				mark(h, o)
+			}
+		}
+	}
+	for k, fp := range fps {
+		if !seen[k] && fp != (fingerprint{}) {
+			mark(k.hour, k.outlet)
+		}
+	}
+	return nil
+}
+
+// reroll summarizes the dirty outlet-hours again, with the hours after
+// them that their reports reach into (a report serves for up to
+// staleness), and writes them. It returns the index updates and the hours
+// whose raw data changed.
+func (r *Rollup) reroll(ctx context.Context, src source, snap *snapshot, dirty map[int64]map[string]bool) ([]hourUpdate, []int64, error) {
+	if len(dirty) == 0 {
+		return nil, nil, nil
+	}
+	var changed []int64
+	todo := map[int64]map[string]bool{}
+	reach := r.opts.Staleness.Nanoseconds()
+	for h, os := range dirty {
+		changed = append(changed, h)
+		for x := h; x < h+hourNS+reach && x < snap.r1; x += hourNS {
+			if todo[x] == nil {
+				todo[x] = map[string]bool{}
+			}
+			for o := range os {
+				todo[x][o] = true
+			}
+		}
+	}
+	sort.Slice(changed, func(i, j int) bool { return changed[i] < changed[j] })
+	hours := make([]int64, 0, len(todo))
+	for h := range todo {
+		hours = append(hours, h)
+	}
+	sort.Slice(hours, func(i, j int) bool { return hours[i] < hours[j] })
+	var ups []hourUpdate
+	for i := 0; i < len(hours); {
+		// A run of consecutive hours, at most a build chunk long.
+		j := i + 1
+		for j < len(hours) && hours[j] == hours[j-1]+hourNS && hours[j]-hours[i] < int64(r.cfg.BuildChunk) {
+			j++
+		}
+		a, b := hours[i], hours[j-1]+hourNS
+		set := map[string]bool{}
+		for _, h := range hours[i:j] {
+			for o := range todo[h] {
+				set[o] = true
+			}
+		}
+		outlets := make([]string, 0, len(set))
+		for o := range set {
+			outlets = append(outlets, o)
+		}
+		sort.Strings(outlets)
+		sums, err := r.summarize(ctx, src, a, b, outlets)
+		if err != nil {
+			return nil, nil, err
+		}
+		u, err := r.persist(ctx, snap, sums, a, b, outlets)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, x := range u {
+			reason := "spill"
+			if dirty[x.hour][x.outlet] {
+				reason = "late"
+			}
+			r.met.hours.WithLabelValues(reason).Inc()
+		}
+		ups = append(ups, u...)
+		i = j
+	}
+	if len(ups) > 0 {
+		r.cfg.Logger.Info("roll-up: re-rolled hours changed by late data", "outlet_hours", len(ups), "first", time.Unix(0, hours[0]).UTC())
+	}
+	return ups, changed, nil
+}
+
+// describe is the roll-up's range, for logs and tests.
+func (r *Rollup) describe() string {
+	s := r.ix.load()
+	return strings.Join([]string{
+		"r0=" + time.Unix(0, s.r0).UTC().Format(time.RFC3339),
+		"r1=" + time.Unix(0, s.r1).UTC().Format(time.RFC3339),
+		"p=" + time.Unix(0, s.p).UTC().Format(time.RFC3339),
+	}, " ")
+}
