@@ -7,9 +7,14 @@ PKGS := ./...
 # go test output of the last `make test`, for reading failures.
 TESTLOG ?= $(or $(TMPDIR),/tmp)/greenpost-test.log
 
-.PHONY: all build test tools vet bench bench-telemetry bench-collector bench-sim bench-api clean
+.PHONY: all run build test tools vet bench bench-telemetry bench-collector bench-sim bench-api clean
 
 all: build
+
+# The main job: the whole system on this machine (InfluxDB built with Go,
+# the collector's embedded broker, the API and dashboard, a simulated city).
+run: build
+	deploy/local/run.sh
 
 build:
 	$(GO) build -o bin/ ./collector ./api ./firmware-sim

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# GreenPost on one machine, with nothing installed but Go: `make run`.
+#
+# Starts, in order: InfluxDB 1.8.10 (built once by go install, data kept in
+# ./data/influxdb), the collector with its embedded MQTT broker on
+# 127.0.0.1:1883, the API and dashboard on 127.0.0.1:8080, and the simulator
+# (a city of outlets reporting every 10 s) whose outlets are imported into
+# the registry. Ctrl-C stops everything in reverse order; data stays in ./data.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+data="${GREENPOST_DATA:-$PWD/data}"
+outlets="${GREENPOST_OUTLETS:-50}"
+mkdir -p "$data/influxdb" "$data/spool" "$data/logs"
+command -v curl >/dev/null || { echo "curl is needed (apt-get install curl)" >&2; exit 1; }
+
+influxd=$(deploy/tools/ensure-influxd.sh)
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  echo "stopping…"
+  for ((i=${#pids[@]}-1; i>=0; i--)); do
+    kill -TERM "${pids[$i]}" 2>/dev/null || true
+    wait "${pids[$i]}" 2>/dev/null || true
+  done
+}
+trap cleanup INT TERM EXIT
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for p in 8086 1883 8080 9100; do
+  port_free "$p" || { echo "port $p is in use: stop what uses it first" >&2; exit 1; }
+done
+
+cat > "$data/influxdb.conf" <<CONF
+reporting-disabled = true
+bind-address = "127.0.0.1:8088"
+[meta]
+  dir = "$data/influxdb/meta"
+[data]
+  dir = "$data/influxdb/data"
+  wal-dir = "$data/influxdb/wal"
+  query-log-enabled = false
+[http]
+  bind-address = "127.0.0.1:8086"
+  flux-enabled = true
+  log-enabled = false
+[logging]
+  level = "warn"
+CONF
+"$influxd" run -config "$data/influxdb.conf" >"$data/logs/influxd.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do curl -fs http://127.0.0.1:8086/ping >/dev/null 2>&1 && break; sleep 0.2; done
+curl -fs -XPOST http://127.0.0.1:8086/query --data-urlencode "q=CREATE DATABASE gp" >/dev/null
+
+export GP_INFLUX_URL=http://127.0.0.1:8086 GP_INFLUX_BUCKET=gp/autogen
+key_file="$data/admin-key"
+[ -s "$key_file" ] || head -c 18 /dev/urandom | base64 | tr -d '/+=' > "$key_file"
+key=$(cat "$key_file")
+
+GP_EMBEDDED_BROKER=127.0.0.1:1883 GP_SPOOL_DIR="$data/spool" GP_COLLECTOR_ADDR=127.0.0.1:9100 \
+  bin/collector >"$data/logs/collector.log" 2>&1 &
+pids+=($!)
+GP_API_ADDR=127.0.0.1:8080 GP_API_KEYS="admin:$key" bin/api >"$data/logs/api.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do curl -fs http://127.0.0.1:8080/healthz >/dev/null 2>&1 && curl -fs http://127.0.0.1:9100/healthz >/dev/null 2>&1 && break; sleep 0.2; done
+
+GP_MQTT_URL=tcp://127.0.0.1:1883 bin/firmware-sim -outlets "$outlets" -interval 10s \
+  -registry "$data/registry.csv" -truth "$data/truth.json" >"$data/logs/firmware-sim.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do [ -s "$data/registry.csv" ] && break; sleep 0.2; done
+curl -fs -XPOST -H "Authorization: Bearer $key" -H "Content-Type: text/csv" \
+  --data-binary @"$data/registry.csv" http://127.0.0.1:8080/v1/outlets/import >/dev/null \
+  && echo "registry: $outlets outlets imported" || echo "registry import failed (see $data/logs/api.log)" >&2
+
+cat <<MSG
+
+GreenPost is running ($outlets simulated outlets, reports every 10 s):
+  dashboard   http://127.0.0.1:8080/          admin key: $key
+  API         curl -H "Authorization: Bearer $key" http://127.0.0.1:8080/v1/rates?group_by=district
+  collector   http://127.0.0.1:9100/metrics   (embedded MQTT broker on 127.0.0.1:1883)
+  InfluxDB    http://127.0.0.1:8086           (database gp)
+  logs        $data/logs/
+Ctrl-C stops it; data stays in $data.
+MSG
+wait -n "${pids[@]}"
+echo "a process exited: see $data/logs/" >&2
