@@ -5,33 +5,32 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/greenpost/greenpost/internal/metrics"
 	"github.com/greenpost/greenpost/internal/store"
 )
 
-// newEngine builds the metrics engine the handlers read from, and the
-// worker that keeps its roll-ups (nil when it needs none).
+// newEngine builds internal/metrics' engine and the worker that keeps its
+// hourly roll-up (persisted in InfluxDB, indexed in memory). run owns the
+// worker's goroutine and stops it only after the HTTP server has drained.
 //
-// The engine is internal/metrics' job; until its implementation lands the
-// API answers every figure with 503 rather than compute numbers of its own.
-func newEngine(db *store.Store, cfg config, log *slog.Logger) (metrics.Engine, func(context.Context) error) {
-	log.Warn("no metrics engine in this build: rates, series and alerts answer 503")
-	return noEngine{}, nil
-}
-
-// noEngine answers every question with "unavailable".
-type noEngine struct{}
-
-var errNoEngine = &apiError{Code: codeUnavailable, Detail: "the metrics engine is not available in this build"}
-
-func (noEngine) Outlets(context.Context, metrics.Window, []string) (map[string]metrics.Outlet, error) {
-	return nil, errNoEngine
-}
-
-func (noEngine) Series(context.Context, string, metrics.Window, time.Duration) ([]metrics.Outlet, error) {
-	return nil, errNoEngine
-}
-
-func (noEngine) Devices(context.Context, time.Time, time.Duration) ([]metrics.DeviceState, error) {
-	return nil, errNoEngine
+// The roll-up reaches back as far as the longest window a request may ask
+// for (and at least the engine's default 35 days): a window beyond it would
+// have to be read raw, which the engine refuses at city scale.
+func newEngine(db *store.Store, cfg config, log *slog.Logger, reg prometheus.Registerer) (metrics.Engine, func(context.Context) error, error) {
+	opts := metrics.Options{Staleness: cfg.Staleness, FullPct: cfg.FullPct}
+	roll, err := metrics.NewRollup(db, opts, metrics.RollupConfig{
+		Horizon:    max(35*24*time.Hour, cfg.MaxWindow+24*time.Hour),
+		Logger:     log.With("part", "rollup"),
+		Registerer: reg,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	eng, err := metrics.NewInfluxEngine(db, opts, roll)
+	if err != nil {
+		return nil, nil, err
+	}
+	return eng, roll.Run, nil
 }

@@ -108,7 +108,7 @@ func listOutlets(reg *registry) fiber.Handler {
 		if f.District, err = q.id("district"); err != nil {
 			return err
 		}
-		if f.Operator, err = q.id("operator"); err != nil {
+		if f.Operator, err = q.operator(); err != nil {
 			return err
 		}
 		// A CSV export without a limit is the whole registry: a spreadsheet
@@ -273,7 +273,7 @@ func getRates(rt *rater, wr windowRule) fiber.Handler {
 		if f.District, err = q.id("district"); err != nil {
 			return err
 		}
-		if f.Operator, err = q.id("operator"); err != nil {
+		if f.Operator, err = q.operator(); err != nil {
 			return err
 		}
 		gs, err := rt.groups(c.UserContext(), w, groupBy, f)
@@ -394,7 +394,7 @@ func getWasteFree(rt *rater, wr windowRule) fiber.Handler {
 		if f.District, err = q.id("district"); err != nil {
 			return err
 		}
-		if f.Operator, err = q.id("operator"); err != nil {
+		if f.Operator, err = q.operator(); err != nil {
 			return err
 		}
 		ws, err := rt.wasteFree(c.UserContext(), w, f)

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"regexp"
 	"sort"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/greenpost/greenpost/internal/metrics"
 	"github.com/greenpost/greenpost/internal/store"
 )
 
@@ -127,6 +129,9 @@ func TestBadInputIs400ProblemJSON(t *testing.T) {
 		{"lat out of range", "PUT", "/v1/outlets/o-0009", `{"name":"n","district":"d","lat":91,"lon":1,"operator":"o"}`, nil, 400, "lat"},
 		{"lon out of range", "PUT", "/v1/outlets/o-0009", `{"name":"n","district":"d","lat":1,"lon":-180.5,"operator":"o"}`, nil, 400, "lon"},
 		{"district with spaces", "PUT", "/v1/outlets/o-0009", `{"name":"n","district":"Jiang Han","lat":1,"lon":1,"operator":"o"}`, nil, 400, "district"},
+		{"empty operator", "PUT", "/v1/outlets/o-0009", `{"name":"n","district":"d","lat":1,"lon":1,"operator":""}`, nil, 400, "operator"},
+		{"operator with a tab", "PUT", "/v1/outlets/o-0009", `{"name":"n","district":"d","lat":1,"lon":1,"operator":"SF\tExpress"}`, nil, 400, "operator"},
+		{"operator filter with a newline", "GET", "/v1/rates?operator=SF%0A", "", nil, 400, "operator"},
 		{"empty name", "PUT", "/v1/outlets/o-0009", `{"name":" ","district":"d","lat":1,"lon":1,"operator":"o"}`, nil, 400, "name"},
 		{"name with a newline", "PUT", "/v1/outlets/o-0009", `{"name":"a\nb","district":"d","lat":1,"lon":1,"operator":"o"}`, nil, 400, "name"},
 		{"body id differs", "PUT", "/v1/outlets/o-0009", `{"id":"o-0010","name":"n","district":"d","lat":1,"lon":1,"operator":"o"}`, nil, 400, "id"},
@@ -169,6 +174,7 @@ func TestInternalsDoNotLeak(t *testing.T) {
 	}{
 		{"database down", &store.WriteError{Class: store.Retryable, Err: errors.New(secret)}, "", 503},
 		{"query refused", &store.WriteError{Class: store.Permanent, Status: 400, Err: errors.New(secret)}, "", 502},
+		{"roll-up not ready", fmt.Errorf("%w: %s", metrics.ErrNotReady, secret), "", 503},
 		{"bug", errors.New(secret), "", 500},
 		{"panic", nil, secret, 500},
 	} {

@@ -138,7 +138,20 @@ func (q query) oneOf(name, def string, values ...string) (string, error) {
 	return v, nil
 }
 
-// id reads an optional parameter in the id charset (district, operator).
+// operator reads the optional operator filter: the registry's operator
+// rule (printable text, e.g. "SF Express").
+func (q query) operator() (string, error) {
+	v, ok := q["operator"]
+	if !ok {
+		return "", nil
+	}
+	if !validText(v, maxOperatorLen, true) || v != strings.TrimSpace(v) {
+		return "", errInvalid("operator", "operator: want 1 to %d characters of printable UTF-8", maxOperatorLen)
+	}
+	return v, nil
+}
+
+// id reads an optional parameter in the id charset (district).
 func (q query) id(name string) (string, error) {
 	v, ok := q[name]
 	if !ok {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/greenpost/greenpost/internal/metrics"
 	"github.com/greenpost/greenpost/internal/store"
 )
 
@@ -120,6 +121,12 @@ func classify(err error) *apiError {
 			return &apiError{Code: codeInvalid, Detail: fe.Message}
 		}
 		return &apiError{Code: codeInternal, Detail: "internal error", Err: err}
+	}
+	switch {
+	case errors.Is(err, metrics.ErrNotReady):
+		return &apiError{Code: codeUnavailable, Detail: "the figures for this window are still being prepared (the roll-up is catching up); try again shortly", RetryAfter: 10 * time.Second, Err: err}
+	case errors.Is(err, metrics.ErrBadWindow):
+		return &apiError{Code: codeInvalid, Param: "from", Detail: "the window must be whole minutes with from before to", Err: err}
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return &apiError{Code: codeTimeout, Detail: "the request took longer than the server allows", Err: err}

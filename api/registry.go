@@ -31,6 +31,7 @@ const (
 	measurementRegistry = "outlet_registry"
 	maxNameLen          = 200
 	maxAddressLen       = 500
+	maxOperatorLen      = 100
 )
 
 // Outlet is one entry of the registry.
@@ -64,8 +65,8 @@ func (o *Outlet) validate(districts []string) (field, reason string) {
 		return "lat", "want a latitude from -90 to 90"
 	case math.IsNaN(o.Lon) || o.Lon < -180 || o.Lon > 180:
 		return "lon", "want a longitude from -180 to 180"
-	case !telemetry.ValidID(o.Operator):
-		return "operator", "want [a-z0-9][a-z0-9_-]{0,63}"
+	case !validText(o.Operator, maxOperatorLen, true) || o.Operator != strings.TrimSpace(o.Operator):
+		return "operator", fmt.Sprintf("want 1 to %d characters of printable UTF-8, no spaces around", maxOperatorLen)
 	}
 	return "", ""
 }

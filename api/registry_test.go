@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"reflect"
 	"regexp"
 	"sort"
@@ -91,11 +92,11 @@ func TestListPagingAndFilters(t *testing.T) {
 	for i := 1; i <= 57; i++ {
 		id := fmt.Sprintf("o-%04d", i)
 		d := []string{"jianghan", "wuchang", "hanyang"}[i%3]
-		op := []string{"sf", "ems"}[i%2]
+		op := []string{"SF Express", "ems"}[i%2]
 		rows = append(rows, fmt.Sprintf("%s,Outlet %d,%s,,30.%d,114.%d,%s", id, i, d, i, i, op))
 		want[""] = append(want[""], id)
 		want["district="+d] = append(want["district="+d], id)
-		want["operator="+op] = append(want["operator="+op], id)
+		want["operator="+url.QueryEscape(op)] = append(want["operator="+url.QueryEscape(op)], id)
 		if d == "wuchang" && op == "ems" {
 			want["district=wuchang&operator=ems"] = append(want["district=wuchang&operator=ems"], id)
 		}

@@ -34,10 +34,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer db.Close()
 
 	reg := newRegistry(db, cfg.Bucket, cfg.Districts, log)
-	engine, engineWorker := buildEngine(db, cfg, log)
+	promReg := newPromRegistry()
+	engine, engineWorker, err := buildEngine(db, cfg, log, promReg)
+	if err != nil {
+		return fmt.Errorf("metrics engine: %w", err)
+	}
 	app := newApp(&deps{
 		cfg: cfg, log: log, db: db, reg: reg, engine: engine,
-		fill: fillQuery{db: db, bucket: cfg.Bucket}, now: time.Now, promReg: newPromRegistry(),
+		fill: fillQuery{db: db, bucket: cfg.Bucket}, now: time.Now, promReg: promReg,
 	})
 
 	ln, err := net.Listen("tcp", cfg.Addr)

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/greenpost/greenpost/internal/metrics"
 	"github.com/greenpost/greenpost/internal/store"
 	"github.com/greenpost/greenpost/internal/testenv"
@@ -37,7 +39,7 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	eng := &blockingEngine{fakeEngine: fakeEngine{outlets: map[string]metrics.Outlet{}}, entered: make(chan struct{}, 1), release: make(chan struct{})}
 	var workerStoppedBeforeDrain atomic.Bool
 	drained := make(chan struct{})
-	buildEngine = func(*store.Store, config, *slog.Logger) (metrics.Engine, func(context.Context) error) {
+	buildEngine = func(*store.Store, config, *slog.Logger, prometheus.Registerer) (metrics.Engine, func(context.Context) error, error) {
 		return eng, func(ctx context.Context) error {
 			<-ctx.Done()
 			select {
@@ -47,7 +49,7 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 			}
 			eng.stopped.Store(true)
 			return ctx.Err()
-		}
+		}, nil
 	}
 	defer func() { buildEngine = newEngine }()
 
