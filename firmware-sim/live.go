@@ -71,10 +71,12 @@ type liveDevice struct {
 	topic, status string
 	skew          time.Duration
 
-	conn *mqttConn
-	acks chan uint16 // PUBACK ids from the connection's reader
-	pbuf []byte      // packet buffer
-	buf  []byte      // payload buffer
+	conn   *mqttConn
+	acks   chan uint16 // PUBACK ids from the connection's reader
+	pbuf   []byte      // packet buffer
+	buf    []byte      // report payload buffer
+	sbuf   []byte      // status payload buffer: a reconnect must not overwrite a report being resent
+	lastTS int64
 }
 
 func (d *liveDevice) run(ctx context.Context) error {
@@ -119,7 +121,7 @@ func (d *liveDevice) run(ctx context.Context) error {
 			}
 		}
 		d.model.Advance(liveEpoch.Add(time.Duration(float64(off) * cfg.Speed)))
-		ts := time.Now().Add(d.skew).UnixMilli()
+		ts := d.stamp()
 		if cfg.Fault.MalformedRate > 0 && fr.Float64() < cfg.Fault.MalformedRate {
 			var reason telemetry.Reason
 			d.buf, reason = d.model.AppendMalformed(d.buf[:0], ts, fr)
@@ -153,6 +155,18 @@ func (d *liveDevice) run(ctx context.Context) error {
 	return nil
 }
 
+// stamp is the device's clock (skewed when that fault is on), in ms, and
+// strictly increasing: a device that wakes late must not send two reports
+// with one ts, since a stored point is identified by its tags and time.
+func (d *liveDevice) stamp() int64 {
+	ts := time.Now().Add(d.skew).UnixMilli()
+	if ts <= d.lastTS {
+		ts = d.lastTS + 1
+	}
+	d.lastTS = ts
+	return ts
+}
+
 // waitUntil sleeps until t, keeping the connection alive; false when ctx ended.
 func (d *liveDevice) waitUntil(ctx context.Context, t time.Time) bool {
 	for {
@@ -180,8 +194,8 @@ func (d *liveDevice) connect(ctx context.Context) error {
 		conn, err := dialMQTT(ctx, d.cfg.dial, d.ref.ID, d.ref.ID, &will{Topic: d.status, Payload: city.WillPayload}, d.onAck)
 		if err == nil {
 			d.conn = conn
-			d.buf = city.AppendStatus(d.buf[:0], time.Now().Add(d.skew).UnixMilli())
-			if err = d.send(ctx, d.status, d.buf, true, false); err == nil {
+			d.sbuf = city.AppendStatus(d.sbuf[:0], d.stamp())
+			if err = d.send(ctx, d.status, d.sbuf, true, false); err == nil {
 				return nil
 			}
 			d.drop()
@@ -276,9 +290,9 @@ func (d *liveDevice) hangUp() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.Timeout)
 	defer cancel()
-	d.buf = append(d.buf[:0], `{"state":"offline","ts":`...)
-	d.buf = fmt.Appendf(d.buf, "%d}", time.Now().Add(d.skew).UnixMilli())
-	if err := d.send(ctx, d.status, d.buf, true, false); err != nil {
+	d.sbuf = append(d.sbuf[:0], `{"state":"offline","ts":`...)
+	d.sbuf = fmt.Appendf(d.sbuf, "%d}", d.stamp())
+	if err := d.send(ctx, d.status, d.sbuf, true, false); err != nil {
 		d.log.Debug("offline status not acknowledged", "device", d.ref.ID, "err", err)
 	}
 	d.conn.disconnect()

@@ -352,7 +352,9 @@ func TestSameSeedSameData(t *testing.T) {
 	for i, oa := range a.truth.Outlets {
 		ob := b.truth.Outlets[i]
 		if !equalJSON(t, oa.Parcels, ob.Parcels) || !equalJSON(t, oa.Counters, ob.Counters) || oa.Bins[0].Reports != ob.Bins[0].Reports {
-			t.Fatalf("%s: same seed, different truth", oa.Outlet)
+			ja, _ := json.Marshal(oa)
+			jb, _ := json.Marshal(ob)
+			t.Fatalf("%s: same seed, different truth:\n%s\n%s", oa.Outlet, ja, jb)
 		}
 	}
 }
