@@ -47,9 +47,12 @@ bench: bench-telemetry bench-collector bench-sim bench-api
 bench-telemetry:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/telemetry/
 
-# The API's own share of a request (1,000 outlets, fake engine, real HTTP).
-bench-api: tools
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./api/
+# The API: its own share of a request (1,000 outlets, fake engine, real
+# HTTP), then bin/api end to end at city scale (1,000 outlets × 30 days,
+# filled once by the simulator into ~/.cache/greenpost/bench-api).
+bench-api: tools build
+	$(GO) test -run '^$$' -bench . -benchmem ./api/
+	$(GO) run ./bench/api -bin bin
 
 # End to end on this machine, side by side in one run: the broker's ceiling,
 # the collector, a tuned Telegraf 1.37 (built once), latency at 5k msg/s.

@@ -1,0 +1,460 @@
+// Command api measures bin/api at city scale, end to end over HTTP: 1,000
+// outlets × 30 days of 5-minute reports (≈26 M points, written once by the
+// simulator's history mode into a private InfluxDB 1.8.10 whose data is kept
+// for the next run), bin/api as its own process with its roll-up worker,
+// concurrent clients with keys. It prints latency percentiles and CPU per
+// request, and beside them the naive raw-scan time of the same questions
+// (internal/metrics' raw path, which reads every point of the window).
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/greenpost/greenpost/internal/metrics"
+	"github.com/greenpost/greenpost/internal/store"
+	"github.com/greenpost/greenpost/internal/testenv"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/api:", err)
+		os.Exit(1)
+	}
+}
+
+type params struct {
+	Outlets, Days int
+	Step          time.Duration
+	Seed          int64
+}
+
+func run() error {
+	cache, _ := os.UserCacheDir()
+	var p params
+	flag.IntVar(&p.Outlets, "outlets", 1000, "outlets (2 bins and a counter each)")
+	flag.IntVar(&p.Days, "days", 30, "days of history")
+	flag.DurationVar(&p.Step, "step", 5*time.Minute, "report interval")
+	flag.Int64Var(&p.Seed, "seed", 1, "simulator seed")
+	root := flag.String("data", filepath.Join(cache, "greenpost", "bench-api"), "where the filled InfluxDB data is kept between runs")
+	clients := flag.Int("clients", 4, "concurrent HTTP clients")
+	requests := flag.Int("requests", 200, "requests per question (after 10 warm-up requests)")
+	bin := flag.String("bin", "bin", "directory with api and firmware-sim (make build)")
+	flag.Parse()
+	ctx := context.Background()
+
+	dir := filepath.Join(*root, fmt.Sprintf("o%d-d%d-s%s-seed%d", p.Outlets, p.Days, p.Step, p.Seed))
+	in, err := startInfluxd(dir)
+	if err != nil {
+		return err
+	}
+	defer in.stop()
+	registry := filepath.Join(dir, "registry.csv")
+	// History ends at the last whole step before the data was written, so
+	// the windows below (ending now) include its last hours live.
+	if _, err := os.Stat(filepath.Join(dir, "filled")); err != nil {
+		fmt.Printf("filling %d outlets × %d days with the simulator (once; kept in %s)\n", p.Outlets, p.Days, dir)
+		t0 := time.Now()
+		sim := exec.Command(filepath.Join(*bin, "firmware-sim"), "-mode", "history", "-influx", "-outlets", strconv.Itoa(p.Outlets),
+			"-days", strconv.Itoa(p.Days), "-step", p.Step.String(), "-seed", strconv.FormatInt(p.Seed, 10), "-registry", registry)
+		sim.Env = []string{"GP_INFLUX_URL=" + in.URL, "GP_INFLUX_BUCKET=" + in.Bucket, "GP_LOG_LEVEL=warn", "PATH=" + os.Getenv("PATH")}
+		sim.Stdout, sim.Stderr = os.Stdout, os.Stderr
+		if err := sim.Run(); err != nil {
+			return fmt.Errorf("firmware-sim: %w", err)
+		}
+		fmt.Printf("filled in %v\n", time.Since(t0).Round(time.Second))
+		os.WriteFile(filepath.Join(dir, "filled"), []byte(time.Now().UTC().Format(time.RFC3339)), 0o644)
+	}
+
+	// bin/api as its own process, with a fresh key.
+	keyBytes := make([]byte, 16)
+	rand.Read(keyBytes)
+	key := hex.EncodeToString(keyBytes)
+	api, err := startAPI(filepath.Join(*bin, "api"), in, key)
+	if err != nil {
+		return err
+	}
+	defer api.stop()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 5 * time.Minute}
+	reg, err := os.ReadFile(registry)
+	if err != nil {
+		return err
+	}
+	if st, body, err := do(client, "POST", api.base+"/v1/outlets/import", key, "text/csv", reg); err != nil || st != 200 {
+		return fmt.Errorf("import: %d %s %v", st, body, err)
+	}
+
+	now := time.Now().UTC().Truncate(time.Minute)
+	day30 := fmt.Sprintf("from=%s&to=%s", now.Add(-30*24*time.Hour).Format(time.RFC3339), now.Format(time.RFC3339))
+	// The roll-up worker builds at start; until it has caught up a 30-day
+	// city question answers 503.
+	t0 := time.Now()
+	for {
+		st, body, err := do(client, "GET", api.base+"/v1/rates?group_by=city&"+day30, key, "", nil)
+		if err == nil && st == 200 {
+			break
+		}
+		if st != 503 || time.Since(t0) > 20*time.Minute {
+			return fmt.Errorf("city roll-up: %d %s %v\n%s", st, body, err, api.log.String())
+		}
+		time.Sleep(2 * time.Second)
+	}
+	fmt.Printf("bin/api ready for a 30-day city question %v after start (roll-up loaded or built)\n", time.Since(t0).Round(time.Second))
+
+	ids := outletIDs(reg)
+	questions := []struct {
+		name string
+		path func(r *mrand.Rand) string
+	}{
+		{"city, 30 days", func(*mrand.Rand) string { return "/v1/rates?group_by=city&" + day30 }},
+		{"by district, 30 days", func(*mrand.Rand) string { return "/v1/rates?group_by=district&" + day30 }},
+		{"one outlet's rates, 30 days", func(r *mrand.Rand) string { return "/v1/outlets/" + ids[r.IntN(len(ids))] + "/rates?" + day30 }},
+		{fmt.Sprintf("by outlet (%d groups), 30 days", len(ids)), func(*mrand.Rand) string { return "/v1/rates?group_by=outlet&" + day30 }},
+		{"waste-free, 30 days", func(*mrand.Rand) string { return "/v1/waste-free?" + day30 }},
+	}
+	fmt.Printf("\n%d concurrent clients, %d requests each question, warm (same window):\n", *clients, *requests)
+	fmt.Println("| question | p50 | p95 | p99 | max | api CPU / request | influxd CPU / request |")
+	fmt.Println("|---|---|---|---|---|---|---|")
+	for _, q := range questions {
+		res, err := measure(client, api.base, key, q.path, *clients, *requests, api.pid(), in.pid())
+		if err != nil {
+			return fmt.Errorf("%s: %w", q.name, err)
+		}
+		fmt.Printf("| %s | %s |\n", q.name, res)
+	}
+
+	// The naive path beside it: internal/metrics reading every raw point of
+	// the window (no roll-up), in this process.
+	st, err := store.Open(store.Config{URL: in.URL, Bucket: in.Bucket, Timeout: 10 * time.Minute})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	fmt.Println("\nnaive raw scan (internal/metrics without roll-up), one request at a time:")
+	fmt.Println("| question | language | time | influxd CPU |")
+	fmt.Println("|---|---|---|---|")
+	for _, lang := range []metrics.QueryLanguage{metrics.InfluxQL, metrics.Flux} {
+		raw, err := metrics.NewRawEngine(st, metrics.DefaultOptions(), lang)
+		if err != nil {
+			return err
+		}
+		for _, rq := range []struct {
+			name    string
+			w       metrics.Window
+			outlets []string
+		}{
+			{"one outlet, 30 days", metrics.Window{From: now.Add(-30 * 24 * time.Hour), To: now}, ids[:1]},
+			{"city, 24 hours", metrics.Window{From: now.Add(-24 * time.Hour), To: now}, ids},
+		} {
+			c0 := cpuSeconds(in.pid())
+			t1 := time.Now()
+			_, err := raw.Outlets(ctx, rq.w, rq.outlets)
+			el := time.Since(t1)
+			status := el.Round(time.Millisecond).String()
+			if err != nil {
+				status = "error: " + err.Error()
+			}
+			fmt.Printf("| %s | %v | %s | %.2f s |\n", rq.name, lang, status, cpuSeconds(in.pid())-c0)
+		}
+	}
+	fmt.Println("(a city-wide 30-day raw scan is not run: InfluxDB's notes measured 32.7 s and 13.6 GiB for it)")
+	return nil
+}
+
+// measure sends requests from clients goroutines and summarizes latency and
+// the CPU the API and InfluxDB spent per request.
+func measure(client *http.Client, base, key string, path func(*mrand.Rand) string, clients, requests int, apiPID, influxPID int) (string, error) {
+	warm := mrand.New(mrand.NewPCG(1, 2))
+	for range 10 {
+		if st, body, err := do(client, "GET", base+path(warm), key, "", nil); err != nil || st != 200 {
+			return "", fmt.Errorf("warm-up: %d %s %v", st, body, err)
+		}
+	}
+	a0, i0 := cpuSeconds(apiPID), cpuSeconds(influxPID)
+	var mu sync.Mutex
+	var lat []time.Duration
+	var firstErr error
+	var wg sync.WaitGroup
+	per := (requests + clients - 1) / clients
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := mrand.New(mrand.NewPCG(uint64(c), 7))
+			for range per {
+				t := time.Now()
+				st, body, err := do(client, "GET", base+path(r), key, "", nil)
+				d := time.Since(t)
+				mu.Lock()
+				if (err != nil || st != 200) && firstErr == nil {
+					firstErr = fmt.Errorf("%d %s %v", st, body, err)
+				}
+				lat = append(lat, d)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return "", firstErr
+	}
+	n := float64(len(lat))
+	apiCPU, influxCPU := (cpuSeconds(apiPID)-a0)/n, (cpuSeconds(influxPID)-i0)/n
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	pct := func(p float64) string {
+		return fmtDur(lat[min(len(lat)-1, int(math.Ceil(p*n))-1)])
+	}
+	return fmt.Sprintf("%s | %s | %s | %s | %s | %s", pct(0.5), pct(0.95), pct(0.99), fmtDur(lat[len(lat)-1]),
+		fmtDur(time.Duration(apiCPU*float64(time.Second))), fmtDur(time.Duration(influxCPU*float64(time.Second)))), nil
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d >= time.Second:
+		return fmt.Sprintf("%.2f s", d.Seconds())
+	case d >= time.Millisecond:
+		return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
+}
+
+func do(client *http.Client, method, url, key, ctype string, body []byte) (int, string, error) {
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 && len(b) > 300 {
+		b = b[:300]
+	}
+	if resp.StatusCode == 200 {
+		b = nil
+	}
+	return resp.StatusCode, string(b), nil
+}
+
+func outletIDs(csvBody []byte) []string {
+	var ids []string
+	for i, line := range strings.Split(string(csvBody), "\n") {
+		if i == 0 || line == "" {
+			continue
+		}
+		id, _, _ := strings.Cut(line, ",")
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// cpuSeconds is a process's user+system CPU time from /proc.
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	u, _ := strconv.ParseFloat(fields[11], 64)
+	k, _ := strconv.ParseFloat(fields[12], 64)
+	return (u + k) / 100 // USER_HZ
+}
+
+// apiProc is bin/api running as its own process.
+type apiProc struct {
+	base string
+	cmd  *exec.Cmd
+	log  *syncBuf
+	done chan struct{}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var startedAddr = regexp.MustCompile(`"msg":"started"[^}]*"addr":"([^"]+)"`)
+
+func startAPI(bin string, in *influxd, key string) (*apiProc, error) {
+	cmd := exec.Command(bin)
+	cmd.Env = []string{"GP_API_ADDR=127.0.0.1:0", "GP_INFLUX_URL=" + in.URL, "GP_INFLUX_BUCKET=" + in.Bucket,
+		"GP_API_KEYS=admin:" + key, "GP_API_RATE_LIMIT=100000", "GP_API_RATE_BURST=100000", "GP_API_REQUEST_TIMEOUT=5m",
+		"GP_API_BODY_LIMIT=16777216", "PATH=" + os.Getenv("PATH")}
+	p := &apiProc{cmd: cmd, log: &syncBuf{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.log, p.log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { cmd.Wait(); close(p.done) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if m := startedAddr.FindStringSubmatch(p.log.String()); m != nil {
+			p.base = "http://" + m[1]
+			return p, nil
+		}
+		select {
+		case <-p.done:
+			return nil, errors.New("bin/api exited:\n" + p.log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			p.stop()
+			return nil, errors.New("bin/api did not start:\n" + p.log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (p *apiProc) pid() int { return p.cmd.Process.Pid }
+
+func (p *apiProc) stop() {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// influxd is a private InfluxDB 1.8.10 on a data directory kept between runs.
+type influxd struct {
+	URL, Bucket string
+	cmd         *exec.Cmd
+	done        chan struct{}
+}
+
+func startInfluxd(dir string) (*influxd, error) {
+	bin, err := testenv.InfluxdPath()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	port, rpc := freePort(), freePort()
+	conf := fmt.Sprintf(`reporting-disabled = true
+bind-address = "127.0.0.1:%d"
+[meta]
+  dir = %q
+[data]
+  dir = %q
+  wal-dir = %q
+  query-log-enabled = false
+  cache-max-memory-size = "2g"
+[coordinator]
+  query-timeout = "0s"
+[monitor]
+  store-enabled = false
+[http]
+  enabled = true
+  bind-address = "127.0.0.1:%d"
+  flux-enabled = true
+  log-enabled = false
+  auth-enabled = false
+  max-body-size = 0
+[logging]
+  level = "warn"
+[continuous_queries]
+  enabled = false
+`, rpc, filepath.Join(dir, "meta"), filepath.Join(dir, "data"), filepath.Join(dir, "wal"), port)
+	confPath := filepath.Join(dir, "influxdb.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	logf, err := os.OpenFile(filepath.Join(dir, "influxd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "run", "-config", confPath)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	in := &influxd{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Bucket: "gp/autogen", cmd: cmd, done: make(chan struct{})}
+	go func() { cmd.Wait(); logf.Close(); close(in.done) }()
+	c := http.Client{Timeout: 2 * time.Second}
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		if resp, err := c.Get(in.URL + "/ping"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			in.stop()
+			return nil, errors.New("influxd did not start; see " + filepath.Join(dir, "influxd.log"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	resp, err := c.PostForm(in.URL+"/query", map[string][]string{"q": {"CREATE DATABASE gp"}})
+	if err != nil {
+		in.stop()
+		return nil, err
+	}
+	var out json.RawMessage
+	json.NewDecoder(resp.Body).Decode(&out)
+	resp.Body.Close()
+	return in, nil
+}
+
+func (in *influxd) pid() int { return in.cmd.Process.Pid }
+
+func (in *influxd) stop() {
+	in.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-in.done:
+	case <-time.After(30 * time.Second):
+		in.cmd.Process.Kill()
+		<-in.done
+	}
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
