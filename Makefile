@@ -5,7 +5,7 @@ SHELL := bash
 GO ?= go
 PKGS := ./...
 # go test output of the last `make test`, for reading failures.
-TESTLOG ?= $(or $(TMPDIR),/tmp)/greenpost-test.log
+TESTLOG ?= $(CURDIR)/.cache/test.log
 
 .PHONY: all run build test tools vet bench bench-telemetry bench-collector bench-sim bench-api clean
 
@@ -33,6 +33,7 @@ vet:
 # result of every test (not the chatter); a skipped test fails the run,
 # because a test that needs a server must never quietly not run.
 test: tools vet
+	@mkdir -p $(dir $(TESTLOG))
 	@echo "go test -race -count=1 $(PKGS)  (full log: $(TESTLOG))"
 	@$(GO) test -race -count=1 -timeout 15m -v $(PKGS) 2>&1 | tee $(TESTLOG) \
 	  | grep -E '^(--- |ok |FAIL|PASS|panic|testenv:|\s+--- (FAIL|PASS: Fuzz)|\s+\S+_test\.go:)' || true

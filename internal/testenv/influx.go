@@ -154,8 +154,14 @@ func (in *Influx) InfluxQL(q string) (string, error) {
 	return string(body), nil
 }
 
-// Pause stops the process (SIGSTOP): connections hang, as on an overloaded server.
-func (in *Influx) Pause() error { return in.srv.signal(syscall.SIGSTOP) }
+// Pause stops the process (SIGSTOP): connections hang, as on an overloaded
+// server. It returns once the kernel reports the process stopped.
+func (in *Influx) Pause() error {
+	if err := in.srv.signal(syscall.SIGSTOP); err != nil {
+		return err
+	}
+	return in.srv.waitState('T', 10*time.Second)
+}
 
 // Resume continues a paused process.
 func (in *Influx) Resume() error { return in.srv.signal(syscall.SIGCONT) }

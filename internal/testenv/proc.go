@@ -100,14 +100,66 @@ func waitFor(timeout time.Duration, ready func() error) error {
 	}
 }
 
-// freePort asks the kernel for a free loopback port.
+// freePort asks the kernel for a free loopback port and reserves it among
+// GreenPost test processes: between closing the probe listener and the
+// server binding the port, a test binary of another package (go test runs
+// them in parallel) could be handed the same port, and a health check would
+// then be answered by the wrong server. A lock file per port, held until
+// this process exits, keeps our servers apart.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if reservePort(port) {
+			return port, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("no free port could be reserved")
+}
+
+var reserved struct {
+	mu    sync.Mutex
+	files []*os.File // kept open: the locks last as long as the process
+}
+
+func reservePort(port int) bool {
+	dir := filepath.Join(os.TempDir(), "greenpost-ports")
+	os.MkdirAll(dir, 0o777)
+	f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(port)+".lock"), os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		return true // cannot coordinate: fall back to the kernel's choice
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return false
+	}
+	reserved.mu.Lock()
+	reserved.files = append(reserved.files, f)
+	reserved.mu.Unlock()
+	return true
+}
+
+// waitState waits until the process is in the given /proc state (T: stopped).
+func (s *server) waitState(want byte, timeout time.Duration) error {
+	pid := s.pid()
+	return waitFor(timeout, func() error {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			return err
+		}
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) {
+			return errors.New("unreadable /proc stat")
+		}
+		if b[i+2] != want {
+			return fmt.Errorf("process %d in state %c, want %c", pid, b[i+2], want)
+		}
+		return nil
+	})
 }
 
 func hostPort(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }

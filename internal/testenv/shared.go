@@ -55,7 +55,7 @@ func SharedInflux(tb testing.TB) *Influx {
 	return shared.influx
 }
 
-// SharedMosquitto returns the test binary's broker (default options),
+// SharedMosquitto returns the test binary's broker (deep queues),
 // starting it on first use. Tests that share it use their own topics.
 func SharedMosquitto(tb testing.TB) *Mosquitto {
 	tb.Helper()
@@ -64,7 +64,9 @@ func SharedMosquitto(tb testing.TB) *Mosquitto {
 	if shared.mosquitto == nil {
 		dir := tempDir(nil, "gp-mosquitto-")
 		shared.dirs = append(shared.dirs, dir)
-		m, err := startMosquitto(dir, MosquittoOptions{})
+		// Deep queues: a test must never lose messages to Mosquitto's
+		// default limit of 1000 queued per client on a busy machine.
+		m, err := startMosquitto(dir, MosquittoOptions{MaxQueued: 1000000, Extra: []string{"max_queued_bytes 0"}})
 		if err != nil {
 			tb.Fatalf("testenv: %v", err)
 		}
