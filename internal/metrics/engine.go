@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,6 +39,7 @@ type InfluxEngine struct {
 	roll  *Rollup // nil: every answer from raw data (the reference path)
 	src   *sourcePicker
 	cache *rawCache
+	live  *liveCache
 }
 
 var _ Engine = (*InfluxEngine)(nil)
@@ -56,8 +58,9 @@ func NewInfluxEngine(st *store.Store, opts Options, roll *Rollup) (*InfluxEngine
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	e := &InfluxEngine{st: st, opts: opts, roll: roll, cache: newRawCache(6)}
+	e := &InfluxEngine{st: st, opts: opts, roll: roll, cache: newRawCache(6), live: newLiveCache(0)}
 	if roll != nil {
+		e.live = newLiveCache(roll.cfg.LiveTTL)
 		if roll.opts != opts {
 			return nil, fmt.Errorf("metrics: engine options %+v differ from the roll-up's %+v", opts, roll.opts)
 		}
@@ -75,7 +78,7 @@ func NewRawEngine(st *store.Store, opts Options, lang QueryLanguage) (*InfluxEng
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	return &InfluxEngine{st: st, opts: opts, src: newSourcePicker(st, lang), cache: newRawCache(0)}, nil
+	return &InfluxEngine{st: st, opts: opts, src: newSourcePicker(st, lang), cache: newRawCache(0), live: newLiveCache(0)}, nil
 }
 
 func (o Options) validate() error {
@@ -183,24 +186,34 @@ func (e *InfluxEngine) evaluate(ctx context.Context, ws []Window, outlets []stri
 		return nil, fmt.Errorf("%w: %d outlets × %v of raw data", ErrNotReady, len(outlets), span(needs.live))
 	}
 
-	live := rawSet{}
+	type liveRead struct {
+		a, e int64
+		data rawSet
+	}
+	lives := make([]liveRead, len(needs.live))
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(4)
-	filter := outlets
+	filter, fkey := outlets, "*"
 	if many {
 		filter = nil
+	} else {
+		sorted := append([]string(nil), outlets...)
+		sort.Strings(sorted)
+		fkey = strings.Join(sorted, ",")
 	}
-	for _, r := range needs.live {
+	for i, r := range needs.live {
 		g.Go(func() error {
-			rs := rawSet{}
-			if err := src.raw(gctx, r[0], r[1], filter, rs); err != nil {
-				return err
-			}
-			mu.Lock()
-			mergeRaw(live, rs)
-			mu.Unlock()
-			return nil
+			rs, err := e.live.get(gctx, liveKey{r[0], r[1], fkey}, func(ctx context.Context) (rawSet, error) {
+				rs := rawSet{}
+				if err := src.raw(ctx, r[0], r[1], filter, rs); err != nil {
+					return nil, err
+				}
+				rs.normalize()
+				return rs, nil
+			})
+			lives[i] = liveRead{r[0], r[1], rs}
+			return err
 		})
 	}
 	for _, h := range fetchHours {
@@ -225,12 +238,16 @@ func (e *InfluxEngine) evaluate(ctx context.Context, ws []Window, outlets []stri
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	live.normalize()
 	rawFor := func(p piece) rawSet {
 		if rs, ok := cached[p.cacheHour]; ok && p.cacheHour >= 0 {
 			return rs
 		}
-		return live
+		for _, l := range lives {
+			if l.a <= p.start && p.end <= l.e {
+				return l.data
+			}
+		}
+		return nil
 	}
 	res := make([][]Outlet, len(ws))
 	a := &acc{intern: map[string]string{}}
@@ -389,11 +406,20 @@ func (e *InfluxEngine) Devices(ctx context.Context, now time.Time, lookback time
 		ranges = append(ranges, [2]int64{a, end})
 	}
 	for _, r := range ranges {
-		rs := rawSet{}
-		if err := src.raw(ctx, r[0], r[1], nil, rs); err != nil {
+		// Read to the next whole minute, so that calls within a minute can
+		// share the read (LiveTTL); points after now are left out below.
+		e1 := ceilDiv(r[1], minuteNS) * minuteNS
+		rs, err := e.live.get(ctx, liveKey{r[0], e1, "*"}, func(ctx context.Context) (rawSet, error) {
+			rs := rawSet{}
+			if err := src.raw(ctx, r[0], e1, nil, rs); err != nil {
+				return nil, err
+			}
+			rs.normalize()
+			return rs, nil
+		})
+		if err != nil {
 			return nil, err
 		}
-		rs.normalize()
 		for o, raw := range rs {
 			s := summarizeRaw(raw, r[0], r[1], e.opts, nil)
 			see(o, &s)

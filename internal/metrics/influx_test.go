@@ -230,7 +230,7 @@ func TestHandComputed(t *testing.T) {
 			t.Fatal(err)
 		}
 		engines["raw-"+lang.String()] = raw
-		roll, err := NewRollup(st, opts, RollupConfig{Language: lang, Now: func() time.Time { return handNow }, Horizon: 3 * 24 * time.Hour})
+		roll, err := NewRollup(st, opts, RollupConfig{Language: lang, Now: func() time.Time { return handNow }, Horizon: 3 * 24 * time.Hour, LiveTTL: -1})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -105,7 +105,7 @@ func TestRollupEqualsRawOnInfluxDB(t *testing.T) {
 	outlets := []string{"p-0", "p-1", "p-2", "p-3", "p-4", "p-empty", "p-unknown"}
 
 	opts := Options{Staleness: 20 * time.Minute, FullPct: 90}
-	cfg := RollupConfig{Now: func() time.Time { return now }, Horizon: 2*24*time.Hour + 7*time.Hour, BuildChunk: 5 * time.Hour}
+	cfg := RollupConfig{Now: func() time.Time { return now }, Horizon: 2*24*time.Hour + 7*time.Hour, BuildChunk: 5 * time.Hour, LiveTTL: -1}
 
 	type engines struct {
 		name      string

@@ -42,6 +42,11 @@ type RollupConfig struct {
 	// BuildChunk is how much raw data one read covers when building
 	// (default 6h: about 200k points for 1,000 outlets).
 	BuildChunk time.Duration
+	// LiveTTL: the engine's reads of the newest minutes (after the partial
+	// hour) are shared by the requests of this long (default 5s), so that
+	// a burst of city questions reads InfluxDB once. 0 takes the default;
+	// negative shares nothing.
+	LiveTTL time.Duration
 	// Language of the queries (default Auto).
 	Language QueryLanguage
 	// Logger, default: discard.
@@ -67,6 +72,9 @@ func (c *RollupConfig) ensureDefaults() {
 	}
 	if c.Horizon <= 0 {
 		c.Horizon = 35 * 24 * time.Hour
+	}
+	if c.LiveTTL == 0 {
+		c.LiveTTL = 5 * time.Second
 	}
 	if c.BuildChunk < time.Hour {
 		c.BuildChunk = 6 * time.Hour
@@ -707,4 +715,21 @@ func (r *Rollup) describe() string {
 		"r1=" + time.Unix(0, s.r1).UTC().Format(time.RFC3339),
 		"p=" + time.Unix(0, s.p).UTC().Format(time.RFC3339),
 	}, " ")
+}
+
+// RollupStats describes the roll-up's memory index.
+type RollupStats struct {
+	From, To    time.Time // closed hours rolled: [From, To)
+	PartialTo   time.Time // the current hour is summarized up to here
+	Outlets     int       // outlets with data in the index
+	MemoryBytes int64     // estimated size of the index
+}
+
+// Stats returns the current state of the memory index.
+func (r *Rollup) Stats() RollupStats {
+	s := r.ix.load()
+	return RollupStats{
+		From: time.Unix(0, s.r0).UTC(), To: time.Unix(0, s.r1).UTC(), PartialTo: time.Unix(0, max(s.p, s.r1)).UTC(),
+		Outlets: len(s.outlets), MemoryBytes: s.memoryBytes(),
+	}
 }
