@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"slices"
@@ -87,7 +88,7 @@ func (c *config) faultOn(name string) bool { return slices.Contains(c.Faults, na
 func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
 	r := settings.NewReader(getenv)
 	c := config{
-		MQTTURL:      r.URL("GP_MQTT_URL", "tcp://127.0.0.1:1883", "tcp", "ssl"),
+		MQTTURL:      r.URL("GP_MQTT_URL", "tcp://127.0.0.1:1883", "tcp", "ssl", "ws", "wss"),
 		MQTTUser:     r.String("GP_MQTT_USERNAME", ""),
 		MQTTPassword: r.String("GP_MQTT_PASSWORD", ""),
 		MQTTCAFile:   r.File("GP_MQTT_CA_FILE"),
@@ -274,12 +275,18 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	if u, err := url.Parse(c.MQTTURL); err == nil {
 		c.dial.Addr = u.Host
 		if u.Port() == "" {
-			c.dial.Addr = u.Host + ":1883"
-			if u.Scheme == "ssl" {
-				c.dial.Addr = u.Host + ":8883"
-			}
+			// The usual ports: MQTT's for tcp and ssl, HTTP's for ws and wss
+			// (what the collector's paho and gorilla/websocket assume too).
+			c.dial.Addr = net.JoinHostPort(u.Hostname(), map[string]string{"tcp": "1883", "ssl": "8883", "ws": "80", "wss": "443"}[u.Scheme])
 		}
-		if u.Scheme == "ssl" {
+		if u.Scheme == "ws" || u.Scheme == "wss" {
+			ws := *u
+			if ws.Path == "" {
+				ws.Path = "/mqtt" // what most brokers serve MQTT under (EMQX, HiveMQ); Mosquitto takes any path
+			}
+			c.dial.WebSocket = ws.String()
+		}
+		if u.Scheme == "ssl" || u.Scheme == "wss" {
 			c.dial.TLS = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
 			if c.MQTTCAFile != "" {
 				pem, err := os.ReadFile(c.MQTTCAFile)

@@ -2,7 +2,7 @@ package main
 
 // A lean MQTT 3.1.1 client: only what a publishing device needs (CONNECT
 // with a Last Will and credentials, PUBLISH at QoS 0/1, PUBACK, PINGREQ,
-// DISCONNECT), one TCP or TLS connection per device.
+// DISCONNECT), one TCP, TLS or WebSocket connection per device.
 //
 // Why not paho: a paho client is several goroutines, buffers and channels
 // per connection; load mode keeps 20,000 and more devices connected in one
@@ -22,6 +22,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // errRefused is a CONNACK with a non-zero return code: retrying with the
@@ -31,7 +33,8 @@ var errRefused = errors.New("mqtt: connection refused by the broker")
 // dialConfig says how devices reach the broker.
 type dialConfig struct {
 	Addr      string      // host:port
-	TLS       *tls.Config // nil for tcp://
+	TLS       *tls.Config // nil for tcp:// and ws://
+	WebSocket string      // ws:// or wss:// URL with its path; empty for tcp:// and ssl://
 	Password  string      // sent with every device's username when set
 	Username  string      // overrides the device id as username when set
 	KeepAlive time.Duration
@@ -65,10 +68,13 @@ func dialMQTT(ctx context.Context, cfg dialConfig, clientID, username string, w 
 	d := net.Dialer{Timeout: cfg.Timeout, LocalAddr: cfg.Local}
 	var nc net.Conn
 	var err error
-	if cfg.TLS != nil {
+	switch {
+	case cfg.WebSocket != "":
+		nc, err = dialWebSocket(ctx, cfg, &d)
+	case cfg.TLS != nil:
 		td := tls.Dialer{NetDialer: &d, Config: cfg.TLS}
 		nc, err = td.DialContext(ctx, "tcp", cfg.Addr)
-	} else {
+	default:
 		nc, err = d.DialContext(ctx, "tcp", cfg.Addr)
 	}
 	if err != nil {
@@ -201,6 +207,104 @@ func (c *mqttConn) alive() bool {
 		return true
 	}
 }
+
+// wsWriteBuffers lends gorilla/websocket its write buffers only while a
+// message is written: a device writes a few hundred bytes a minute, and
+// 20,000 devices each holding a 4 KiB buffer for life would cost 80 MiB.
+var wsWriteBuffers sync.Pool
+
+// wsReadBuffer is each WebSocket connection's read buffer. The broker sends
+// a publisher only PUBACK, PINGRESP and control frames (at most 125 bytes,
+// gorilla's minimum), so a small one is enough and it is held for life.
+const wsReadBuffer = 256
+
+// dialWebSocket opens MQTT over a WebSocket (MQTT 3.1.1 §6, subprotocol
+// "mqtt"), with TLS for wss://, and returns it as the byte stream the client
+// reads and writes.
+func dialWebSocket(ctx context.Context, cfg dialConfig, d *net.Dialer) (net.Conn, error) {
+	wd := websocket.Dialer{
+		NetDialContext:   d.DialContext,
+		TLSClientConfig:  cfg.TLS,
+		HandshakeTimeout: cfg.Timeout,
+		Subprotocols:     []string{"mqtt"},
+		ReadBufferSize:   wsReadBuffer,
+		WriteBufferPool:  &wsWriteBuffers,
+		// Proxy stays nil: devices reach the broker directly, whatever
+		// HTTP_PROXY the simulator's environment holds.
+	}
+	ws, resp, err := wd.DialContext(ctx, cfg.WebSocket, nil)
+	if err != nil {
+		if resp != nil && resp.StatusCode >= 400 && resp.StatusCode < 500 {
+			// A wrong path or credentials: trying again will not help.
+			return nil, fmt.Errorf("%w: websocket handshake with %s: HTTP %s", errRefused, cfg.WebSocket, resp.Status)
+		}
+		if resp != nil {
+			return nil, fmt.Errorf("websocket handshake with %s: HTTP %s: %w", cfg.WebSocket, resp.Status, err)
+		}
+		return nil, fmt.Errorf("websocket %s: %w", cfg.WebSocket, err)
+	}
+	return &wsConn{Conn: ws.UnderlyingConn(), ws: ws}, nil
+}
+
+// errTextMessage: MQTT over WebSocket travels in binary messages only.
+var errTextMessage = errors.New("mqtt over websocket: the broker sent a non-binary message")
+
+// wsConn is a WebSocket seen as the net.Conn the client expects. Every
+// Write is one binary message (the client writes one packet per call); Read
+// treats the messages' payloads as one byte stream, since a packet may span
+// messages and a message may hold several packets (MQTT 3.1.1 §6). Read runs
+// on one goroutine at a time (the handshake, then the reader) and Write
+// under mqttConn.wmu, which is the concurrency gorilla allows.
+type wsConn struct {
+	net.Conn                 // the TCP or TLS connection under the WebSocket: addresses
+	ws       *websocket.Conn // framing, masking, ping/pong and close frames
+	r        io.Reader       // the message being read; nil between messages
+}
+
+func (c *wsConn) Read(p []byte) (int, error) {
+	for {
+		if c.r == nil {
+			typ, r, err := c.ws.NextReader()
+			if err != nil {
+				return 0, err
+			}
+			if typ != websocket.BinaryMessage {
+				return 0, errTextMessage
+			}
+			c.r = r
+		}
+		n, err := c.r.Read(p)
+		if errors.Is(err, io.EOF) {
+			c.r = nil // the message is done; the stream goes on with the next one
+			err = nil
+		}
+		if n > 0 || err != nil || len(p) == 0 {
+			return n, err
+		}
+	}
+}
+
+func (c *wsConn) Write(p []byte) (int, error) {
+	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// Close drops the TCP connection without a WebSocket close frame, as cut()
+// needs: to the broker it is a device that lost power. A clean end has
+// already sent DISCONNECT, which is what tells the broker to drop the will.
+func (c *wsConn) Close() error { return c.ws.Close() }
+
+// The deadlines go through gorilla: it sets its own write deadline on the
+// connection before every frame, so one set on the TCP connection directly
+// would be overwritten.
+func (c *wsConn) SetDeadline(t time.Time) error {
+	c.ws.SetWriteDeadline(t)
+	return c.ws.SetReadDeadline(t)
+}
+func (c *wsConn) SetReadDeadline(t time.Time) error  { return c.ws.SetReadDeadline(t) }
+func (c *wsConn) SetWriteDeadline(t time.Time) error { return c.ws.SetWriteDeadline(t) }
 
 func appendConnect(b []byte, clientID, username, password string, w *will, keepAlive time.Duration) []byte {
 	flags := byte(0x02) // clean session: a device only publishes

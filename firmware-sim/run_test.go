@@ -43,7 +43,7 @@ func TestBadSettingsExit2(t *testing.T) {
 		{nil, []string{"-malformed-rate", "2"}, "-malformed-rate"},
 		{nil, []string{"-skew-max", "25h"}, "-skew-max"},
 		{nil, []string{"-scenario", "/nonexistent/scenario.json"}, "-scenario"},
-		{[]string{"GP_MQTT_URL=ws://127.0.0.1:9001"}, nil, "GP_MQTT_URL"},
+		{[]string{"GP_MQTT_URL=http://127.0.0.1:9001"}, nil, "GP_MQTT_URL"}, // ws:// and wss:// are taken (ws_test.go)
 		{[]string{"GP_INFLUX_URL=influx"}, nil, "GP_INFLUX_URL"},
 	} {
 		p := testenv.StartMain(t, tc.env, tc.args...)
