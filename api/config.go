@@ -19,7 +19,7 @@ import (
 var extraSettings = []string{
 	"GP_API_MAX_WINDOW", "GP_API_REQUEST_TIMEOUT", "GP_API_BODY_LIMIT",
 	"GP_API_RATE_LIMIT", "GP_API_RATE_BURST", "GP_API_REGISTRY_REFRESH", "GP_API_DISTRICTS",
-	"GP_API_STALENESS", "GP_API_FULL_PCT", "GP_API_ALERT_LOOKBACK",
+	"GP_API_STALENESS", "GP_API_FULL_PCT", "GP_API_ALERT_LOOKBACK", "GP_API_CACHE_TTL",
 	"GP_TARGET_GREEN_RATE", "GP_TARGET_OUTLET_COVERAGE", "GP_TARGET_BIN_COVERAGE",
 }
 
@@ -62,6 +62,7 @@ type config struct {
 	Staleness       time.Duration // metrics-v1 staleness (also: device offline after this)
 	FullPct         float64       // metrics-v1 full threshold
 	AlertLookback   time.Duration // devices silent for longer than this drop out of alerts
+	CacheTTL        time.Duration // how long an engine answer is reused (0: never)
 	Targets         targets
 }
 
@@ -84,6 +85,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		Staleness:       r.Duration("GP_API_STALENESS", 15*time.Minute, time.Minute, 24*time.Hour),
 		FullPct:         readFloat(r, "GP_API_FULL_PCT", 90, 0, 100),
 		AlertLookback:   r.Duration("GP_API_ALERT_LOOKBACK", 30*24*time.Hour, time.Hour, 366*24*time.Hour),
+		CacheTTL:        r.Duration("GP_API_CACHE_TTL", 10*time.Second, 0, time.Hour),
 		Targets: targets{
 			GreenRate:      readFloat(r, "GP_TARGET_GREEN_RATE", 0.90, 0, 1),
 			OutletCoverage: readFloat(r, "GP_TARGET_OUTLET_COVERAGE", 1.00, 0, 1),

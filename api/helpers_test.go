@@ -46,10 +46,14 @@ type fakeEngine struct {
 	err      error
 	panicMsg string
 	asked    [][]string // the id lists of Outlets calls
+	gate     chan struct{}
 	windows  []metrics.Window
 }
 
 func (f *fakeEngine) Outlets(_ context.Context, w metrics.Window, ids []string) (map[string]metrics.Outlet, error) {
+	if f.gate != nil {
+		<-f.gate // set before any request: tests hold calls to make them overlap
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.panicMsg != "" {
@@ -153,6 +157,9 @@ func defaultTestConfig() config {
 	c.Keys = testKeys()
 	// Tests send many requests at once; TestRateLimitPerKey sets its own.
 	c.RateLimit, c.RateBurst = 1e6, 1e6
+	// Tests change the fake engine's figures between requests over the same
+	// window; TestFigureCache turns the cache on.
+	c.CacheTTL = 0
 	return c
 }
 

@@ -236,6 +236,7 @@ type rater struct {
 	reg     *registry
 	engine  metrics.Engine
 	targets targets
+	cache   *figureCache // nil: every question goes to the engine
 }
 
 // compute asks the engine for outlets over w. Every outlet is answered (the
@@ -249,13 +250,25 @@ func (r *rater) compute(ctx context.Context, w metrics.Window, outlets []Outlet)
 	for i := range outlets {
 		ids[i] = outlets[i].ID
 	}
-	res, err := r.engine.Outlets(ctx, w, ids)
+	res, err := r.cache.get(ctx, w, ids, func(ctx context.Context) (map[string]metrics.Outlet, error) {
+		return r.engine.Outlets(ctx, w, ids)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("metrics for %d outlets over %s..%s: %w", len(ids), w.From.Format(time.RFC3339), w.To.Format(time.RFC3339), err)
 	}
 	for _, id := range ids {
 		if _, ok := res[id]; !ok {
-			res[id] = metrics.Outlet{WindowMinutes: w.Minutes()}
+			// The answer may be shared (cache): fill a copy, never it.
+			filled := make(map[string]metrics.Outlet, len(ids))
+			for k, v := range res {
+				filled[k] = v
+			}
+			for _, id := range ids {
+				if _, ok := filled[id]; !ok {
+					filled[id] = metrics.Outlet{WindowMinutes: w.Minutes()}
+				}
+			}
+			return filled, nil
 		}
 	}
 	return res, nil

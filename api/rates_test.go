@@ -21,8 +21,12 @@ func parcels(reusable, recyclable, biodegradable, original, plastic, foam, other
 
 // cityFixture registers five outlets and gives the fake engine figures for
 // four of them (o-0004 has no data at all; o-0005 is inactive).
-func cityFixture(t *testing.T) *testServer {
-	ts := newTestServer(t, nil)
+func cityFixture(t *testing.T, mod ...func(*config)) *testServer {
+	var m func(*config)
+	if len(mod) > 0 {
+		m = mod[0]
+	}
+	ts := newTestServer(t, m)
 	for _, o := range []Outlet{
 		{ID: "o-0001", Name: "One", District: "jianghan", Lat: 30, Lon: 114, Operator: "sf", Active: true},
 		{ID: "o-0002", Name: "Two", District: "jianghan", Lat: 30, Lon: 114, Operator: "ems", Active: true},

@@ -42,7 +42,8 @@ type route struct {
 // OpenAPI test walks it: every route is documented, every documented route
 // is here.
 func routes(d *deps) []route {
-	rt := &rater{reg: d.reg, engine: d.engine, targets: d.cfg.Targets}
+	rt := &rater{reg: d.reg, engine: d.engine, targets: d.cfg.Targets,
+		cache: newFigureCache(d.cfg.CacheTTL, d.cfg.RequestTimeout, d.now, d.promReg)}
 	al := &alerter{reg: d.reg, engine: d.engine, rater: rt, lookback: d.cfg.AlertLookback, greenRate: d.cfg.Targets.GreenRate,
 		opts: metrics.Options{Staleness: d.cfg.Staleness, FullPct: d.cfg.FullPct}}
 	wr := windowRule{now: d.now, maxWindow: d.cfg.MaxWindow}

@@ -87,61 +87,65 @@ func run() error {
 		os.WriteFile(filepath.Join(dir, "filled"), []byte(time.Now().UTC().Format(time.RFC3339)), 0o644)
 	}
 
-	// bin/api as its own process, with a fresh key.
+	// bin/api as its own process, with a fresh key: first with its figure
+	// cache off (every request asks the engine), then with the default TTL.
 	keyBytes := make([]byte, 16)
 	rand.Read(keyBytes)
 	key := hex.EncodeToString(keyBytes)
-	api, err := startAPI(filepath.Join(*bin, "api"), in, key)
-	if err != nil {
-		return err
-	}
-	defer api.stop()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 5 * time.Minute}
 	reg, err := os.ReadFile(registry)
 	if err != nil {
 		return err
 	}
-	if st, body, err := do(client, "POST", api.base+"/v1/outlets/import", key, "text/csv", reg); err != nil || st != 200 {
-		return fmt.Errorf("import: %d %s %v", st, body, err)
-	}
-
+	ids := outletIDs(reg)
 	now := time.Now().UTC().Truncate(time.Minute)
 	day30 := fmt.Sprintf("from=%s&to=%s", now.Add(-30*24*time.Hour).Format(time.RFC3339), now.Format(time.RFC3339))
-	// The roll-up worker builds at start; until it has caught up a 30-day
-	// city question answers 503.
-	t0 := time.Now()
-	for {
-		st, body, err := do(client, "GET", api.base+"/v1/rates?group_by=city&"+day30, key, "", nil)
-		if err == nil && st == 200 {
-			break
-		}
-		if st != 503 || time.Since(t0) > 20*time.Minute {
-			return fmt.Errorf("city roll-up: %d %s %v\n%s", st, body, err, api.log.String())
-		}
-		time.Sleep(2 * time.Second)
-	}
-	fmt.Printf("bin/api ready for a 30-day city question %v after start (roll-up loaded or built)\n", time.Since(t0).Round(time.Second))
-
-	ids := outletIDs(reg)
-	questions := []struct {
-		name string
-		path func(r *mrand.Rand) string
-	}{
-		{"city, 30 days", func(*mrand.Rand) string { return "/v1/rates?group_by=city&" + day30 }},
-		{"by district, 30 days", func(*mrand.Rand) string { return "/v1/rates?group_by=district&" + day30 }},
-		{"one outlet's rates, 30 days", func(r *mrand.Rand) string { return "/v1/outlets/" + ids[r.IntN(len(ids))] + "/rates?" + day30 }},
-		{fmt.Sprintf("by outlet (%d groups), 30 days", len(ids)), func(*mrand.Rand) string { return "/v1/rates?group_by=outlet&" + day30 }},
-		{"waste-free, 30 days", func(*mrand.Rand) string { return "/v1/waste-free?" + day30 }},
-	}
-	fmt.Printf("\n%d concurrent clients, %d requests each question, warm (same window):\n", *clients, *requests)
-	fmt.Println("| question | p50 | p95 | p99 | max | api CPU / request | influxd CPU / request |")
-	fmt.Println("|---|---|---|---|---|---|---|")
-	for _, q := range questions {
-		res, err := measure(client, api.base, key, q.path, *clients, *requests, api.pid(), in.pid())
+	for _, ttl := range []string{"0s", "10s"} {
+		api, err := startAPI(filepath.Join(*bin, "api"), in, key, ttl)
 		if err != nil {
-			return fmt.Errorf("%s: %w", q.name, err)
+			return err
 		}
-		fmt.Printf("| %s | %s |\n", q.name, res)
+		if st, body, err := do(client, "POST", api.base+"/v1/outlets/import", key, "text/csv", reg); err != nil || st != 200 {
+			api.stop()
+			return fmt.Errorf("import: %d %s %v", st, body, err)
+		}
+		// The roll-up worker loads (or builds) at start; until it has
+		// caught up a 30-day city question answers 503.
+		t0 := time.Now()
+		for {
+			st, body, err := do(client, "GET", api.base+"/v1/rates?group_by=city&"+day30, key, "", nil)
+			if err == nil && st == 200 {
+				break
+			}
+			if st != 503 || time.Since(t0) > 20*time.Minute {
+				api.stop()
+				return fmt.Errorf("city roll-up: %d %s %v\n%s", st, body, err, api.log.String())
+			}
+			time.Sleep(2 * time.Second)
+		}
+		fmt.Printf("\nGP_API_CACHE_TTL=%s: bin/api answered a 30-day city question %v after start (roll-up loaded or built)\n", ttl, time.Since(t0).Round(time.Second))
+		questions := []struct {
+			name string
+			path func(r *mrand.Rand) string
+		}{
+			{"city, 30 days", func(*mrand.Rand) string { return "/v1/rates?group_by=city&" + day30 }},
+			{"by district, 30 days", func(*mrand.Rand) string { return "/v1/rates?group_by=district&" + day30 }},
+			{"one outlet's rates, 30 days", func(r *mrand.Rand) string { return "/v1/outlets/" + ids[r.IntN(len(ids))] + "/rates?" + day30 }},
+			{fmt.Sprintf("by outlet (%d groups), 30 days", len(ids)), func(*mrand.Rand) string { return "/v1/rates?group_by=outlet&" + day30 }},
+			{"waste-free, 30 days", func(*mrand.Rand) string { return "/v1/waste-free?" + day30 }},
+		}
+		fmt.Printf("%d concurrent clients, %d requests each question, same window:\n", *clients, *requests)
+		fmt.Println("| question | p50 | p95 | p99 | max | api CPU / request | influxd CPU / request |")
+		fmt.Println("|---|---|---|---|---|---|---|")
+		for _, q := range questions {
+			res, err := measure(client, api.base, key, q.path, *clients, *requests, api.pid(), in.pid())
+			if err != nil {
+				api.stop()
+				return fmt.Errorf("%s: %w", q.name, err)
+			}
+			fmt.Printf("| %s | %s |\n", q.name, res)
+		}
+		api.stop()
 	}
 
 	// The naive path beside it: internal/metrics reading every raw point of
@@ -315,9 +319,9 @@ func (s *syncBuf) String() string {
 
 var startedAddr = regexp.MustCompile(`"msg":"started"[^}]*"addr":"([^"]+)"`)
 
-func startAPI(bin string, in *influxd, key string) (*apiProc, error) {
+func startAPI(bin string, in *influxd, key, cacheTTL string) (*apiProc, error) {
 	cmd := exec.Command(bin)
-	cmd.Env = []string{"GP_API_ADDR=127.0.0.1:0", "GP_INFLUX_URL=" + in.URL, "GP_INFLUX_BUCKET=" + in.Bucket,
+	cmd.Env = []string{"GP_API_ADDR=127.0.0.1:0", "GP_API_CACHE_TTL=" + cacheTTL, "GP_INFLUX_URL=" + in.URL, "GP_INFLUX_BUCKET=" + in.Bucket,
 		"GP_API_KEYS=admin:" + key, "GP_API_RATE_LIMIT=100000", "GP_API_RATE_BURST=100000", "GP_API_REQUEST_TIMEOUT=5m",
 		"GP_API_BODY_LIMIT=16777216", "PATH=" + os.Getenv("PATH")}
 	p := &apiProc{cmd: cmd, log: &syncBuf{}, done: make(chan struct{})}
