@@ -141,14 +141,17 @@ func (s *Store) InfluxQLScan(ctx context.Context, q string, fn func(stmt int, me
 	}
 	defer resp.Body.Close()
 	dec := json.NewDecoder(bufio.NewReaderSize(resp.Body, 256<<10))
+	var row []json.RawMessage
 	for {
 		var chunk struct {
 			Results []struct {
 				StatementID int `json:"statement_id"`
 				Series      []struct {
-					Name   string              `json:"name"`
-					Tags   map[string]string   `json:"tags"`
-					Values [][]json.RawMessage `json:"values"`
+					Name string            `json:"name"`
+					Tags map[string]string `json:"tags"`
+					// Split by splitRows: decoding every value into
+					// its own RawMessage costs an allocation per value.
+					Values json.RawMessage `json:"values"`
 				} `json:"series"`
 				Partial bool   `json:"partial"`
 				Err     string `json:"error"`
@@ -170,14 +173,95 @@ func (s *Store) InfluxQLScan(ctx context.Context, q string, fn func(stmt int, me
 				return &WriteError{Class: Permanent, Err: fmt.Errorf("influxql: %s", res.Err)}
 			}
 			for _, se := range res.Series {
-				for _, row := range se.Values {
-					if err := fn(res.StatementID, se.Name, se.Tags, row); err != nil {
-						return err
-					}
+				err := splitRows(se.Values, &row, func(row []json.RawMessage) error {
+					return fn(res.StatementID, se.Name, se.Tags, row)
+				})
+				if err != nil {
+					return err
 				}
 			}
 		}
 	}
+}
+
+// splitRows calls fn for each row of a JSON array of arrays (already
+// checked by the decoder), with the row's values as slices of b.
+func splitRows(b json.RawMessage, row *[]json.RawMessage, fn func([]json.RawMessage) error) error {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '[' {
+		if string(bytes.TrimSpace(b)) == "null" || len(bytes.TrimSpace(b)) == 0 {
+			return nil
+		}
+		return fmt.Errorf("influxql values: want an array")
+	}
+	i = skipSpace(b, i+1)
+	for i < len(b) && b[i] != ']' {
+		if b[i] != '[' {
+			return fmt.Errorf("influxql values: want a row array at %d", i)
+		}
+		r := (*row)[:0]
+		i = skipSpace(b, i+1)
+		for i < len(b) && b[i] != ']' {
+			end := valueEnd(b, i)
+			r = append(r, bytes.TrimRight(b[i:end], " \n\t\r"))
+			i = skipSpace(b, end)
+			if i < len(b) && b[i] == ',' {
+				i = skipSpace(b, i+1)
+			}
+		}
+		*row = r
+		if err := fn(r); err != nil {
+			return err
+		}
+		i = skipSpace(b, i+1)
+		if i < len(b) && b[i] == ',' {
+			i = skipSpace(b, i+1)
+		}
+	}
+	return nil
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\n' || b[i] == '\t' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// valueEnd returns the end of the JSON value at b[i:] (a scalar, string,
+// or nested array/object, which InfluxQL values never are but may be).
+func valueEnd(b []byte, i int) int {
+	depth := 0
+	inStr := false
+	for ; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case inStr:
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				inStr = false
+				if depth == 0 {
+					return i + 1
+				}
+			}
+		case c == '"':
+			inStr = true
+		case c == '[' || c == '{':
+			depth++
+		case c == ']' || c == '}':
+			if depth == 0 {
+				return i
+			}
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+		case c == ',' && depth == 0:
+			return i
+		}
+	}
+	return i
 }
 
 // InfluxQLString quotes s as an InfluxQL string literal.

@@ -88,3 +88,31 @@ func TestScans(t *testing.T) {
 		t.Errorf("InfluxQLString = %s", got)
 	}
 }
+
+func TestSplitRows(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string // rows, values joined by |
+	}{
+		{`[]`, nil},
+		{`null`, nil},
+		{`[[1,2.5,"a"],[3,null,"b,c"]]`, []string{`1|2.5|"a"`, `3|null|"b,c"`}},
+		{` [ [ 1 , "x\"],[" ] , [ -2e3 ] ] `, []string{`1|"x\"],["`, `-2e3`}},
+		{`[[true,{"k":[1,2]},[3,[4]]]]`, []string{`true|{"k":[1,2]}|[3,[4]]`}},
+	}
+	for _, tt := range tests {
+		var got []string
+		var row []json.RawMessage
+		err := splitRows(json.RawMessage(tt.in), &row, func(r []json.RawMessage) error {
+			var parts []string
+			for _, v := range r {
+				parts = append(parts, string(v))
+			}
+			got = append(got, strings.Join(parts, "|"))
+			return nil
+		})
+		if err != nil || strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+			t.Errorf("splitRows(%s) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+}
