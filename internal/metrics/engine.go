@@ -65,7 +65,8 @@ func NewInfluxEngine(st *store.Store, opts Options, roll *Rollup) (*InfluxEngine
 			return nil, fmt.Errorf("metrics: engine options %+v differ from the roll-up's %+v", opts, roll.opts)
 		}
 		e.src = roll.src
-		roll.onInvalidate = e.cache.invalidate
+		inv := e.cache.invalidate
+		roll.onInvalidate.Store(&inv)
 	} else {
 		e.src = newSourcePicker(st, Auto)
 	}

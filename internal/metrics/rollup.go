@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -102,8 +103,8 @@ type Rollup struct {
 	met  rollupMetrics
 
 	// onInvalidate is told which hours' raw data changed (the engine's
-	// raw cache). Set before Run.
-	onInvalidate func(hours []int64)
+	// raw cache); set by NewInfluxEngine, perhaps while Run runs.
+	onInvalidate atomic.Pointer[func(hours []int64)]
 
 	// Owned by the goroutine in Run/Sync.
 	mu          sync.Mutex // one worker at a time (Run and Sync)
@@ -352,15 +353,22 @@ func (r *Rollup) load(ctx context.Context, src source, closedEnd, target0 int64)
 // build summarizes every outlet over the hours [a, b) from raw data,
 // writes the rows and then sets the index's range to [r0, r1).
 func (r *Rollup) build(ctx context.Context, src source, a, b, r0, r1 int64) error {
+	t0 := time.Now()
 	sums, err := r.summarize(ctx, src, a, b, nil)
 	if err != nil {
 		return err
 	}
+	t1 := time.Now()
 	old := r.ix.load()
 	ups, err := r.persist(ctx, old, sums, a, b, nil)
 	if err != nil {
 		return err
 	}
+	t2 := time.Now()
+	defer func() {
+		r.cfg.Logger.Debug("roll-up built", "from", time.Unix(0, a).UTC(), "to", time.Unix(0, b).UTC(), "outlet_hours", len(ups),
+			"read_and_summarize", t1.Sub(t0).Round(time.Millisecond), "write", t2.Sub(t1).Round(time.Millisecond), "index", time.Since(t2).Round(time.Millisecond))
+	}()
 	r.met.hours.WithLabelValues("build").Add(float64(len(ups)))
 	u := update{hours: ups, r0: r0, r1: r1, p: old.p}
 	if r1 != old.r1 {
@@ -556,6 +564,10 @@ func (r *Rollup) cycle(ctx context.Context, src source, now time.Time, full bool
 			r.checkCursor = a
 		}
 	}
+	t0 := time.Now()
+	defer func() {
+		r.cfg.Logger.Debug("roll-up cycle", "partial_to", time.Unix(0, p).UTC(), "checked", ranges, "took", time.Since(t0).Round(time.Millisecond))
+	}()
 	dirty := map[int64]map[string]bool{}
 	for _, rg := range ranges {
 		for a := rg[0]; a < rg[1]; a += 7 * dayNS {
@@ -572,8 +584,8 @@ func (r *Rollup) cycle(ctx context.Context, src source, now time.Time, full bool
 	if err := r.ix.apply(update{hours: ups, r0: snap.r0, r1: snap.r1, p: p, partial: partial}); err != nil {
 		return err
 	}
-	if len(changed) > 0 && r.onInvalidate != nil {
-		r.onInvalidate(changed)
+	if f := r.onInvalidate.Load(); len(changed) > 0 && f != nil {
+		(*f)(changed)
 	}
 	return nil
 }
