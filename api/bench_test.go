@@ -47,8 +47,9 @@ func benchServer(b *testing.B) (base string, client *http.Client) {
 		b.Fatal(err)
 	}
 	go app.Listener(ln)
-	b.Cleanup(func() { app.Shutdown() })
-	return "http://" + ln.Addr().String(), &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 30 * time.Second}
+	client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 30 * time.Second}
+	b.Cleanup(func() { client.CloseIdleConnections(); app.Shutdown() })
+	return "http://" + ln.Addr().String(), client
 }
 
 func benchGet(b *testing.B, path string) {
