@@ -4,6 +4,7 @@ import (
 	"context"
 	"mime"
 	"net/http"
+	"sort"
 	"strings"
 	"time"
 
@@ -183,12 +184,9 @@ func importOutlets(reg *registry) fiber.Handler {
 	}
 }
 
+// sortImportErrors puts parse errors and validation errors in line order.
 func sortImportErrors(es []importError) {
-	for i := 1; i < len(es); i++ {
-		for j := i; j > 0 && es[j].Line < es[j-1].Line; j-- {
-			es[j], es[j-1] = es[j-1], es[j]
-		}
-	}
+	sort.SliceStable(es, func(i, j int) bool { return es[i].Line < es[j].Line })
 }
 
 // mediaType returns the body's media type without parameters.
@@ -208,7 +206,7 @@ func requireType(c *fiber.Ctx, want string) error {
 	return nil
 }
 
-// window is the window of a request, with its clock and limit.
+// windowRule reads a request's window with the server's clock and limit.
 type windowRule struct {
 	now       clock
 	maxWindow time.Duration
