@@ -60,7 +60,9 @@ func (a *alerter) alerts(ctx context.Context, now time.Time, kinds []string) ([]
 		return ok && !o.Active
 	}
 	if all || want[alertBinFull] || want[alertDeviceOffline] {
-		devs, err := a.engine.Devices(ctx, now, a.lookback)
+		devs, err := a.rater.cache.devices(ctx, a.lookback, func(ctx context.Context) ([]metrics.DeviceState, error) {
+			return a.engine.Devices(ctx, now, a.lookback)
+		})
 		if err != nil {
 			return nil, fmt.Errorf("device states: %w", err)
 		}

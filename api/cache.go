@@ -38,7 +38,7 @@ type figureCache struct {
 
 type cacheEntry struct {
 	at  time.Time
-	res map[string]metrics.Outlet
+	val any
 }
 
 func newFigureCache(ttl, timeout time.Duration, now clock, reg prometheus.Registerer) *figureCache {
@@ -70,16 +70,28 @@ func cacheKey(w metrics.Window, ids []string) string {
 // when no fresh one is cached. The answer is shared: callers must not
 // modify it.
 func (c *figureCache) get(ctx context.Context, w metrics.Window, ids []string, compute func(context.Context) (map[string]metrics.Outlet, error)) (map[string]metrics.Outlet, error) {
+	return cached(c, ctx, "outlets-"+cacheKey(w, ids), compute)
+}
+
+// devices returns the engine's device states, at most ttl old: alerts are
+// "now" within the same bound as the figures.
+func (c *figureCache) devices(ctx context.Context, lookback time.Duration, compute func(context.Context) ([]metrics.DeviceState, error)) ([]metrics.DeviceState, error) {
+	return cached(c, ctx, "devices-"+lookback.String(), compute)
+}
+
+// cached is the cache's one path: a fresh entry, else one shared
+// computation, kept when it succeeds.
+func cached[T any](c *figureCache, ctx context.Context, key string, compute func(context.Context) (T, error)) (T, error) {
+	var zero T
 	if c == nil || c.ttl <= 0 {
 		return compute(ctx)
 	}
-	key := cacheKey(w, ids)
 	c.mu.Lock()
 	e, ok := c.entries[key]
 	c.mu.Unlock()
 	if ok && c.now().Sub(e.at) < c.ttl {
 		c.results.WithLabelValues("hit").Inc()
-		return e.res, nil
+		return e.val.(T), nil
 	}
 	ch := c.flight.DoChan(key, func() (any, error) {
 		// The computation is shared: one caller giving up must not fail
@@ -87,11 +99,11 @@ func (c *figureCache) get(ctx context.Context, w metrics.Window, ids []string, c
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
 		defer cancel()
 		at := c.now()
-		res, err := compute(sctx)
+		v, err := compute(sctx)
 		if err == nil {
-			c.put(key, cacheEntry{at: at, res: res})
+			c.put(key, cacheEntry{at: at, val: v})
 		}
-		return res, err
+		return v, err
 	})
 	c.waiting.Inc()
 	defer c.waiting.Dec()
@@ -103,11 +115,11 @@ func (c *figureCache) get(ctx context.Context, w metrics.Window, ids []string, c
 			c.results.WithLabelValues("miss").Inc()
 		}
 		if r.Err != nil {
-			return nil, r.Err
+			return zero, r.Err
 		}
-		return r.Val.(map[string]metrics.Outlet), nil
+		return r.Val.(T), nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return zero, ctx.Err()
 	}
 }
 

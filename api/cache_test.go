@@ -72,6 +72,19 @@ func TestFigureCache(t *testing.T) {
 		t.Errorf("city %d after an error, want 1150", got)
 	}
 
+	// Device states for the alerts are shared the same way.
+	for range 3 {
+		if a := ts.do("GET", "/v1/alerts?kind=bin_full", viewerKey, ""); a.Status != 200 {
+			t.Fatal(a)
+		}
+	}
+	ts.engine.mu.Lock()
+	dc := ts.engine.devCalls
+	ts.engine.mu.Unlock()
+	if dc != 1 {
+		t.Errorf("%d device queries for 3 alert requests within the TTL", dc)
+	}
+
 	m := string(ts.do("GET", "/metrics", "", "").Body)
 	if !strings.Contains(m, `gp_api_figure_cache_total{result="hit"}`) || !strings.Contains(m, `gp_api_figure_cache_total{result="miss"}`) {
 		t.Errorf("no cache counters in /metrics")

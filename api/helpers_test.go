@@ -47,6 +47,7 @@ type fakeEngine struct {
 	panicMsg string
 	asked    [][]string // the id lists of Outlets calls
 	gate     chan struct{}
+	devCalls int
 	windows  []metrics.Window
 }
 
@@ -86,6 +87,7 @@ func (f *fakeEngine) Series(_ context.Context, outlet string, w metrics.Window, 
 func (f *fakeEngine) Devices(_ context.Context, now time.Time, lookback time.Duration) ([]metrics.DeviceState, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.devCalls++
 	if f.err != nil {
 		return nil, f.err
 	}

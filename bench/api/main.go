@@ -133,6 +133,7 @@ func run() error {
 			{"one outlet's rates, 30 days", func(r *mrand.Rand) string { return "/v1/outlets/" + ids[r.IntN(len(ids))] + "/rates?" + day30 }},
 			{fmt.Sprintf("by outlet (%d groups), 30 days", len(ids)), func(*mrand.Rand) string { return "/v1/rates?group_by=outlet&" + day30 }},
 			{"waste-free, 30 days", func(*mrand.Rand) string { return "/v1/waste-free?" + day30 }},
+			{"alerts (devices over 30 days, 7-day rates)", func(*mrand.Rand) string { return "/v1/alerts" }},
 		}
 		fmt.Printf("%d concurrent clients, %d requests each question, same window:\n", *clients, *requests)
 		fmt.Println("| question | p50 | p95 | p99 | max | api CPU / request | influxd CPU / request |")
