@@ -160,7 +160,7 @@ func (e *InfluxEngine) evaluate(ctx context.Context, ws []Window, outlets []stri
 	}
 	plans := make([][]piece, len(ws))
 	for i, w := range ws {
-		plans[i] = planWindow(snap, w)
+		plans[i] = planWindow(snap, w, e.opts.Staleness)
 	}
 	needs := needsOf(plans)
 	many := len(outlets) > maxOutletFilter
@@ -251,7 +251,7 @@ func (e *InfluxEngine) evaluate(ctx context.Context, ws []Window, outlets []stri
 		return nil
 	}
 	res := make([][]Outlet, len(ws))
-	a := &acc{intern: map[string]string{}}
+	a := &acc{intern: &interner{shared: snap.names, local: map[string]string{}}}
 	for i, w := range ws {
 		res[i] = make([]Outlet, len(outlets))
 		for j, o := range outlets {
@@ -368,7 +368,7 @@ func (e *InfluxEngine) Devices(ctx context.Context, now time.Time, lookback time
 			ranges = append(ranges, [2]int64{a, min(snap.r0, end)})
 		}
 		var tmp summary
-		intern := map[string]string{}
+		intern := &interner{shared: snap.names, local: map[string]string{}}
 		for o, h := range snap.outlets {
 			for i, b := range h.days {
 				if b == nil {
@@ -488,4 +488,13 @@ func (p *sourcePicker) get(ctx context.Context) (source, error) {
 		p.src = fluxSource{p.st}
 	}
 	return p.src, nil
+}
+
+// WithLiveTTL returns an engine that shares the roll-up and the raw-hour
+// cache with e but shares its live reads for ttl instead (0: never), for
+// comparisons and for callers that want every answer read to the moment.
+func (e *InfluxEngine) WithLiveTTL(ttl time.Duration) *InfluxEngine {
+	c := *e
+	c.live = newLiveCache(ttl)
+	return &c
 }

@@ -23,7 +23,7 @@ type acc struct {
 	count   int64
 	carry   carry
 	tmp     summary // decoding buffer
-	intern  map[string]string
+	intern  *interner
 }
 
 func (a *acc) reset(look int64, full float64) {
@@ -55,7 +55,8 @@ func addDevice(l *[]string, d string) {
 }
 
 // apply adds a summarized piece. withCarry is false for raw pieces, whose
-// summarizer has already advanced the carry.
+// summarizer has already advanced the carry, and for pieces whose last
+// reports cannot matter (see planWindow).
 func (a *acc) apply(s *summary, pre, withCarry bool) {
 	if withCarry {
 		a.carry.addSummary(s, a.full)
@@ -143,7 +144,7 @@ func (a *acc) evalOutlet(s *snapshot, outlet string, w Window, ps []piece, opts 
 			if b == nil || b.sum == nil {
 				continue // no data that day (complete days always have sum)
 			}
-			a.apply(b.sum, p.pre, true)
+			a.apply(b.sum, p.pre, p.carry)
 		case pieceHour:
 			data := s.hour(outlet, p.start)
 			if data == nil {
@@ -152,10 +153,10 @@ func (a *acc) evalOutlet(s *snapshot, outlet string, w Window, ps []piece, opts 
 			if err := decodeSummary(&a.tmp, data, p.start, a.intern); err != nil {
 				return Outlet{}, err
 			}
-			a.apply(&a.tmp, p.pre, true)
+			a.apply(&a.tmp, p.pre, p.carry)
 		case piecePartial:
 			if ps := s.partial[outlet]; ps != nil {
-				a.apply(ps, p.pre, true)
+				a.apply(ps, p.pre, p.carry)
 			}
 		case pieceRaw:
 			var r *outletRaw

@@ -21,6 +21,8 @@ type snapshot struct {
 	outlets map[string]*outletHist
 	partial map[string]*summary
 	ready   bool // the first load is done: requests may use it
+	// names holds one string per device name of the index (read-only).
+	names map[string]string
 }
 
 // outletHist is one outlet's hours, day by day from snapshot.base.
@@ -107,10 +109,41 @@ func (ix *index) apply(u update) error {
 		outlets: make(map[string]*outletHist, len(old.outlets)),
 		partial: old.partial,
 		ready:   old.ready || u.ready,
+		names:   old.names,
 	}
 	if u.partial != nil {
 		next.partial = u.partial
 	}
+	// Names new to the index go to a copy of the table (requests read the
+	// old one); the day summaries below then share its strings.
+	in := &interner{shared: old.names, local: map[string]string{}}
+	var tmp summary
+	for _, hu := range u.hours {
+		if hu.data != nil {
+			if err := decodeSummary(&tmp, hu.data, hu.hour, in); err != nil {
+				return err
+			}
+		}
+	}
+	for _, ps := range u.partial { // new, not yet seen by any request
+		for i := range ps.series {
+			ps.series[i].device = in.get([]byte(ps.series[i].device))
+		}
+		for i := range ps.bins {
+			ps.bins[i].device = in.get([]byte(ps.bins[i].device))
+		}
+	}
+	if len(in.local) > 0 {
+		names := make(map[string]string, len(old.names)+len(in.local))
+		for k, v := range old.names {
+			names[k] = v
+		}
+		for k, v := range in.local {
+			names[k] = v
+		}
+		next.names = names
+	}
+	in = &interner{shared: next.names}
 	next.base = floorDiv(u.r0, dayNS) * dayNS
 	nDays := 0
 	if u.r1 > u.r0 {
@@ -183,7 +216,7 @@ func (ix *index) apply(u update) error {
 		nb := *b
 		nb.sum = nil
 		if next.dayComplete(k.day) {
-			sum, err := daySummary(&nb, k.day)
+			sum, err := daySummary(&nb, k.day, in)
 			if err != nil {
 				return err
 			}
@@ -212,14 +245,14 @@ func rebase(h *outletHist, oldBase, newBase int64, nDays int) *outletHist {
 }
 
 // daySummary combines the 24 hours of a day block.
-func daySummary(b *dayBlock, day int64) (*summary, error) {
+func daySummary(b *dayBlock, day int64, in *interner) (*summary, error) {
 	sum := &summary{}
 	var tmp summary
 	for i, data := range b.hours {
 		if data == nil {
 			continue
 		}
-		if err := decodeSummary(&tmp, data, day+int64(i)*hourNS, nil); err != nil {
+		if err := decodeSummary(&tmp, data, day+int64(i)*hourNS, in); err != nil {
 			return nil, err
 		}
 		sum.combine(&tmp)

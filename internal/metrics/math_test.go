@@ -166,10 +166,10 @@ func TestRollupEqualsDefinitionInMemory(t *testing.T) {
 		r1 := end - int64(rng.IntN(20)+1)*hourNS
 		p := r1 + int64(rng.IntN(60))*minuteNS
 		snap := rollInMemory(t, rs, opts, r0, r1, p)
-		a := &acc{intern: map[string]string{}}
+		a := &acc{intern: &interner{shared: snap.names, local: map[string]string{}}}
 		for i := 0; i < 60; i++ {
 			w := randomWindow(rng, start+dayNS/2, end+hourNS)
-			ps := planWindow(snap, w)
+			ps := planWindow(snap, w, opts.Staleness)
 			for o, raw := range rs {
 				got, err := a.evalOutlet(snap, o, w, ps, opts, func(piece) rawSet { return rs })
 				if err != nil {
@@ -217,7 +217,7 @@ func TestSummaryCodec(t *testing.T) {
 		}
 		enc := appendSummary(nil, &whole, start)
 		var dec summary
-		if err := decodeSummary(&dec, enc, start, map[string]string{}); err != nil {
+		if err := decodeSummary(&dec, enc, start, &interner{local: map[string]string{}}); err != nil {
 			t.Fatal(err)
 		}
 		if !reflect.DeepEqual(normalizeSummary(dec), normalizeSummary(whole)) {

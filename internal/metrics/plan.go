@@ -28,11 +28,30 @@ type piece struct {
 	// raw pieces: the closed hour whose cached raw data holds the piece,
 	// or -1 for data read live for this request.
 	cacheHour int64
+	// carry: the last reports of this piece decide minutes of a raw piece
+	// after it (within staleness), so the evaluation must track them.
+	carry bool
 }
 
 // planWindow cuts [w.From-24h, w.To) into pieces against snapshot s
-// (nil: everything raw, uncached).
-func planWindow(s *snapshot, w Window) []piece {
+// (nil: everything raw, uncached). stale is the options' staleness.
+func planWindow(s *snapshot, w Window, stale time.Duration) []piece {
+	ps := cutWindow(s, w)
+	// Only pieces that end within staleness before a raw piece can hold a
+	// device's last report that decides that raw piece's minutes: tracking
+	// last reports through the other pieces would be wasted work.
+	next := int64(1<<63 - 1) // start of the next raw piece
+	for i := len(ps) - 1; i >= 0; i-- {
+		p := &ps[i]
+		p.carry = p.kind == pieceRaw || p.end > next-stale.Nanoseconds()
+		if p.kind == pieceRaw {
+			next = p.start
+		}
+	}
+	return ps
+}
+
+func cutWindow(s *snapshot, w Window) []piece {
 	from, to := w.From.UnixNano(), w.To.UnixNano()
 	look := from - dayNS
 	var out []piece

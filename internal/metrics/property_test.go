@@ -158,7 +158,7 @@ func TestRollupEqualsRawOnInfluxDB(t *testing.T) {
 						t.Fatalf("%s raw engine, %s over %v..%v:\n got %+v\nwant %+v", e.name, o, w.From, w.To, raw[o], want)
 					}
 					if !reflect.DeepEqual(got[o], want) {
-						t.Fatalf("%s roll-up engine (%s), %s over %v..%v, pieces %s:\n got %+v\nwant %+v", e.name, e.r.describe(), o, w.From, w.To, kinds(planWindow(e.r.ix.load(), w)), got[o], want)
+						t.Fatalf("%s roll-up engine (%s), %s over %v..%v, pieces %s:\n got %+v\nwant %+v", e.name, e.r.describe(), o, w.From, w.To, kinds(planWindow(e.r.ix.load(), w, opts.Staleness)), got[o], want)
 					}
 				}
 			}

@@ -221,8 +221,8 @@ func appendString(dst []byte, s string) []byte {
 }
 
 // decodeSummary decodes an encoded summary into a (reusing its slices).
-// Device names are copied only when intern has not seen them.
-func decodeSummary(a *summary, b []byte, start int64, intern map[string]string) error {
+// Device names come from in (nil: a new string each).
+func decodeSummary(a *summary, b []byte, start int64, in *interner) error {
 	d := decoder{b: b}
 	if d.byte() != summaryFormat {
 		return errBadSummary
@@ -236,7 +236,7 @@ func decodeSummary(a *summary, b []byte, start int64, intern map[string]string) 
 	a.series = a.series[:0]
 	for i := 0; i < n && d.err == nil; i++ {
 		var s seriesSum
-		s.device = d.str(intern)
+		s.device = d.str(in)
 		s.boot = d.varint()
 		s.nSeq = d.varint()
 		s.sumSeq = d.varint()
@@ -262,7 +262,7 @@ func decodeSummary(a *summary, b []byte, start int64, intern map[string]string) 
 	a.bins = a.bins[:0]
 	for i := 0; i < n && d.err == nil; i++ {
 		var bs binSum
-		bs.device = d.str(intern)
+		bs.device = d.str(in)
 		bs.boot = d.varint()
 		bs.nRep = d.varint()
 		bs.nSeq = d.varint()
@@ -326,7 +326,7 @@ func (d *decoder) uint64() uint64 {
 	return v
 }
 
-func (d *decoder) str(intern map[string]string) string {
+func (d *decoder) str(in *interner) string {
 	n := int(d.uvarint())
 	if d.err != nil || n > len(d.b)-d.i {
 		d.err = errBadSummary
@@ -334,12 +334,30 @@ func (d *decoder) str(intern map[string]string) string {
 	}
 	raw := d.b[d.i : d.i+n]
 	d.i += n
-	if s, ok := intern[string(raw)]; ok { // no allocation for the lookup
+	return in.get(raw)
+}
+
+// interner gives one string per device name, so that the evaluation's
+// many comparisons of names are pointer comparisons. shared is read-only
+// (a snapshot's names, used by concurrent requests); local takes the rest.
+type interner struct {
+	shared map[string]string
+	local  map[string]string
+}
+
+func (in *interner) get(raw []byte) string {
+	if in == nil {
+		return string(raw)
+	}
+	if s, ok := in.shared[string(raw)]; ok { // no allocation for the lookup
+		return s
+	}
+	if s, ok := in.local[string(raw)]; ok {
 		return s
 	}
 	s := string(raw)
-	if intern != nil {
-		intern[s] = s
+	if in.local != nil {
+		in.local[s] = s
 	}
 	return s
 }
