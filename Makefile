@@ -7,7 +7,7 @@ PKGS := ./...
 # go test output of the last `make test`, for reading failures.
 TESTLOG ?= $(CURDIR)/.cache/test.log
 
-.PHONY: all run build test tools vet bench bench-telemetry bench-collector bench-sim bench-api clean
+.PHONY: all run build test tools vet bench bench-telemetry bench-collector bench-sim bench-api bench-metrics clean
 
 all: build
 
@@ -43,7 +43,7 @@ test: tools vet
 
 # Benchmarks (never timed assertions in tests). See docs/benchmarks.md.
 # Each part adds its own bench-<part> target to this list.
-bench: bench-telemetry bench-collector bench-sim bench-api
+bench: bench-telemetry bench-collector bench-sim bench-api bench-metrics
 
 bench-telemetry:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/telemetry/
@@ -54,6 +54,12 @@ bench-telemetry:
 bench-api: tools build
 	$(GO) test -run '^$$' -bench . -benchmem ./api/
 	$(GO) run ./bench/api -bin bin
+
+# The metrics engine on its own at city scale (1,000 outlets × 31 days in a
+# private InfluxDB 1.8.10, filled once into ~/.cache/greenpost/bench-data):
+# roll-up build and load, concurrent clients, and the naive raw path.
+bench-metrics: tools
+	$(GO) run ./bench/apiscale
 
 # End to end on this machine, side by side in one run: the broker's ceiling,
 # the collector, a tuned Telegraf 1.37 (built once), latency at 5k msg/s.
