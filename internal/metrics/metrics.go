@@ -5,6 +5,11 @@
 // This file is the boundary between the computation (this package) and the
 // HTTP API (api/): the API knows the registry (districts, operators, active
 // outlets) and sums outlets into groups; this package knows the data.
+//
+// The Engine is NewInfluxEngine over the hourly roll-up kept by NewRollup
+// (rollup.go: wiring, guarantees about late data); NewRawEngine is
+// metrics-v1 read literally on raw points, the reference the roll-up is
+// tested against. How it works and what it costs: docs/metrics.md.
 package metrics
 
 import (
