@@ -10,56 +10,61 @@ import (
 )
 
 func TestLiveCacheSharesReadsForTTL(t *testing.T) {
-	tests := []struct {
-		name      string
-		ttl       time.Duration
-		wait      time.Duration // between the two rounds
-		wantReads int64
-		atLeast   bool // requests after the ttl may read again
-	}{
-		{"off: every request reads", 0, 0, 2 * 8, false},
-		{"within ttl: one read", time.Hour, 0, 1, false},
-		{"after ttl: read again", time.Millisecond, 20 * time.Millisecond, 2, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := newLiveCache(tt.ttl)
-			var reads atomic.Int64
-			release := make(chan struct{})
-			fetch := func(context.Context) (rawSet, error) {
-				reads.Add(1)
-				<-release
-				return rawSet{"o": &outletRaw{}}, nil
-			}
-			round := func() {
-				var wg sync.WaitGroup
-				for i := 0; i < 8; i++ {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						rs, err := c.get(context.Background(), liveKey{1, 2, "*"}, fetch)
-						if err != nil || rs["o"] == nil {
-							t.Errorf("get: %v %v", rs, err)
-						}
-					}()
+	key := liveKey{1, 2, "*"}
+	t.Run("off: every request reads", func(t *testing.T) {
+		c := newLiveCache(0)
+		var reads atomic.Int64
+		for i := 0; i < 3; i++ {
+			c.get(context.Background(), key, func(context.Context) (rawSet, error) { reads.Add(1); return rawSet{}, nil })
+		}
+		if n := reads.Load(); n != 3 {
+			t.Errorf("%d reads, want 3", n)
+		}
+	})
+	t.Run("requests together and within the ttl share one read", func(t *testing.T) {
+		c := newLiveCache(time.Hour)
+		var reads, asking atomic.Int64
+		release := make(chan struct{})
+		fetch := func(context.Context) (rawSet, error) {
+			reads.Add(1)
+			<-release
+			return rawSet{"o": &outletRaw{}}, nil
+		}
+		var wg sync.WaitGroup
+		for i := 0; i < 8; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				asking.Add(1)
+				if rs, err := c.get(context.Background(), key, fetch); err != nil || rs["o"] == nil {
+					t.Errorf("get: %v %v", rs, err)
 				}
-				// Let every goroutine ask before the read ends.
-				deadline := time.Now().Add(5 * time.Second)
-				for tt.ttl > 0 && reads.Load() == 0 && time.Now().Before(deadline) {
-					time.Sleep(time.Millisecond)
-				}
-				close(release)
-				wg.Wait()
-				release = make(chan struct{})
-			}
-			round()
-			time.Sleep(tt.wait)
-			round()
-			if n := reads.Load(); n < tt.wantReads || (!tt.atLeast && n != tt.wantReads) {
-				t.Errorf("%d reads, want %d (at least: %v)", n, tt.wantReads, tt.atLeast)
-			}
-		})
-	}
+			}()
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for (asking.Load() < 8 || reads.Load() == 0) && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		close(release)
+		wg.Wait()
+		c.get(context.Background(), key, fetch)
+		if n := reads.Load(); n != 1 {
+			t.Errorf("%d reads, want 1", n)
+		}
+	})
+	t.Run("after the ttl a request reads again", func(t *testing.T) {
+		c := newLiveCache(time.Millisecond)
+		var reads atomic.Int64
+		fetch := func(context.Context) (rawSet, error) { reads.Add(1); return rawSet{}, nil }
+		c.get(context.Background(), key, fetch)
+		deadline := time.Now().Add(5 * time.Second)
+		for reads.Load() < 2 && time.Now().Before(deadline) {
+			c.get(context.Background(), key, fetch)
+		}
+		if n := reads.Load(); n < 2 {
+			t.Errorf("%d reads in 5 s with a 1 ms ttl, want a second one", n)
+		}
+	})
 }
 
 func TestLiveCacheDoesNotKeepErrors(t *testing.T) {
