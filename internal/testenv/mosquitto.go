@@ -16,9 +16,13 @@ type MosquittoOptions struct {
 	// Persistence keeps sessions and queued messages in a database that
 	// survives a restart (saved on every change, as deployments should).
 	Persistence bool
-	// MaxInflight and MaxQueued set max_inflight_messages and
-	// max_queued_messages; 0 keeps Mosquitto's defaults (20 and 1000).
-	MaxInflight, MaxQueued int
+	// MaxInflight sets max_inflight_messages; 0 keeps Mosquitto's default (20).
+	MaxInflight int
+	// MaxQueued sets max_queued_messages. 0 means 1,000,000 (and no byte
+	// limit): Mosquitto's default of 1000 drops messages silently when a
+	// burst outruns a busy subscriber, and no test wants the broker to lose
+	// what it is checking for.
+	MaxQueued int
 	// Extra lines appended to the config.
 	Extra []string
 }
@@ -78,9 +82,11 @@ func startMosquitto(dir string, opts MosquittoOptions) (*Mosquitto, error) {
 	if opts.MaxInflight > 0 {
 		lines = append(lines, fmt.Sprintf("max_inflight_messages %d", opts.MaxInflight))
 	}
-	if opts.MaxQueued > 0 {
-		lines = append(lines, fmt.Sprintf("max_queued_messages %d", opts.MaxQueued))
+	if opts.MaxQueued == 0 {
+		opts.MaxQueued = 1000000
+		lines = append(lines, "max_queued_bytes 0")
 	}
+	lines = append(lines, fmt.Sprintf("max_queued_messages %d", opts.MaxQueued))
 	lines = append(lines, opts.Extra...)
 	conf := filepath.Join(dir, "mosquitto.conf")
 	if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {

@@ -64,9 +64,7 @@ func SharedMosquitto(tb testing.TB) *Mosquitto {
 	if shared.mosquitto == nil {
 		dir := tempDir(nil, "gp-mosquitto-")
 		shared.dirs = append(shared.dirs, dir)
-		// Deep queues: a test must never lose messages to Mosquitto's
-		// default limit of 1000 queued per client on a busy machine.
-		m, err := startMosquitto(dir, MosquittoOptions{MaxQueued: 1000000, Extra: []string{"max_queued_bytes 0"}})
+		m, err := startMosquitto(dir, MosquittoOptions{})
 		if err != nil {
 			tb.Fatalf("testenv: %v", err)
 		}
