@@ -22,6 +22,25 @@ func sendCSV(c *fiber.Ctx, header []string, rows [][]string) error {
 	return c.Send(buf.Bytes())
 }
 
+// ftext guards free text against spreadsheet formula injection (OWASP "CSV
+// injection"): a cell that starts with = + - @ or a tab/CR is prefixed with
+// a single quote, which spreadsheets show as text. The importer strips that
+// prefix again, so an export imports as it was.
+func ftext(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
+
+// unguardText undoes ftext on imported free text.
+func unguardText(s string) string {
+	if len(s) >= 2 && s[0] == '\'' && strings.ContainsRune("=+-@\t\r", rune(s[1])) {
+		return s[1:]
+	}
+	return s
+}
+
 func fnum(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 
 func fptr(v *float64) string {
@@ -47,7 +66,7 @@ var outletCSVHeader = append(append([]string{}, csvColumns...), "active", "updat
 func outletCSVRows(os []Outlet) [][]string {
 	rows := make([][]string, len(os))
 	for i, o := range os {
-		rows[i] = []string{o.ID, o.Name, o.District, o.Address, fnum(o.Lat), fnum(o.Lon), o.Operator,
+		rows[i] = []string{o.ID, ftext(o.Name), o.District, ftext(o.Address), fnum(o.Lat), fnum(o.Lon), ftext(o.Operator),
 			strconv.FormatBool(o.Active), o.Updated.UTC().Format(time.RFC3339Nano)}
 	}
 	return rows

@@ -173,8 +173,8 @@ func parseImportCSV(body []byte) ([]importRow, []importError, error) {
 func csvOutlet(rec []string, col map[string]int) (Outlet, error) {
 	get := func(name string) string { return rec[col[name]] }
 	o := Outlet{
-		ID: strings.TrimSpace(get("id")), Name: get("name"), District: strings.TrimSpace(get("district")),
-		Address: get("address"), Operator: strings.TrimSpace(get("operator")), Active: true,
+		ID: strings.TrimSpace(get("id")), Name: unguardText(get("name")), District: strings.TrimSpace(get("district")),
+		Address: unguardText(get("address")), Operator: unguardText(strings.TrimSpace(get("operator"))), Active: true,
 	}
 	var err error
 	if o.Lat, err = parseCoord(get("lat")); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 )
@@ -87,5 +88,19 @@ func TestRegistryLineProtocolEscaping(t *testing.T) {
 	want := `outlet_registry,id=o-1 name="a \"b\" \\c\\",district="d",address="x,y=z w",operator="op",lat=-1.25,lon=100,active=true,deleted=false 1764324000000000123` + "\n"
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+// TestCSVFormulaGuard: free text that a spreadsheet would run as a formula
+// is exported as text, and imports back unchanged.
+func TestCSVFormulaGuard(t *testing.T) {
+	for _, s := range []string{"=HYPERLINK(\"http://x\")", "+1", "-1", "@SUM(A1)", "\tx", "plain", "", "'quoted"} {
+		got := ftext(s)
+		if s != "" && strings.ContainsRune("=+-@\t", rune(s[0])) && !strings.HasPrefix(got, "'") {
+			t.Errorf("ftext(%q) = %q: not guarded", s, got)
+		}
+		if back := unguardText(got); back != s {
+			t.Errorf("round trip of %q: %q", s, back)
+		}
 	}
 }
