@@ -164,8 +164,8 @@ func run() error {
 	var ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms1)
 	s := roll.Stats()
-	fmt.Printf("| restart: load the persisted roll-up into memory | %.1f s | ours %.1f CPU s, influxd %.1f CPU s; Go heap +%.0f MiB (index estimate %.0f MiB, %d outlets) |\n",
-		el.Seconds(), ours, theirs, float64(int64(ms1.HeapAlloc)-int64(ms0.HeapAlloc))/(1<<20), float64(s.MemoryBytes)/(1<<20), s.Outlets)
+	fmt.Printf("| restart: load the persisted roll-up into memory | %.1f s | ours %.1f CPU s, influxd %.1f CPU s; Go heap +%.0f MiB (index estimate %.0f MiB, %d outlets, %d outlet-hours of %.0f bytes) |\n",
+		el.Seconds(), ours, theirs, float64(int64(ms1.HeapAlloc)-int64(ms0.HeapAlloc))/(1<<20), float64(s.MemoryBytes)/(1<<20), s.Outlets, s.Hours, float64(s.HourBytes)/float64(max(1, s.Hours)))
 
 	eng, err := metrics.NewInfluxEngine(st, opts, roll)
 	if err != nil {

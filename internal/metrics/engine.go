@@ -382,7 +382,8 @@ func (e *InfluxEngine) Devices(ctx context.Context, now time.Time, lookback time
 					see(o, b.sum)
 					continue
 				}
-				for hi, data := range b.hours {
+				for hi := 0; hi < 24; hi++ {
+					data := b.hour(hi)
 					hs := day + int64(hi)*hourNS
 					if data == nil || hs+hourNS <= a || hs >= end {
 						continue

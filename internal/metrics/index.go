@@ -30,13 +30,37 @@ type outletHist struct {
 	days []*dayBlock
 }
 
-// dayBlock is one outlet's day: the encoded summary of each hour (nil: no
-// data in that hour) and, once every hour of the day is rolled, the
-// day's summary decoded, so that a 30-day window combines 30 days and not
-// 720 hours.
+// dayBlock is one outlet's day: the encoded summary of each hour, back to
+// back in one buffer (24 slices would cost more than the data), and, once
+// every hour of the day is rolled, the day's summary decoded, so that a
+// 30-day window combines 30 days and not 720 hours.
 type dayBlock struct {
-	hours [24][]byte
-	sum   *summary // nil until the whole day is in [r0, r1)
+	data []byte
+	off  [25]uint32 // hour i is data[off[i]:off[i+1]]; empty: no data that hour
+	sum  *summary   // nil until the whole day is in [r0, r1)
+}
+
+// hour returns the encoded summary of hour i of the day (nil: no data).
+func (b *dayBlock) hour(i int) []byte {
+	if b.off[i] == b.off[i+1] {
+		return nil
+	}
+	return b.data[b.off[i]:b.off[i+1]:b.off[i+1]]
+}
+
+// packDay builds a day block from its hours (nil: no data).
+func packDay(hours *[24][]byte) *dayBlock {
+	n := 0
+	for _, h := range hours {
+		n += len(h)
+	}
+	b := &dayBlock{data: make([]byte, 0, n)}
+	for i, h := range hours {
+		b.off[i] = uint32(len(b.data))
+		b.data = append(b.data, h...)
+	}
+	b.off[24] = uint32(len(b.data))
+	return b
 }
 
 func (s *snapshot) block(outlet string, day int64) *dayBlock {
@@ -57,7 +81,7 @@ func (s *snapshot) hour(outlet string, h int64) []byte {
 	if b == nil {
 		return nil
 	}
-	return b.hours[(h-floorDiv(h, dayNS)*dayNS)/hourNS]
+	return b.hour(int((h - floorDiv(h, dayNS)*dayNS) / hourNS))
 }
 
 // dayComplete reports whether every hour of the day is rolled up.
@@ -177,23 +201,28 @@ func (ix *index) apply(u update) error {
 		day    int64
 	}
 	touched := map[odKey]bool{}
+	unpacked := map[odKey]*[24][]byte{}
 	for _, hu := range u.hours {
 		if hu.hour < u.r0 || hu.hour >= u.r1 {
 			continue
 		}
 		day := floorDiv(hu.hour, dayNS) * dayNS
-		i := int((day - next.base) / dayNS)
-		h := hist(hu.outlet)
 		k := odKey{hu.outlet, day}
-		if !touched[k] {
-			nb := &dayBlock{}
-			if h.days[i] != nil {
-				nb.hours = h.days[i].hours
+		hours := unpacked[k]
+		if hours == nil {
+			hours = new([24][]byte)
+			if b := next.block(hu.outlet, day); b != nil {
+				for i := range hours {
+					hours[i] = b.hour(i)
+				}
 			}
-			h.days[i] = nb
+			unpacked[k] = hours
 			touched[k] = true
 		}
-		h.days[i].hours[(hu.hour-day)/hourNS] = hu.data
+		hours[(hu.hour-day)/hourNS] = hu.data
+	}
+	for k, hours := range unpacked {
+		hist(k.outlet).days[int((k.day-next.base)/dayNS)] = packDay(hours)
 	}
 	// Days whose completeness changed, for every outlet with data then.
 	for day := next.base; day < next.base+int64(nDays)*dayNS; day += dayNS {
@@ -248,7 +277,8 @@ func rebase(h *outletHist, oldBase, newBase int64, nDays int) *outletHist {
 func daySummary(b *dayBlock, day int64, in *interner) (*summary, error) {
 	sum := &summary{}
 	var tmp summary
-	for i, data := range b.hours {
+	for i := 0; i < 24; i++ {
+		data := b.hour(i)
 		if data == nil {
 			continue
 		}
@@ -269,10 +299,7 @@ func (s *snapshot) memoryBytes() int64 {
 			if b == nil {
 				continue
 			}
-			n += 24 * 24
-			for _, d := range b.hours {
-				n += int64(len(d))
-			}
+			n += 24 + 100 + int64(cap(b.data))
 			if b.sum != nil {
 				n += 64 + int64(len(b.sum.series))*int64(8*4*numFields+64) + int64(len(b.sum.bins))*64
 			}

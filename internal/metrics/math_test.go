@@ -1,7 +1,9 @@
 package metrics
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"testing"
@@ -250,4 +252,49 @@ func normalizeSummary(s summary) summary {
 		out.bins = nil
 	}
 	return out
+}
+
+// TestSummaryFormat1 reads a row written in format 1 (plain ns times,
+// 8-byte fill), which a roll-up persisted before format 2 still holds.
+func TestSummaryFormat1(t *testing.T) {
+	start := time.Date(2030, 5, 1, 10, 0, 0, 0, time.UTC).UnixNano()
+	b := []byte{1}
+	b = binary.AppendUvarint(b, 12) // serving
+	b = binary.AppendUvarint(b, 30) // counting
+	b = binary.AppendUvarint(b, 1)  // one series
+	b = appendString(b, "c-1")
+	for _, v := range []int64{2, 3, 21, 1_800_000_123} { // boot, nSeq, sumSeq, tLast after start
+		b = binary.AppendVarint(b, v)
+	}
+	b = binary.AppendUvarint(b, 1<<uint(recyclable))
+	for _, v := range []int64{5, 100, 7, 2} { // tLast(series)-tLast(field), first, last-first, inc-(last-first)
+		b = binary.AppendVarint(b, v)
+	}
+	b = binary.AppendUvarint(b, 1) // one bin
+	b = appendString(b, "b-1")
+	for _, v := range []int64{0, 4, 4, 10, 3_000_000_000} { // boot, nRep, nSeq, sumSeq, tLast
+		b = binary.AppendVarint(b, v)
+	}
+	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(33.25))
+	var got summary
+	if err := decodeSummary(&got, b, start, nil); err != nil {
+		t.Fatal(err)
+	}
+	want := summary{serving: 12, counting: 30,
+		series: []seriesSum{{device: "c-1", boot: 2, nSeq: 3, sumSeq: 21, tLast: start + 1_800_000_123, mask: 1 << uint(recyclable)}},
+		bins:   []binSum{{device: "b-1", nRep: 4, nSeq: 4, sumSeq: 10, tLast: start + 3_000_000_000, fill: 33.25}},
+	}
+	want.series[0].f[recyclable] = fieldSum{first: 100, last: 107, inc: 9, tLast: start + 1_800_000_118}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("format 1:\n got %+v\nwant %+v", got, want)
+	}
+	// Format 2 of the same summary is smaller and decodes to the same.
+	enc := appendSummary(nil, &want, start)
+	var back summary
+	if err := decodeSummary(&back, enc, start, nil); err != nil || !reflect.DeepEqual(back, want) {
+		t.Errorf("format 2 round trip: %v\n got %+v\nwant %+v", err, back, want)
+	}
+	if len(enc) >= len(b) {
+		t.Errorf("format 2 is %d bytes, format 1 %d", len(enc), len(b))
+	}
 }

@@ -176,9 +176,11 @@ func NewRollup(st *store.Store, opts Options, cfg RollupConfig) (*Rollup, error)
 }
 
 // rollupKey names the options a roll-up was built with (its v tag):
-// coverage depends on them, so other options never read these rows.
+// coverage depends on them, so other options never read these rows. The
+// leading 1 is the roll-up's meaning; the encoding of each row carries its
+// own format number (summary.go), so a denser encoding needs no rebuild.
 func rollupKey(o Options) string {
-	return fmt.Sprintf("%d_%s_%s", summaryFormat, o.Staleness, strconv.FormatFloat(o.FullPct, 'g', -1, 64))
+	return fmt.Sprintf("1_%s_%s", o.Staleness, strconv.FormatFloat(o.FullPct, 'g', -1, 64))
 }
 
 // snapshot returns the index for a request: as it is when not ready yet
@@ -735,13 +737,29 @@ type RollupStats struct {
 	PartialTo   time.Time // the current hour is summarized up to here
 	Outlets     int       // outlets with data in the index
 	MemoryBytes int64     // estimated size of the index
+	Hours       int       // outlet-hours with data in the index
+	HourBytes   int64     // their encoded size
 }
 
 // Stats returns the current state of the memory index.
 func (r *Rollup) Stats() RollupStats {
 	s := r.ix.load()
-	return RollupStats{
+	st := RollupStats{
 		From: time.Unix(0, s.r0).UTC(), To: time.Unix(0, s.r1).UTC(), PartialTo: time.Unix(0, max(s.p, s.r1)).UTC(),
 		Outlets: len(s.outlets), MemoryBytes: s.memoryBytes(),
 	}
+	for _, h := range s.outlets {
+		for _, b := range h.days {
+			if b == nil {
+				continue
+			}
+			for i := 0; i < 24; i++ {
+				if d := b.hour(i); d != nil {
+					st.Hours++
+					st.HourBytes += int64(len(d))
+				}
+			}
+		}
+	}
+	return st
 }

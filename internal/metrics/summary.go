@@ -160,19 +160,61 @@ func (a *summary) sort() {
 	})
 }
 
-// The encoding of a summary (format 1), used in memory for hours and in
-// the roll-up measurement (base64 of it). Integers are varints (signed ones
-// zigzag); times are ns after the piece's start; counter values are stored
-// as first, last-first and inc-(last-first), which are small.
+// The encoding of a summary, used in memory for hours and in the roll-up
+// measurement (base64 of it). Integers are varints (signed ones zigzag);
+// counter values are stored as first, last-first and inc-(last-first),
+// which are small. Format 2 (written now) stores times after the piece's
+// start in ms when they are whole ms (telemetry's are), and a fill_pct with
+// one decimal as an integer: a third smaller than format 1, which is still
+// read.
 //
-//	version=1  serving  counting  nSeries
+//	version  serving  counting  nSeries
 //	  per series: device  boot  nSeq  sumSeq  tLast  mask
 //	    per field in mask: tLast(series)-tLast(field)  first  last-first  inc-(last-first)
 //	nBins
-//	  per bin: device  boot  nRep  nSeq  sumSeq  [tLast  fill as 8 bytes, when nRep > 0]
-const summaryFormat = 1
+//	  per bin: device  boot  nRep  nSeq  sumSeq  [tLast  fill, when nRep > 0]
+//
+// Format 1: times are plain ns, fill is 8 bytes. Format 2: a time is
+// 2·ms+1 when whole ms, else 2·ns; a fill is 2·(10·fill)+1 when that is
+// exact, else 0 and 8 bytes.
+const summaryFormat = 2
 
 var errBadSummary = errors.New("bad roll-up summary encoding")
+
+func appendTimeOff(dst []byte, ns int64) []byte {
+	if ns%1e6 == 0 {
+		return binary.AppendVarint(dst, ns/1e6*2+1)
+	}
+	return binary.AppendVarint(dst, ns*2)
+}
+
+func (d *decoder) timeOff() int64 {
+	v := d.varint()
+	if d.version == 1 {
+		return v
+	}
+	if v&1 != 0 {
+		return (v >> 1) * 1e6
+	}
+	return v >> 1
+}
+
+func appendFill(dst []byte, f float64) []byte {
+	if n := math.Round(f * 10); n >= 0 && n <= 1<<30 && float64(int64(n))/10 == f {
+		return binary.AppendUvarint(dst, uint64(n)<<1|1)
+	}
+	dst = append(dst, 0)
+	return binary.LittleEndian.AppendUint64(dst, math.Float64bits(f))
+}
+
+func (d *decoder) fill() float64 {
+	if d.version != 1 {
+		if u := d.uvarint(); u&1 != 0 {
+			return float64(int64(u>>1)) / 10
+		}
+	}
+	return math.Float64frombits(d.uint64())
+}
 
 func appendSummary(dst []byte, a *summary, start int64) []byte {
 	dst = append(dst, summaryFormat)
@@ -185,7 +227,7 @@ func appendSummary(dst []byte, a *summary, start int64) []byte {
 		dst = binary.AppendVarint(dst, s.boot)
 		dst = binary.AppendVarint(dst, s.nSeq)
 		dst = binary.AppendVarint(dst, s.sumSeq)
-		dst = binary.AppendVarint(dst, s.tLast-start)
+		dst = appendTimeOff(dst, s.tLast-start)
 		dst = binary.AppendUvarint(dst, uint64(s.mask))
 		for f := 0; f < numFields; f++ {
 			if s.mask&(1<<f) == 0 {
@@ -193,7 +235,7 @@ func appendSummary(dst []byte, a *summary, start int64) []byte {
 			}
 			fs := &s.f[f]
 			d := fs.last - fs.first
-			dst = binary.AppendVarint(dst, s.tLast-fs.tLast)
+			dst = appendTimeOff(dst, s.tLast-fs.tLast)
 			dst = binary.AppendVarint(dst, fs.first)
 			dst = binary.AppendVarint(dst, d)
 			dst = binary.AppendVarint(dst, fs.inc-d)
@@ -208,8 +250,8 @@ func appendSummary(dst []byte, a *summary, start int64) []byte {
 		dst = binary.AppendVarint(dst, b.nSeq)
 		dst = binary.AppendVarint(dst, b.sumSeq)
 		if b.nRep > 0 {
-			dst = binary.AppendVarint(dst, b.tLast-start)
-			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(b.fill))
+			dst = appendTimeOff(dst, b.tLast-start)
+			dst = appendFill(dst, b.fill)
 		}
 	}
 	return dst
@@ -224,7 +266,7 @@ func appendString(dst []byte, s string) []byte {
 // Device names come from in (nil: a new string each).
 func decodeSummary(a *summary, b []byte, start int64, in *interner) error {
 	d := decoder{b: b}
-	if d.byte() != summaryFormat {
+	if d.version = d.byte(); d.version != 1 && d.version != 2 {
 		return errBadSummary
 	}
 	a.serving = int64(d.uvarint())
@@ -240,14 +282,14 @@ func decodeSummary(a *summary, b []byte, start int64, in *interner) error {
 		s.boot = d.varint()
 		s.nSeq = d.varint()
 		s.sumSeq = d.varint()
-		s.tLast = d.varint() + start
+		s.tLast = d.timeOff() + start
 		s.mask = uint16(d.uvarint())
 		for f := 0; f < numFields; f++ {
 			if s.mask&(1<<f) == 0 {
 				continue
 			}
 			fs := &s.f[f]
-			fs.tLast = s.tLast - d.varint()
+			fs.tLast = s.tLast - d.timeOff()
 			fs.first = d.varint()
 			dl := d.varint()
 			fs.last = fs.first + dl
@@ -268,8 +310,8 @@ func decodeSummary(a *summary, b []byte, start int64, in *interner) error {
 		bs.nSeq = d.varint()
 		bs.sumSeq = d.varint()
 		if bs.nRep > 0 {
-			bs.tLast = d.varint() + start
-			bs.fill = math.Float64frombits(d.uint64())
+			bs.tLast = d.timeOff() + start
+			bs.fill = d.fill()
 		}
 		a.bins = append(a.bins, bs)
 	}
@@ -281,9 +323,10 @@ func decodeSummary(a *summary, b []byte, start int64, in *interner) error {
 
 // decoder reads varints and remembers the first error.
 type decoder struct {
-	b   []byte
-	i   int
-	err error
+	b       []byte
+	i       int
+	err     error
+	version byte
 }
 
 func (d *decoder) byte() byte {
