@@ -101,6 +101,11 @@ type source interface {
 	name() string
 }
 
+var (
+	_ source = influxQLSource{}
+	_ source = fluxSource{}
+)
+
 // maxOutletFilter is the most outlets a query names; above it the query
 // reads every outlet and the engine drops the others (one long OR costs
 // InfluxDB more than the rows it saves).
