@@ -12,14 +12,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math"
 	mrand "math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -282,15 +280,8 @@ func outletIDs(csvBody []byte) []string {
 
 // cpuSeconds is a process's user+system CPU time from /proc.
 func cpuSeconds(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	u, _ := strconv.ParseFloat(fields[11], 64)
-	k, _ := strconv.ParseFloat(fields[12], 64)
-	return (u + k) / 100 // USER_HZ
+	st, _ := testenv.ReadProcStats(pid)
+	return st.CPUSeconds
 }
 
 // apiProc is bin/api running as its own process.
@@ -364,102 +355,16 @@ func (p *apiProc) stop() {
 }
 
 // influxd is a private InfluxDB 1.8.10 on a data directory kept between runs.
-type influxd struct {
-	URL, Bucket string
-	cmd         *exec.Cmd
-	done        chan struct{}
-}
+type influxd struct{ *testenv.Influx }
 
 func startInfluxd(dir string) (*influxd, error) {
-	bin, err := testenv.InfluxdPath()
+	in, err := testenv.NewInflux(dir, testenv.InfluxOptions{BulkLoad: true, StartTimeout: 5 * time.Minute})
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	port, rpc := freePort(), freePort()
-	conf := fmt.Sprintf(`reporting-disabled = true
-bind-address = "127.0.0.1:%d"
-[meta]
-  dir = %q
-[data]
-  dir = %q
-  wal-dir = %q
-  query-log-enabled = false
-  cache-max-memory-size = "2g"
-[coordinator]
-  query-timeout = "0s"
-[monitor]
-  store-enabled = false
-[http]
-  enabled = true
-  bind-address = "127.0.0.1:%d"
-  flux-enabled = true
-  log-enabled = false
-  auth-enabled = false
-  max-body-size = 0
-[logging]
-  level = "warn"
-[continuous_queries]
-  enabled = false
-`, rpc, filepath.Join(dir, "meta"), filepath.Join(dir, "data"), filepath.Join(dir, "wal"), port)
-	confPath := filepath.Join(dir, "influxdb.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		return nil, err
-	}
-	logf, err := os.OpenFile(filepath.Join(dir, "influxd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, "run", "-config", confPath)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	in := &influxd{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Bucket: "gp/autogen", cmd: cmd, done: make(chan struct{})}
-	go func() { cmd.Wait(); logf.Close(); close(in.done) }()
-	c := http.Client{Timeout: 2 * time.Second}
-	for deadline := time.Now().Add(2 * time.Minute); ; {
-		if resp, err := c.Get(in.URL + "/ping"); err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			in.stop()
-			return nil, errors.New("influxd did not start; see " + filepath.Join(dir, "influxd.log"))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	resp, err := c.PostForm(in.URL+"/query", map[string][]string{"q": {"CREATE DATABASE gp"}})
-	if err != nil {
-		in.stop()
-		return nil, err
-	}
-	var out json.RawMessage
-	json.NewDecoder(resp.Body).Decode(&out)
-	resp.Body.Close()
-	return in, nil
+	return &influxd{in}, nil
 }
 
-func (in *influxd) pid() int { return in.cmd.Process.Pid }
+func (in *influxd) pid() int { return in.PID() }
 
-func (in *influxd) stop() {
-	in.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-in.done:
-	case <-time.After(30 * time.Second):
-		in.cmd.Process.Kill()
-		<-in.done
-	}
-}
-
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func (in *influxd) stop() { in.Stop() }

@@ -195,7 +195,7 @@ func newEnv(withInflux bool) (*env, error) {
 	e.procs["mosquitto"] = e.broker.PID()
 	if withInflux {
 		os.MkdirAll(filepath.Join(dir, "influx"), 0o755)
-		if e.influx, err = testenv.NewInflux(filepath.Join(dir, "influx")); err != nil {
+		if e.influx, err = testenv.NewInflux(filepath.Join(dir, "influx"), testenv.InfluxOptions{}); err != nil {
 			e.close()
 			return nil, err
 		}

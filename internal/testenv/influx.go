@@ -23,6 +23,7 @@ type Influx struct {
 	Bucket string // DB/autogen, the bucket name of the v2 compatibility API
 	Dir    string // data, meta and wal live here
 	srv    *server
+	start  time.Duration // how long boot waits for /ping
 }
 
 // InfluxdPath finds the influxd binary: $GREENPOST_INFLUXD, the cache that `make
@@ -46,7 +47,25 @@ func StartInflux(tb testing.TB) *Influx {
 	return in
 }
 
-func startInflux(dir string) (*Influx, error) {
+// InfluxOptions shape an influxd for programs such as benchmarks.
+type InfluxOptions struct {
+	// BulkLoad sizes the server for tens of millions of points: a 2 GiB
+	// write cache, no query timeout, no body size limit.
+	BulkLoad bool
+	// StartTimeout bounds the wait for /ping (default 60s; opening a large
+	// data directory's shards takes minutes).
+	StartTimeout time.Duration
+}
+
+func startInflux(dir string) (*Influx, error) { return startInfluxWith(dir, InfluxOptions{}) }
+
+func startInfluxWith(dir string, opts InfluxOptions) (*Influx, error) {
+	if opts.StartTimeout == 0 {
+		opts.StartTimeout = 60 * time.Second
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
 	bin, err := InfluxdPath()
 	if err != nil {
 		return nil, err
@@ -59,6 +78,10 @@ func startInflux(dir string) (*Influx, error) {
 	if err != nil {
 		return nil, err
 	}
+	cacheSize, queryTimeout, maxBody := "1g", "60s", 25000000 // influxd's defaults, but a query timeout
+	if opts.BulkLoad {
+		cacheSize, queryTimeout, maxBody = "2g", "0s", 0
+	}
 	conf := fmt.Sprintf(`reporting-disabled = true
 bind-address = %q
 [meta]
@@ -67,9 +90,10 @@ bind-address = %q
   dir = %q
   wal-dir = %q
   query-log-enabled = false
+  cache-max-memory-size = %q
   trace-logging-enabled = false
 [coordinator]
-  query-timeout = "60s"
+  query-timeout = "%s"
 [monitor]
   store-enabled = false
 [http]
@@ -78,13 +102,15 @@ bind-address = %q
   flux-enabled = true
   log-enabled = false
   auth-enabled = false
+  max-body-size = %d
 [logging]
   level = "warn"
 [continuous_queries]
   enabled = false
 [subscriber]
   enabled = false
-`, hostPort(rpcPort), filepath.Join(dir, "meta"), filepath.Join(dir, "data"), filepath.Join(dir, "wal"), hostPort(httpPort))
+`, hostPort(rpcPort), filepath.Join(dir, "meta"), filepath.Join(dir, "data"), filepath.Join(dir, "wal"), cacheSize,
+		queryTimeout, hostPort(httpPort), maxBody)
 	confPath := filepath.Join(dir, "influxdb.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		return nil, err
@@ -95,6 +121,7 @@ bind-address = %q
 		Bucket: "gp/autogen",
 		Dir:    dir,
 		srv:    &server{name: "influxd", args: []string{bin, "run", "-config", confPath}, log: filepath.Join(dir, "influxd.log")},
+		start:  opts.StartTimeout,
 	}
 	if err := in.boot(); err != nil {
 		in.Stop()
@@ -112,7 +139,7 @@ func (in *Influx) boot() error {
 	if err := in.srv.start(); err != nil {
 		return err
 	}
-	if err := waitFor(60*time.Second, in.Ping); err != nil {
+	if err := waitFor(in.start, in.Ping); err != nil {
 		return fmt.Errorf("influxd did not come up: %v\n%s", err, in.srv.tail())
 	}
 	return nil

@@ -6,8 +6,9 @@ import (
 	"strings"
 )
 
-// NewInflux starts an influxd in dir for a program (a benchmark); the caller stops it.
-func NewInflux(dir string) (*Influx, error) { return startInflux(dir) }
+// NewInflux starts an influxd in dir for a program (a benchmark); the caller
+// stops it. A dir that holds data from an earlier run is reused as it is.
+func NewInflux(dir string, opts InfluxOptions) (*Influx, error) { return startInfluxWith(dir, opts) }
 
 // NewMosquitto starts a broker in dir for a program; the caller stops it.
 func NewMosquitto(dir string, opts MosquittoOptions) (*Mosquitto, error) {
@@ -29,10 +30,11 @@ func (s *server) pid() int {
 	return s.cmd.Process.Pid
 }
 
-// ProcStats are a process's CPU time so far and its peak resident memory,
-// read from /proc (Linux).
+// ProcStats are a process's CPU time so far and its resident memory now and
+// at its peak, read from /proc (Linux).
 type ProcStats struct {
 	CPUSeconds float64
+	RSSKiB     int64
 	PeakRSSKiB int64
 }
 
@@ -53,8 +55,15 @@ func ReadProcStats(pid int) (ProcStats, error) {
 		return st, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
+		kib := func(v string) int64 {
+			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return n
+		}
 		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			st.PeakRSSKiB, _ = strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			st.PeakRSSKiB = kib(v)
+		}
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			st.RSSKiB = kib(v)
 		}
 	}
 	return st, nil
