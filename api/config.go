@@ -17,7 +17,7 @@ import (
 
 // The API's settings beyond runtime-v1 (documented in docs/api.md).
 var extraSettings = []string{
-	"GP_API_MAX_WINDOW", "GP_API_REQUEST_TIMEOUT", "GP_API_BODY_LIMIT",
+	"GP_API_BUCKET", "GP_API_MAX_WINDOW", "GP_API_REQUEST_TIMEOUT", "GP_API_BODY_LIMIT",
 	"GP_API_RATE_LIMIT", "GP_API_RATE_BURST", "GP_API_REGISTRY_REFRESH", "GP_API_DISTRICTS",
 	"GP_API_STALENESS", "GP_API_FULL_PCT", "GP_API_ALERT_LOOKBACK", "GP_API_CACHE_TTL",
 	"GP_TARGET_GREEN_RATE", "GP_TARGET_OUTLET_COVERAGE", "GP_TARGET_BIN_COVERAGE",
@@ -49,8 +49,12 @@ type targets struct {
 type config struct {
 	Addr                                      string
 	InfluxURL, InfluxToken, InfluxOrg, Bucket string
-	Keys                                      []apiKey
-	LogLevel                                  slog.Level
+	// APIBucket holds the API's own measurements (outlet_registry, rollup,
+	// rollup_state); by default Bucket. Another bucket leaves the API only
+	// reading the telemetry bucket, as storage-v1 wants of its token.
+	APIBucket string
+	Keys      []apiKey
+	LogLevel  slog.Level
 
 	MaxWindow       time.Duration // longest from..to a request may ask for
 	RequestTimeout  time.Duration // bound on each request's work (InfluxDB included)
@@ -92,6 +96,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 			BinCoverage:    readFloat(r, "GP_TARGET_BIN_COVERAGE", 0.95, 0, 1),
 		},
 	}
+	c.APIBucket = r.String("GP_API_BUCKET", c.Bucket)
 	if v := r.String("GP_API_DISTRICTS", ""); v != "" {
 		for _, d := range strings.Split(v, ",") {
 			d = strings.TrimSpace(d)

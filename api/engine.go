@@ -14,16 +14,19 @@ import (
 // newEngine builds internal/metrics' engine and the worker that keeps its
 // hourly roll-up (persisted in InfluxDB, indexed in memory). run owns the
 // worker's goroutine and stops it only after the HTTP server has drained.
+// Telemetry is read from db; the roll-up's own rows live in own
+// (GP_API_BUCKET; the same store as db by default).
 //
 // The roll-up reaches back as far as the longest window a request may ask
 // for (and at least the engine's default 35 days): a window beyond it would
 // have to be read raw, which the engine refuses at city scale.
-func newEngine(db *store.Store, cfg config, log *slog.Logger, reg prometheus.Registerer) (metrics.Engine, func(context.Context) error, error) {
+func newEngine(db, own *store.Store, cfg config, log *slog.Logger, reg prometheus.Registerer) (metrics.Engine, func(context.Context) error, error) {
 	opts := metrics.Options{Staleness: cfg.Staleness, FullPct: cfg.FullPct}
 	roll, err := metrics.NewRollup(db, opts, metrics.RollupConfig{
 		Horizon:    max(35*24*time.Hour, cfg.MaxWindow+24*time.Hour),
 		Logger:     log.With("part", "rollup"),
 		Registerer: reg,
+		Own:        own,
 	})
 	if err != nil {
 		return nil, nil, err

@@ -18,8 +18,9 @@ import (
 	"github.com/greenpost/greenpost/internal/telemetry"
 )
 
-// The registry lives in InfluxDB, the project's one database, so that every
-// API replica shares it and a restart keeps it (docs/api.md "Registry"):
+// The registry lives in InfluxDB (GP_API_BUCKET: the telemetry bucket
+// unless set), so that every API replica shares it and a restart keeps it
+// (docs/api.md "Registry"):
 //
 //	outlet_registry,id=<id> name="..",district="..",address="..",operator="..",lat=..,lon=..,active=<bool>,deleted=<bool> <ns>
 //

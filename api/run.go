@@ -32,10 +32,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return &settings.Error{Problems: []string{"GP_INFLUX_URL: " + err.Error()}}
 	}
 	defer db.Close()
+	// own holds the API's own measurements (registry, roll-up): the same
+	// server and token, perhaps another bucket (GP_API_BUCKET), so that
+	// the telemetry bucket is only ever read.
+	own := db
+	if cfg.APIBucket != cfg.Bucket {
+		own, err = store.Open(store.Config{URL: cfg.InfluxURL, Token: cfg.InfluxToken, Org: cfg.InfluxOrg, Bucket: cfg.APIBucket, Timeout: cfg.RequestTimeout})
+		if err != nil {
+			return &settings.Error{Problems: []string{"GP_API_BUCKET: " + err.Error()}}
+		}
+		defer own.Close()
+	}
 
-	reg := newRegistry(db, cfg.Bucket, cfg.Districts, log)
+	reg := newRegistry(own, cfg.APIBucket, cfg.Districts, log)
 	promReg := newPromRegistry()
-	engine, engineWorker, err := buildEngine(db, cfg, log, promReg)
+	engine, engineWorker, err := buildEngine(db, own, cfg, log, promReg)
 	if err != nil {
 		return fmt.Errorf("metrics engine: %w", err)
 	}
@@ -49,7 +60,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	// The actual address: with GP_API_ADDR=...:0 the kernel picks the port.
-	log.Info("started", "addr", ln.Addr().String(), "influx", cfg.InfluxURL, "bucket", cfg.Bucket, "keys", len(cfg.Keys))
+	log.Info("started", "addr", ln.Addr().String(), "influx", cfg.InfluxURL, "bucket", cfg.Bucket, "api_bucket", cfg.APIBucket, "keys", len(cfg.Keys))
 
 	// Background work (registry refresh, the metrics roll-up worker) has its
 	// own context: it must outlive the HTTP server's drain, because

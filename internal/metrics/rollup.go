@@ -50,6 +50,11 @@ type RollupConfig struct {
 	LiveTTL time.Duration
 	// Language of the queries (default Auto).
 	Language QueryLanguage
+	// Own is where the roll-up reads and writes its own rows (the rollup
+	// and rollup_state measurements); nil: the store of the raw telemetry.
+	// A separate bucket lets the telemetry bucket stay read-only to the
+	// API (storage-v1: the API's token needs read only).
+	Own *store.Store
 	// Logger, default: discard.
 	Logger *slog.Logger
 	// Registerer for the worker's metrics; nil: not registered.
@@ -94,11 +99,12 @@ func (c *RollupConfig) ensureDefaults() {
 // measurement and held in memory for the engine. One Rollup serves one
 // InfluxEngine of the same options.
 type Rollup struct {
-	st   *store.Store
+	own  *store.Store // the roll-up's own rows (cfg.Own, or the raw store)
 	opts Options
 	cfg  RollupConfig
 	key  string
-	src  *sourcePicker
+	src  *sourcePicker // raw telemetry
+	mine *sourcePicker // the roll-up's own rows: src itself when in one bucket
 	ix   *index
 	met  rollupMetrics
 
@@ -128,13 +134,16 @@ type rollupMetrics struct {
 // Run it in every API replica: each keeps its own memory index; they
 // write the same rows (a point is identified by its tags and time, so the
 // writes are idempotent).
+//
+// st holds the raw telemetry, which the roll-up only reads; its own rows
+// go to cfg.Own when set (another bucket), else to st as well.
 func NewRollup(st *store.Store, opts Options, cfg RollupConfig) (*Rollup, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
 	cfg.ensureDefaults()
 	r := &Rollup{
-		st: st, opts: opts, cfg: cfg, key: rollupKey(opts),
+		own: st, opts: opts, cfg: cfg, key: rollupKey(opts),
 		src: newSourcePicker(st, cfg.Language),
 		ix:  newIndex(),
 		met: rollupMetrics{
@@ -164,6 +173,12 @@ func NewRollup(st *store.Store, opts Options, cfg RollupConfig) (*Rollup, error)
 				Help: "Rows written to the rollup measurement.",
 			}),
 		},
+	}
+	r.mine = r.src
+	if cfg.Own != nil && cfg.Own != st {
+		// Its own picker: with Auto, the other bucket may answer InfluxQL
+		// or only Flux independently of the telemetry bucket.
+		r.own, r.mine = cfg.Own, newSourcePicker(cfg.Own, cfg.Language)
 	}
 	if cfg.Registerer != nil {
 		for _, c := range []prometheus.Collector{r.met.hours, r.met.cycle, r.met.errors, r.met.lag, r.met.memory, r.met.written} {
@@ -275,7 +290,11 @@ func (r *Rollup) step(ctx context.Context, full bool) (bool, error) {
 	closedEnd := floorDiv(now.Add(-r.cfg.Grace).UnixNano(), hourNS) * hourNS
 	target0 := floorDiv(now.Add(-r.cfg.Horizon).UnixNano(), hourNS) * hourNS
 	if !r.loaded {
-		if err := r.load(ctx, src, closedEnd, target0); err != nil {
+		mine, err := r.mine.get(ctx)
+		if err != nil {
+			return false, err
+		}
+		if err := r.load(ctx, mine, closedEnd, target0); err != nil {
 			return false, err
 		}
 		r.loaded = true
@@ -315,7 +334,8 @@ func (r *Rollup) step(ctx context.Context, full bool) (bool, error) {
 	return !full, nil
 }
 
-// load reads the persisted roll-up (as far as the horizon) into memory.
+// load reads the persisted roll-up (as far as the horizon) into memory;
+// src is the source of the roll-up's own rows.
 func (r *Rollup) load(ctx context.Context, src source, closedEnd, target0 int64) error {
 	from, to, ok, err := src.rollupState(ctx, r.key)
 	if err != nil {
@@ -423,7 +443,7 @@ func (r *Rollup) persist(ctx context.Context, old *snapshot, sums map[string]map
 		// is ending: the next start then has less to do.
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		err := r.st.Write(wctx, lines)
+		err := r.own.Write(wctx, lines)
 		lines = lines[:0]
 		return err
 	}
@@ -528,7 +548,7 @@ func (r *Rollup) writeState(ctx context.Context) error {
 	line = fmt.Appendf(line, " built_from=%di,built_to=%di %d\n", min(r.b0, snap.r0), snap.r1, r.cfg.Now().UnixNano())
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	return r.st.Write(wctx, line)
+	return r.own.Write(wctx, line)
 }
 
 // cycle refreshes the partial hour and re-rolls the hours whose
