@@ -2,12 +2,9 @@ package main
 
 import (
 	"bufio"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -194,16 +191,4 @@ func metricValue(c prometheus.Collector) float64 {
 		return out.Counter.GetValue()
 	}
 	return out.Gauge.GetValue()
-}
-
-// tlsConfig trusts the test CA.
-func (c *collectorProc) tlsConfig(t *testing.T, caFile string) *tls.Config {
-	t.Helper()
-	pem, err := os.ReadFile(caFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 }

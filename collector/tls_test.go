@@ -1,14 +1,8 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
+	"crypto/tls"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -23,41 +17,13 @@ import (
 	"github.com/greenpost/greenpost/internal/testenv"
 )
 
-// writeCerts makes a CA and a server certificate for 127.0.0.1/localhost.
-func writeCerts(t *testing.T, dir string) (ca, cert, key string) {
-	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "greenpost test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	srvKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	srvTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
-	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, caCert, &srvKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, _ := x509.MarshalECPrivateKey(srvKey)
-	ca, cert, key = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key")
-	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o644)
-	os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srvDER}), 0o644)
-	os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600)
-	return ca, cert, key
-}
-
 // TestTLSAndPassword connects the collector to a Mosquitto that only speaks
 // TLS and only accepts a known user.
 func TestTLSAndPassword(t *testing.T) {
 	in := testenv.SharedInflux(t)
 	dir := t.TempDir()
-	ca, cert, key := writeCerts(t, dir)
+	certs := testenv.NewCerts(t, dir)
+	ca, cert, key := certs.CAFile, certs.CertFile, certs.KeyFile
 	pw := filepath.Join(dir, "passwd")
 	if out, err := exec.Command("mosquitto_passwd", "-b", "-c", pw, "gp-collector", "s3cret-pw").CombinedOutput(); err != nil {
 		t.Fatalf("mosquitto_passwd: %v %s", err, out)
@@ -80,7 +46,7 @@ func TestTLSAndPassword(t *testing.T) {
 		return ""
 	})
 	opts := mqtt.NewClientOptions().AddBroker("ssl://localhost:" + port).SetClientID("tls-pub").
-		SetUsername("gp-collector").SetPassword("s3cret-pw").SetTLSConfig(c.tlsConfig(t, ca))
+		SetUsername("gp-collector").SetPassword("s3cret-pw").SetTLSConfig(&tls.Config{RootCAs: certs.Roots, MinVersion: tls.VersionTLS12})
 	pub := mqtt.NewClient(opts)
 	if tok := pub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("publisher: %v", tok.Error())

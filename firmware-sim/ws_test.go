@@ -2,18 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -31,12 +24,13 @@ import (
 
 	"github.com/greenpost/greenpost/internal/city"
 	"github.com/greenpost/greenpost/internal/telemetry"
+	"github.com/greenpost/greenpost/internal/testenv"
 )
 
 // TestWebSocketURLs: ws:// and wss:// are accepted; the path is the URL's,
 // /mqtt only when it has none; wss takes TLS and GP_MQTT_CA_FILE.
 func TestWebSocketURLs(t *testing.T) {
-	ca, _, _ := writeTestCerts(t, t.TempDir())
+	ca := testenv.NewCerts(t, t.TempDir()).CAFile
 	for _, tc := range []struct {
 		url, ca  string
 		addr, ws string
@@ -234,7 +228,8 @@ func TestWebSocketHandshakeRefused(t *testing.T) {
 // every message passes telemetry.Decode, and the cuts fire Last Wills.
 func TestWebSocketBroker(t *testing.T) {
 	dir := t.TempDir()
-	ca, roots, cert := writeTestCerts(t, dir)
+	certs := testenv.NewCerts(t, dir)
+	ca, roots, cert := certs.CAFile, certs.Roots, certs.Server
 	for _, tc := range []struct {
 		name string
 		tls  bool
@@ -368,35 +363,4 @@ func listenWS(t *testing.T, url string, tlsCfg *tls.Config) *listener {
 		t.Fatalf("subscribe: %v", tok.Error())
 	}
 	return l
-}
-
-// writeTestCerts makes a CA file and a server certificate, signed by it,
-// for 127.0.0.1 and localhost.
-func writeTestCerts(t *testing.T, dir string) (caFile string, roots *x509.CertPool, cert tls.Certificate) {
-	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "greenpost sim test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caFile = filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	roots = x509.NewCertPool()
-	roots.AddCert(caCert)
-	return caFile, roots, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
