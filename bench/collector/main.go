@@ -32,6 +32,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/greenpost/greenpost/internal/telemetry"
 	"github.com/greenpost/greenpost/internal/testenv"
 )
 
@@ -487,75 +488,34 @@ func telegrafConf(e *env) string {
     timestamp_format = "unix_ms"
     [[inputs.mqtt_consumer.json_v2.tag]]
       path = "boot"
-    [[inputs.mqtt_consumer.json_v2.field]]
-      path = "seq"
-      type = "int"
-    [[inputs.mqtt_consumer.json_v2.field]]
-      path = "fill_pct"
-      type = "float"
-      optional = true
-    [[inputs.mqtt_consumer.json_v2.field]]
-      path = "deposits"
-      type = "int"
-      optional = true
-    [[inputs.mqtt_consumer.json_v2.field]]
-      path = "weight_kg"
-      type = "float"
-      optional = true
-    [[inputs.mqtt_consumer.json_v2.field]]
-      path = "battery_pct"
-      type = "float"
-      optional = true
-    [[inputs.mqtt_consumer.json_v2.field]]
-      path = "rssi_dbm"
-      type = "float"
-      optional = true
-    [[inputs.mqtt_consumer.json_v2.field]]
-      path = "boxes_recovered"
-      type = "int"
-      optional = true
-    [[inputs.mqtt_consumer.json_v2.field]]
-      path = "parcels.reusable"
-      rename = "reusable"
-      type = "int"
-      optional = true
-    [[inputs.mqtt_consumer.json_v2.field]]
-      path = "parcels.recyclable"
-      rename = "recyclable"
-      type = "int"
-      optional = true
-    [[inputs.mqtt_consumer.json_v2.field]]
-      path = "parcels.biodegradable"
-      rename = "biodegradable"
-      type = "int"
-      optional = true
-    [[inputs.mqtt_consumer.json_v2.field]]
-      path = "parcels.original"
-      rename = "original"
-      type = "int"
-      optional = true
-    [[inputs.mqtt_consumer.json_v2.field]]
-      path = "parcels.plastic"
-      rename = "plastic"
-      type = "int"
-      optional = true
-    [[inputs.mqtt_consumer.json_v2.field]]
-      path = "parcels.foam"
-      rename = "foam"
-      type = "int"
-      optional = true
-    [[inputs.mqtt_consumer.json_v2.field]]
-      path = "parcels.other"
-      rename = "other"
-      type = "int"
-      optional = true
-
+%s
 [[outputs.influxdb_v2]]
   urls = [%q]
   token = ""
   organization = ""
   bucket = %q
-`, e.broker.URL, e.influx.URL, e.influx.Bucket)
+`, e.broker.URL, telegrafFields(), e.influx.URL, e.influx.Bucket)
+}
+
+// telegrafFields lists json_v2 fields for storage-v1's bin and counter
+// fields: seq always, the rest when present (a message is either kind).
+func telegrafFields() string {
+	type field struct{ path, rename, typ string }
+	fields := []field{{"fill_pct", "", "float"}, {"deposits", "", "int"}, {"weight_kg", "", "float"},
+		{"battery_pct", "", "float"}, {"rssi_dbm", "", "float"}, {"boxes_recovered", "", "int"}}
+	for _, c := range telemetry.ClassNames {
+		fields = append(fields, field{"parcels." + c, c, "int"})
+	}
+	var b strings.Builder
+	b.WriteString("    [[inputs.mqtt_consumer.json_v2.field]]\n      path = \"seq\"\n      type = \"int\"\n")
+	for _, f := range fields {
+		fmt.Fprintf(&b, "    [[inputs.mqtt_consumer.json_v2.field]]\n      path = %q\n", f.path)
+		if f.rename != "" {
+			fmt.Fprintf(&b, "      rename = %q\n", f.rename)
+		}
+		fmt.Fprintf(&b, "      type = %q\n      optional = true\n", f.typ)
+	}
+	return b.String()
 }
 
 // latency publishes at a steady rate and measures, per message, the time
