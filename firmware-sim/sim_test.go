@@ -317,6 +317,17 @@ func TestSameSeedSameData(t *testing.T) {
 		acked := int(summary["acked"].(float64))
 		// Every acknowledged publish reaches the listener (status included).
 		waitFor(t, 20*time.Second, "all messages", func() bool { return len(l.all()) >= acked })
+		// Last Wills are messages the simulator never published, so the
+		// count can pass acked before the last statuses arrive: also wait
+		// until the stream has been quiet for a second.
+		last, since := -1, time.Now()
+		waitFor(t, 20*time.Second, "a quiet second", func() bool {
+			if n := len(l.all()); n != last {
+				last, since = n, time.Now()
+				return false
+			}
+			return time.Since(since) >= time.Second
+		})
 		res := result{payloads: map[string][]string{}, truth: readTruth(t, filepath.Join(dir, "t.json"))}
 		var err error
 		if res.registry, err = os.ReadFile(filepath.Join(dir, "r.csv")); err != nil {
