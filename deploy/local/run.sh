@@ -74,7 +74,7 @@ curl -fs -XPOST -H "Authorization: Bearer $key" -H "Content-Type: text/csv" \
 cat <<MSG
 
 GreenPost is running ($outlets simulated outlets, reports every 10 s):
-  dashboard   http://127.0.0.1:8080/          admin key: $key
+  dashboard   http://127.0.0.1:8080/dashboard/   admin key: $key
   API         curl -H "Authorization: Bearer $key" http://127.0.0.1:8080/v1/rates?group_by=district
   collector   http://127.0.0.1:9100/metrics   (embedded MQTT broker on 127.0.0.1:1883)
   InfluxDB    http://127.0.0.1:8086           (database gp)
