@@ -163,7 +163,7 @@ func TestInfluxOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	ackedBefore := c.metric(t, "greenpost_collector_messages_acked_total")
-	traffic(12 * time.Second)
+	traffic(20 * time.Second) // "tens of seconds" of outage under traffic
 	if got := c.metric(t, "greenpost_collector_messages_acked_total"); got < ackedBefore+float64(total)/2 {
 		t.Errorf("while InfluxDB was paused acks went from %v to %v: the spool did not take the traffic", ackedBefore, got)
 	}
@@ -173,7 +173,7 @@ func TestInfluxOutage(t *testing.T) {
 	waitCount(t, in, countBins("out-o1"), total, 60*time.Second)
 
 	in.Kill()
-	traffic(12 * time.Second)
+	traffic(20 * time.Second) // "tens of seconds" of outage under traffic
 	waitFor(t, 10*time.Second, func() string {
 		if c.metric(t, "greenpost_collector_spool_points") == 0 {
 			return "nothing waits in the spool while InfluxDB is down"
