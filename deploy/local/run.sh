@@ -63,7 +63,7 @@ GP_API_ADDR=127.0.0.1:8080 GP_API_KEYS="admin:$key" bin/api >"$data/logs/api.log
 pids+=($!)
 for _ in $(seq 100); do curl -fs http://127.0.0.1:8080/healthz >/dev/null 2>&1 && curl -fs http://127.0.0.1:9100/healthz >/dev/null 2>&1 && break; sleep 0.2; done
 
-GP_MQTT_URL=tcp://127.0.0.1:1883 bin/firmware-sim -outlets "$outlets" -interval 10s \
+GP_MQTT_URL=tcp://127.0.0.1:1883 bin/firmware-sim -outlets "$outlets" -interval 10s -speed 60 \
   -registry "$data/registry.csv" -truth "$data/truth.json" >"$data/logs/firmware-sim.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do [ -s "$data/registry.csv" ] && break; sleep 0.2; done
@@ -73,7 +73,7 @@ curl -fs -XPOST -H "Authorization: Bearer $key" -H "Content-Type: text/csv" \
 
 cat <<MSG
 
-GreenPost is running ($outlets simulated outlets, reports every 10 s):
+GreenPost is running ($outlets simulated outlets, reports every 10 s, the city's day 60× faster):
   dashboard   http://127.0.0.1:8080/dashboard/   admin key: $key
   API         curl -H "Authorization: Bearer $key" http://127.0.0.1:8080/v1/rates?group_by=district
   collector   http://127.0.0.1:9100/metrics   (embedded MQTT broker on 127.0.0.1:1883)
