@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -233,28 +232,10 @@ func TestImportReportsBadRowsAndKeepsGoodOnes(t *testing.T) {
 	})
 }
 
-// syncBuffer collects a run's log.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // apiProcess is run() in this process, as main would call it.
 type apiProcess struct {
 	base   string
-	log    *syncBuffer
+	log    *testenv.SyncBuffer
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -269,7 +250,7 @@ func startRun(t *testing.T, env map[string]string) *apiProcess {
 		env["GP_API_ADDR"] = "127.0.0.1:0"
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &apiProcess{log: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	p := &apiProcess{log: &testenv.SyncBuffer{}, cancel: cancel, done: make(chan error, 1)}
 	go func() { p.done <- run(ctx, nil, func(k string) string { return env[k] }, io.Discard, p.log) }()
 	t.Cleanup(func() { p.stop(t) })
 	waitUntil(t, 20*time.Second, "the API to start", func() bool {

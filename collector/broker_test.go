@@ -86,7 +86,7 @@ func TestEmbeddedBroker(t *testing.T) {
 	// Publishing under another device's topic gets the device disconnected and stores nothing.
 	tok := b1.Publish("gp/v1/eb-o1/bin/eb-b2/telemetry", 1, false, fmt.Sprintf(`{"ts":%d,"seq":1,"boot":1,"fill_pct":10,"deposits":1}`, ts))
 	tok.WaitTimeout(3 * time.Second)
-	waitFor(t, 10*time.Second, func() string {
+	testenv.Eventually(t, 10*time.Second, func() string {
 		if b1.IsConnectionOpen() {
 			return "device still connected after publishing under another device's topic"
 		}

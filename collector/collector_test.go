@@ -23,7 +23,7 @@ func TestExactness(t *testing.T) {
 	in := testenv.SharedInflux(t)
 	mq := testenv.SharedMosquitto(t)
 	c := startCollector(t, append(influxEnv(in), "GP_MQTT_URL="+mq.URL, "GP_MQTT_CLIENT_ID=exact-c", "GP_SPOOL_DIR="+t.TempDir())...)
-	waitFor(t, 20*time.Second, func() string {
+	testenv.Eventually(t, 20*time.Second, func() string {
 		if c.metric(t, "greenpost_collector_mqtt_connected") != 1 {
 			return "collector not connected"
 		}
@@ -99,7 +99,7 @@ func TestKill9MidStream(t *testing.T) {
 	spoolDir := t.TempDir()
 	env := append(influxEnv(in), "GP_MQTT_URL="+mq.URL, "GP_MQTT_CLIENT_ID=kill-c", "GP_SPOOL_DIR="+spoolDir)
 	c := startCollector(t, env...)
-	waitFor(t, 20*time.Second, func() string {
+	testenv.Eventually(t, 20*time.Second, func() string {
 		if c.metric(t, "greenpost_collector_mqtt_connected") != 1 {
 			return "not connected"
 		}
@@ -111,7 +111,7 @@ func TestKill9MidStream(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); p.publish(t, msgs) }()
 
-	waitFor(t, 60*time.Second, func() string {
+	testenv.Eventually(t, 60*time.Second, func() string {
 		if a := c.metric(t, "greenpost_collector_messages_acked_total"); a < 3000 {
 			return fmt.Sprintf("acked %v of 3000 before the kill", a)
 		}
@@ -128,7 +128,7 @@ func TestKill9MidStream(t *testing.T) {
 	if p.sent.Load() != n {
 		t.Fatalf("published %d of %d", p.sent.Load(), n)
 	}
-	waitFor(t, 30*time.Second, func() string {
+	testenv.Eventually(t, 30*time.Second, func() string {
 		if v := c2.metric(t, "greenpost_collector_spool_points"); v != 0 {
 			return fmt.Sprintf("spool still holds %v points", v)
 		}
@@ -174,7 +174,7 @@ func TestInfluxOutage(t *testing.T) {
 
 	in.Kill()
 	traffic(20 * time.Second) // "tens of seconds" of outage under traffic
-	waitFor(t, 10*time.Second, func() string {
+	testenv.Eventually(t, 10*time.Second, func() string {
 		if c.metric(t, "greenpost_collector_spool_points") == 0 {
 			return "nothing waits in the spool while InfluxDB is down"
 		}
@@ -209,14 +209,14 @@ func TestBrokerRestart(t *testing.T) {
 			return ""
 		}
 	}
-	waitFor(t, 20*time.Second, connects(c, 1))
+	testenv.Eventually(t, 20*time.Second, connects(c, 1))
 	base := time.Now().Add(-time.Hour)
 	p := newPublisher(t, mq.URL, "restart-pub")
 	p.publish(t, binMsgs("br-o1", 4, 1000, base))
 	if err := mq.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, connects(c, 2))
+	testenv.Eventually(t, 30*time.Second, connects(c, 2))
 	p.publish(t, binMsgs("br-o1", 4, 1000, base.Add(time.Minute)))
 	waitCount(t, in, countBins("br-o1"), 2000, 60*time.Second)
 
@@ -245,7 +245,7 @@ func TestSpoolCapBackPressure(t *testing.T) {
 	const n = 5000 // about 600 KiB of points: ten times the cap
 	p := newPublisher(t, mq.URL, "cap-pub")
 	p.publish(t, binMsgs("cap-o1", 10, n, time.Now().Add(-time.Hour)))
-	waitFor(t, 30*time.Second, func() string {
+	testenv.Eventually(t, 30*time.Second, func() string {
 		if c.metric(t, "greenpost_collector_spool_full_total") == 0 {
 			return "spool never full"
 		}
@@ -277,7 +277,7 @@ func TestSharedSubscription(t *testing.T) {
 			fmt.Sprintf("GP_MQTT_CLIENT_ID=share-%d", i), "GP_SPOOL_DIR="+filepath.Join(t.TempDir(), fmt.Sprint(i)))...))
 	}
 	for _, c := range cs {
-		waitFor(t, 20*time.Second, func() string {
+		testenv.Eventually(t, 20*time.Second, func() string {
 			if c.metric(t, "greenpost_collector_mqtt_connected") != 1 {
 				return "not connected"
 			}

@@ -69,22 +69,6 @@ func (c *collectorProc) metric(t *testing.T, name string) float64 {
 	return sum
 }
 
-// waitFor polls cond until it returns "" or the deadline passes.
-func waitFor(t *testing.T, timeout time.Duration, cond func() string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		why := cond()
-		if why == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after %v: %s", timeout, why)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // count runs an InfluxQL count and returns its value (0 without series).
 func count(t *testing.T, in *testenv.Influx, q string) int {
 	t.Helper()
@@ -117,7 +101,7 @@ func count(t *testing.T, in *testenv.Influx, q string) int {
 // waitCount waits until the InfluxQL count equals want.
 func waitCount(t *testing.T, in *testenv.Influx, q string, want int, timeout time.Duration) {
 	t.Helper()
-	waitFor(t, timeout, func() string {
+	testenv.Eventually(t, timeout, func() string {
 		if got := count(t, in, q); got != want {
 			return fmt.Sprintf("%s = %d, want %d", q, got, want)
 		}

@@ -39,7 +39,7 @@ func TestTLSAndPassword(t *testing.T) {
 	os.WriteFile(pwFile, []byte("s3cret-pw\n"), 0o600)
 	c := startCollector(t, append(influxEnv(in), "GP_MQTT_URL=ssl://localhost:"+port, "GP_MQTT_CA_FILE="+ca,
 		"GP_MQTT_USERNAME=gp-collector", "GP_MQTT_PASSWORD_FILE="+pwFile, "GP_MQTT_CLIENT_ID=tls-c", "GP_SPOOL_DIR="+t.TempDir())...)
-	waitFor(t, 30*time.Second, func() string {
+	testenv.Eventually(t, 30*time.Second, func() string {
 		if c.metric(t, "greenpost_collector_mqtt_connected") != 1 {
 			return "collector not connected over TLS:\n" + c.Output()
 		}
@@ -60,7 +60,7 @@ func TestTLSAndPassword(t *testing.T) {
 	os.WriteFile(pwFile, []byte("wrong\n"), 0o600)
 	bad := startCollector(t, append(influxEnv(in), "GP_MQTT_URL=ssl://localhost:"+port, "GP_MQTT_CA_FILE="+ca,
 		"GP_MQTT_USERNAME=gp-collector", "GP_MQTT_PASSWORD_FILE="+pwFile, "GP_MQTT_CLIENT_ID=tls-bad", "GP_SPOOL_DIR="+t.TempDir())...)
-	waitFor(t, 20*time.Second, func() string {
+	testenv.Eventually(t, 20*time.Second, func() string {
 		if !strings.Contains(strings.ToLower(bad.Output()), "not authorized") {
 			return "no authentication error logged yet:\n" + bad.Output()
 		}
@@ -83,7 +83,7 @@ func TestDeadLetterRateLimit(t *testing.T) {
 	mq := testenv.SharedMosquitto(t)
 	c := startCollector(t, append(influxEnv(in), "GP_MQTT_URL="+mq.URL, "GP_MQTT_CLIENT_ID=dl-c",
 		"GP_SPOOL_DIR="+t.TempDir(), "GP_DEADLETTER_RATE=20")...)
-	waitFor(t, 20*time.Second, func() string {
+	testenv.Eventually(t, 20*time.Second, func() string {
 		if c.metric(t, "greenpost_collector_mqtt_connected") != 1 {
 			return "not connected"
 		}
@@ -96,7 +96,7 @@ func TestDeadLetterRateLimit(t *testing.T) {
 	}
 	start := time.Now()
 	newPublisher(t, mq.URL, "dl-pub").publish(t, msgs)
-	waitFor(t, 30*time.Second, func() string {
+	testenv.Eventually(t, 30*time.Second, func() string {
 		if got := c.metric(t, `greenpost_collector_messages_invalid_total{reason="bad_json"}`); got != n {
 			return fmt.Sprintf("counted %v invalid", got)
 		}

@@ -23,7 +23,7 @@ func TestWebSocketBroker(t *testing.T) {
 	in := testenv.SharedInflux(t)
 	url := "ws://" + startMochiWS(t) + "/mqtt"
 	c := startCollector(t, append(influxEnv(in), "GP_MQTT_URL="+url, "GP_MQTT_CLIENT_ID=ws-c", "GP_SPOOL_DIR="+t.TempDir())...)
-	waitFor(t, 20*time.Second, func() string {
+	testenv.Eventually(t, 20*time.Second, func() string {
 		if c.metric(t, "greenpost_collector_mqtt_connected") != 1 {
 			return "collector not connected over ws:\n" + c.Output()
 		}
@@ -32,7 +32,7 @@ func TestWebSocketBroker(t *testing.T) {
 	const n = 500
 	newPublisher(t, url, "ws-pub").publish(t, binMsgs("ws-o1", 3, n, time.Now().Add(-time.Hour)))
 	waitCount(t, in, countBins("ws-o1"), n, 30*time.Second)
-	waitFor(t, 10*time.Second, func() string {
+	testenv.Eventually(t, 10*time.Second, func() string {
 		if got := c.metric(t, "greenpost_collector_messages_acked_total"); got != n {
 			return fmt.Sprintf("acked %v, want %d", got, n)
 		}
@@ -57,7 +57,7 @@ func startMochiWS(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	waitFor(t, 10*time.Second, func() string {
+	testenv.Eventually(t, 10*time.Second, func() string {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {
 			return "the broker's WebSocket listener is not up: " + err.Error()

@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -39,12 +38,12 @@ func buildBinaries(t *testing.T) string {
 // proc is a program of the system, its output kept for failures.
 type proc struct {
 	cmd *exec.Cmd
-	out *syncBuf
+	out *testenv.SyncBuffer
 }
 
 func start(t *testing.T, bin string, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(bin, args...), out: &syncBuf{}}
+	p := &proc{cmd: exec.Command(bin, args...), out: &testenv.SyncBuffer{}}
 	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -83,14 +82,6 @@ func (p *proc) addr(t *testing.T) string {
 	return ""
 }
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) String() string               { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // TestSimulatorCollectorAPIAgreeWithTruth runs the whole system: a city of
 // outlets with reboots, offline spells, duplicates and malformed messages
 // over MQTT; the collector stores it; the API's per-outlet figures over the
@@ -110,7 +101,7 @@ func TestSimulatorCollectorAPIAgreeWithTruth(t *testing.T) {
 	api := start(t, filepath.Join(bin, "api"), []string{"GP_API_ADDR=127.0.0.1:0", "GP_INFLUX_URL=" + in.URL,
 		"GP_INFLUX_BUCKET=" + in.Bucket, "GP_API_KEYS=admin:" + key, "GP_API_CACHE_TTL=0s"})
 	apiURL := "http://" + api.addr(t)
-	waitFor(t, 30*time.Second, func() string {
+	testenv.Eventually(t, 30*time.Second, func() string {
 		if !strings.Contains(collector.out.String(), "mqtt connected and subscribed") {
 			return "collector not subscribed:\n" + collector.out.String()
 		}
@@ -157,7 +148,7 @@ func TestSimulatorCollectorAPIAgreeWithTruth(t *testing.T) {
 
 	q := fmt.Sprintf("?from=%s&to=%s", truth.From.Format(time.RFC3339), truth.To.Format(time.RFC3339))
 	var diffs []string
-	waitFor(t, 60*time.Second, func() string {
+	testenv.Eventually(t, 60*time.Second, func() string {
 		diffs = diffs[:0]
 		for _, o := range truth.Outlets {
 			code, body := call(t, "GET", apiURL+"/v1/outlets/"+o.Outlet+"/rates"+q, key, "", nil)
@@ -202,7 +193,7 @@ func TestSimulatorCollectorAPIAgreeWithTruth(t *testing.T) {
 	})
 	// Every malformed message is a dead letter with the reason the simulator meant.
 	for reason, n := range truth.Malformed {
-		waitFor(t, 30*time.Second, func() string {
+		testenv.Eventually(t, 30*time.Second, func() string {
 			got := metric(t, collectorAddr, `greenpost_collector_messages_invalid_total{reason="`+string(reason)+`"}`)
 			if int(got) != n {
 				return fmt.Sprintf("invalid{%s} = %v, truth %d", reason, got, n)
@@ -241,19 +232,4 @@ func metric(t *testing.T, addr, name string) float64 {
 		}
 	}
 	return -1
-}
-
-func waitFor(t *testing.T, timeout time.Duration, cond func() string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		why := cond()
-		if why == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after %v: %s", timeout, why)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
 }
