@@ -75,3 +75,36 @@ func (p *MainProcess) Wait(timeout time.Duration) (int, error) {
 	}
 	return 0, p.err
 }
+
+// ExpectRefused runs the program once per environment and checks that it
+// exits 2 with a message naming the setting (the name before the first '='
+// of the environment's first entry), as runtime-v1 asks of bad settings.
+func ExpectRefused(t *testing.T, envs [][]string) {
+	t.Helper()
+	for _, env := range envs {
+		p := StartMain(t, env)
+		code, err := p.Wait(30 * time.Second)
+		if err != nil || code != 2 {
+			t.Errorf("%v: exit %d, %v; want 2", env, code, err)
+		}
+		name, _, _ := strings.Cut(env[0], "=")
+		if !strings.Contains(p.Output(), name) {
+			t.Errorf("%v: message does not name the setting:\n%s", env, p.Output())
+		}
+	}
+}
+
+// ExpectCleanStop starts the program, waits for its "started" log line,
+// sends SIGTERM and checks that it exits 0.
+func ExpectCleanStop(t *testing.T, env []string) *MainProcess {
+	t.Helper()
+	p := StartMain(t, env)
+	if err := p.WaitOutput(`"msg":"started"`, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	p.Cmd.Process.Signal(syscall.SIGTERM)
+	if code, err := p.Wait(30 * time.Second); err != nil || code != 0 {
+		t.Fatalf("exit %d, %v; want 0\n%s", code, err, p.Output())
+	}
+	return p
+}
