@@ -139,17 +139,7 @@ func TestLiveAgainstBroker(t *testing.T) {
 	}
 
 	// Every report the truth counts, plus the malformed ones, must arrive.
-	want := 0
-	for _, o := range truth.Outlets {
-		for _, b := range o.Bins {
-			want += b.Reports
-		}
-		for _, c := range o.Counters {
-			for _, s := range c.Series {
-				want += s.Reports
-			}
-		}
-	}
+	want := truth.Reports()
 	for _, n := range truth.Malformed {
 		want += n
 	}

@@ -251,17 +251,7 @@ func TestWebSocketBroker(t *testing.T) {
 				t.Fatalf("summary %v: want no self-check failures, offline spells and reboots", s)
 			}
 			truth := readTruth(t, truthFile)
-			want := 0
-			for _, o := range truth.Outlets {
-				for _, b := range o.Bins {
-					want += b.Reports
-				}
-				for _, c := range o.Counters {
-					for _, s := range c.Series {
-						want += s.Reports
-					}
-				}
-			}
+			want := truth.Reports()
 			if want == 0 {
 				t.Fatal("the truth counts no reports")
 			}

@@ -294,6 +294,23 @@ func (b *binReports) serving(from int64, minutes int, outlet []bool) (reports, s
 }
 
 // Write writes the report as indented JSON.
+// Reports counts the valid reports the truth holds: every bin report and
+// every counter report, over all outlets.
+func (r Report) Reports() int {
+	n := 0
+	for _, o := range r.Outlets {
+		for _, b := range o.Bins {
+			n += b.Reports
+		}
+		for _, c := range o.Counters {
+			for _, s := range c.Series {
+				n += s.Reports
+			}
+		}
+	}
+	return n
+}
+
 func (r Report) Write(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", " ")
