@@ -135,15 +135,7 @@ bind-address = %q
 	return in, nil
 }
 
-func (in *Influx) boot() error {
-	if err := in.srv.start(); err != nil {
-		return err
-	}
-	if err := waitFor(in.start, in.Ping); err != nil {
-		return fmt.Errorf("influxd did not come up: %v\n%s", err, in.srv.tail())
-	}
-	return nil
-}
+func (in *Influx) boot() error { return in.srv.boot(in.start, in.Ping) }
 
 // Ping reports whether influxd answers /ping.
 func (in *Influx) Ping() error {

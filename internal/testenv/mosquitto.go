@@ -105,20 +105,13 @@ func startMosquitto(dir string, opts MosquittoOptions) (*Mosquitto, error) {
 }
 
 func (m *Mosquitto) boot() error {
-	if err := m.srv.start(); err != nil {
-		return err
-	}
-	err := waitFor(20*time.Second, func() error {
+	return m.srv.boot(20*time.Second, func() error {
 		c, err := net.DialTimeout("tcp", m.Addr, time.Second)
 		if err == nil {
 			c.Close()
 		}
 		return err
 	})
-	if err != nil {
-		return fmt.Errorf("mosquitto did not come up: %v\n%s", err, m.srv.tail())
-	}
-	return nil
 }
 
 // Restart stops the broker cleanly (it saves its database) and starts it again on the same port.

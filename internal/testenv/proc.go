@@ -76,6 +76,18 @@ func (s *server) stop(sig syscall.Signal, timeout time.Duration) {
 	}
 }
 
+// boot starts the process and waits until ready succeeds; a failure says
+// why, with the end of the server's log.
+func (s *server) boot(timeout time.Duration, ready func() error) error {
+	if err := s.start(); err != nil {
+		return err
+	}
+	if err := waitFor(timeout, ready); err != nil {
+		return fmt.Errorf("%s did not come up: %v\n%s", s.name, err, s.tail())
+	}
+	return nil
+}
+
 // tail returns the end of the server's log, for failure messages.
 func (s *server) tail() string {
 	b, _ := os.ReadFile(s.log)
