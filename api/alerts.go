@@ -90,7 +90,7 @@ func (a *alerter) alerts(ctx context.Context, now time.Time, kinds []string) ([]
 			return nil, err
 		}
 		for _, o := range outlets {
-			gr := ratesOf(res[o.ID].Parcels).GreenRate
+			gr := res[o.ID].Parcels.Rates().Green
 			if gr != nil && *gr < a.greenRate {
 				out = append(out, alert{Kind: alertBelowTarget, Outlet: o.ID, Since: w.From, Value: gr,
 					Detail: fmt.Sprintf("green_rate %.4f over the last 7 days is below the target %.2f", *gr, a.greenRate)})

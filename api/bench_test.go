@@ -30,7 +30,7 @@ func benchServer(b *testing.B) (base string, client *http.Client) {
 	cfg.Bucket = name + "/autogen"
 	db := openStoreTB(b, in, cfg.Bucket)
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	reg := newRegistry(db, cfg.Bucket, nil, log)
+	reg := newRegistry(db, nil, log)
 	eng := &fakeEngine{outlets: map[string]metrics.Outlet{}}
 	var outlets []Outlet
 	for i := 1; i <= 1000; i++ {

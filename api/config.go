@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/greenpost/greenpost/internal/metrics"
 	"github.com/greenpost/greenpost/internal/settings"
 	"github.com/greenpost/greenpost/internal/telemetry"
 )
@@ -37,13 +38,6 @@ type apiKey struct {
 	Hash       [sha256.Size]byte
 }
 
-// targets are the city's bars (metrics-v1 "Targets").
-type targets struct {
-	GreenRate      float64 `json:"green_rate"`
-	OutletCoverage float64 `json:"outlet_coverage"`
-	BinCoverage    float64 `json:"bin_coverage"` // the waste-free outlet bar
-}
-
 // config is everything the API reads at start (runtime-v1 and the extra
 // settings above).
 type config struct {
@@ -67,7 +61,7 @@ type config struct {
 	FullPct         float64       // metrics-v1 full threshold
 	AlertLookback   time.Duration // devices silent for longer than this drop out of alerts
 	CacheTTL        time.Duration // how long an engine answer is reused (0: never)
-	Targets         targets
+	Targets         metrics.Targets
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -90,7 +84,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		FullPct:         readFloat(r, "GP_API_FULL_PCT", 90, 0, 100),
 		AlertLookback:   r.Duration("GP_API_ALERT_LOOKBACK", 30*24*time.Hour, time.Hour, 366*24*time.Hour),
 		CacheTTL:        r.Duration("GP_API_CACHE_TTL", 10*time.Second, 0, time.Hour),
-		Targets: targets{
+		Targets: metrics.Targets{
 			GreenRate:      readFloat(r, "GP_TARGET_GREEN_RATE", 0.90, 0, 1),
 			OutletCoverage: readFloat(r, "GP_TARGET_OUTLET_COVERAGE", 1.00, 0, 1),
 			BinCoverage:    readFloat(r, "GP_TARGET_BIN_COVERAGE", 0.95, 0, 1),

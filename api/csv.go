@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/greenpost/greenpost/internal/telemetry"
 )
 
 // Every collection answers CSV with stable columns (documented in
@@ -72,12 +73,14 @@ func outletCSVRows(os []Outlet) [][]string {
 	return rows
 }
 
-var classColumns = []string{"reusable", "recyclable", "biodegradable", "original", "plastic", "foam", "other"}
+var classColumns = telemetry.ClassNames[:]
 
 func parcelCells(p parcelsJSON) []string {
-	b := p.ByClass
-	return []string{fint(p.Total), fint(p.Green), fint(b.Reusable), fint(b.Recyclable), fint(b.Biodegradable),
-		fint(b.Original), fint(b.Plastic), fint(b.Foam), fint(b.Other)}
+	cells := []string{fint(p.Total), fint(p.Green)}
+	for _, n := range p.ByClass {
+		cells = append(cells, fint(n))
+	}
+	return cells
 }
 
 var groupCSVHeader = append(append([]string{"key", "outlets", "covered_outlets", "outlet_coverage", "bin_coverage", "total", "green"}, classColumns...),

@@ -111,12 +111,12 @@ func e2eServer(t *testing.T, st *store.Store, bucket string, rollup bool) *testS
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := newRegistry(st, bucket, nil, log)
+	reg := newRegistry(st, nil, log)
 	if err := reg.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
 	ts := &testServer{t: t, reg: reg, cfg: cfg, db: st, now: time.Now().UTC()}
-	ts.app = newApp(&deps{cfg: cfg, log: log, db: st, reg: reg, engine: eng, fill: fillQuery{db: st, bucket: bucket},
+	ts.app = newApp(&deps{cfg: cfg, log: log, db: st, reg: reg, engine: eng, fill: storeFill{st},
 		now: func() time.Time { return ts.now }, promReg: newPromRegistry()})
 	return ts
 }
@@ -127,7 +127,7 @@ func TestFiguresEndToEndByHand(t *testing.T) {
 	st := openStore(t, in, bucket)
 	F := time.Now().UTC().Truncate(time.Hour).Add(-72 * time.Hour)
 	e2eData(t, st, F)
-	reg := newRegistry(st, bucket, nil, nil)
+	reg := newRegistry(st, nil, nil)
 	var outlets []Outlet
 	for i, d := range []string{"east", "east", "west", "west", "west"} {
 		outlets = append(outlets, Outlet{ID: fmt.Sprintf("o-e%d", i+1), Name: "E2E", District: d, Lat: 30, Lon: 114, Operator: "sf", Active: i != 3})
@@ -149,14 +149,14 @@ func TestFiguresEndToEndByHand(t *testing.T) {
 		// recyclable 50+30+50 = 130, plastic 55+15 = 70; boxes 2+1 = 3.
 		// Serving 11+15+16 = 42. Counter fresh: 0..5 (from F-10m) and
 		// 10..45 → 6+36 = 42.
-		"o-e1": {200, 130, byClass{Recyclable: 130, Plastic: 70}, 3, 130.0 / 200, 1, 42, 1, 42, true, false, false},
+		"o-e1": {200, 130, byClass{telemetry.Recyclable: 130, telemetry.Plastic: 70}, 3, 130.0 / 200, 1, 42, 1, 42, true, false, false},
 		// recyclable 520+3, original 10, reusable 9: all green. b-e2-1
 		// serves all 120 minutes. Counter fresh: 5..20 (16) and 60..85 (26).
-		"o-e2": {542, 542, byClass{Reusable: 9, Recyclable: 523, Original: 10}, 0, 1.0, 2, 120, 1, 42, true, true, false},
+		"o-e2": {542, 542, byClass{telemetry.Reusable: 9, telemetry.Recyclable: 523, telemetry.Original: 10}, 0, 1.0, 2, 120, 1, 42, true, true, false},
 		"o-e3": {0, 0, byClass{}, 0, nil, 0, 0, 0, 0, false, false, true},
 		// Inactive: out of every roll-up, its own rates still answer.
 		// Counter fresh 1..16 (16).
-		"o-e4": {100, 0, byClass{Plastic: 100}, 0, 0.0, 0, 0, 1, 16, false, false, false},
+		"o-e4": {100, 0, byClass{telemetry.Plastic: 100}, 0, 0.0, 0, 0, 1, 16, false, false, false},
 		// The bin report at F-20m serves until F-5m: nothing in the window.
 		"o-e5": {0, 0, byClass{}, 0, nil, 0, 0, 0, 0, false, false, true},
 	}
@@ -192,7 +192,7 @@ func TestFiguresEndToEndByHand(t *testing.T) {
 			ts.on(t).do("GET", "/v1/rates?group_by=city&"+win, viewerKey, "").json(t, &city)
 			g := city.Groups[0]
 			if g.Outlets != 4 || g.CoveredOutlets != 2 || g.Parcels.Total != 742 || g.Parcels.Green != 672 || g.BoxesRecovered != 3 ||
-				g.Parcels.ByClass != (byClass{Reusable: 9, Recyclable: 653, Original: 10, Plastic: 70}) || g.WasteFreeOutlets != 1 ||
+				g.Parcels.ByClass != (byClass{telemetry.Reusable: 9, telemetry.Recyclable: 653, telemetry.Original: 10, telemetry.Plastic: 70}) || g.WasteFreeOutlets != 1 ||
 				g.Completeness.SilentOutlets != 2 || g.Completeness.OutletsReportingParcels != 2 {
 				t.Errorf("city %+v", g)
 			}

@@ -242,11 +242,11 @@ func getOutletRates(reg *registry, rt *rater, wr windowRule) fiber.Handler {
 
 // groupsAnswer is GET /v1/rates.
 type groupsAnswer struct {
-	From    time.Time    `json:"from"`
-	To      time.Time    `json:"to"`
-	GroupBy string       `json:"group_by"`
-	Targets targets      `json:"targets"`
-	Groups  []groupRates `json:"groups"`
+	From    time.Time       `json:"from"`
+	To      time.Time       `json:"to"`
+	GroupBy string          `json:"group_by"`
+	Targets metrics.Targets `json:"targets"`
+	Groups  []groupRates    `json:"groups"`
 }
 
 func getRates(rt *rater, wr windowRule) fiber.Handler {
@@ -369,7 +369,7 @@ func getAlerts(al *alerter, now clock) fiber.Handler {
 type wasteFreeAnswer struct {
 	From    time.Time         `json:"from"`
 	To      time.Time         `json:"to"`
-	Targets targets           `json:"targets"`
+	Targets metrics.Targets   `json:"targets"`
 	Passing int               `json:"passing"`
 	Outlets []wasteFreeOutlet `json:"outlets"`
 }

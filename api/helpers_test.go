@@ -143,7 +143,7 @@ type testServer struct {
 	reg    *registry
 	engine *fakeEngine
 	cfg    config
-	db     *store.Store
+	db     outletStore
 	logs   *bytes.Buffer
 	now    time.Time
 }
@@ -165,26 +165,86 @@ func defaultTestConfig() config {
 	return c
 }
 
+// newTestServer is the app with the registry in memory (memOutlets), a
+// fake metrics engine and a fixed clock: handler tests need no influxd.
 func newTestServer(t *testing.T, mod func(*config)) *testServer {
 	t.Helper()
+	return newTestServerOn(t, mod, func(*config) outletStore { return &memOutlets{} })
+}
+
+// newInfluxTestServer is newTestServer with the registry on a real
+// InfluxDB (a database of its own), for tests that prove the store.
+func newInfluxTestServer(t *testing.T, mod func(*config)) *testServer {
+	t.Helper()
 	in := testenv.SharedInflux(t)
+	return newTestServerOn(t, mod, func(cfg *config) outletStore {
+		cfg.Bucket = freshBucket(t, in)
+		return openStore(t, in, cfg.Bucket)
+	})
+}
+
+func newTestServerOn(t *testing.T, mod func(*config), open func(*config) outletStore) *testServer {
+	t.Helper()
 	cfg := defaultTestConfig()
-	cfg.Bucket = freshBucket(t, in)
+	db := open(&cfg)
 	if mod != nil {
 		mod(&cfg)
 	}
-	db := openStore(t, in, cfg.Bucket)
 	logs := &bytes.Buffer{}
 	log := slog.New(slog.NewJSONHandler(&lockedWriter{w: logs}, nil))
-	reg := newRegistry(db, cfg.Bucket, cfg.Districts, log)
+	reg := newRegistry(db, cfg.Districts, log)
 	if err := reg.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	eng := &fakeEngine{outlets: map[string]metrics.Outlet{}, series: map[string][]metrics.Outlet{}}
 	ts := &testServer{t: t, reg: reg, engine: eng, cfg: cfg, db: db, logs: logs, now: testNow}
-	ts.app = newApp(&deps{cfg: cfg, log: log, db: db, reg: reg, engine: eng, fill: fakeFill{},
+	ts.app = newApp(&deps{cfg: cfg, log: log, db: pingerOf(db), reg: reg, engine: eng, fill: fakeFill{},
 		now: func() time.Time { return ts.now }, promReg: newPromRegistry()})
 	return ts
+}
+
+// pingerOf gives /readyz the store's ping (memOutlets always answers).
+func pingerOf(db outletStore) pinger {
+	if p, ok := db.(pinger); ok {
+		return p
+	}
+	return okPinger{}
+}
+
+type okPinger struct{}
+
+func (okPinger) Ping(context.Context) error { return nil }
+
+// memOutlets keeps registry records in memory under the store's rule: the
+// latest record of an id wins (tombstones included). TestRegistryCRUD runs
+// against it and against InfluxDB alike.
+type memOutlets struct {
+	mu   sync.Mutex
+	recs map[string]store.OutletRecord
+}
+
+func (m *memOutlets) WriteOutlets(_ context.Context, recs []store.OutletRecord) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.recs == nil {
+		m.recs = map[string]store.OutletRecord{}
+	}
+	for _, r := range recs {
+		if old, ok := m.recs[r.ID]; !ok || !old.Updated.After(r.Updated) {
+			m.recs[r.ID] = r
+		}
+	}
+	return nil
+}
+
+func (m *memOutlets) LoadOutlets(context.Context) ([]store.OutletRecord, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]store.OutletRecord, 0, len(m.recs))
+	for _, r := range m.recs {
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 type lockedWriter struct {

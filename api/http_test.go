@@ -297,7 +297,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	}
 	pathParam := regexp.MustCompile(`:([a-z_]+)`)
 	table := map[string]route{}
-	for _, r := range routes(&deps{cfg: defaultTestConfig(), reg: newRegistry(nil, "", nil, nil), promReg: newPromRegistry()}) {
+	for _, r := range routes(&deps{cfg: defaultTestConfig(), reg: newRegistry(nil, nil, nil), promReg: newPromRegistry()}) {
 		if r.Path == "/" || strings.HasPrefix(r.Path, "/dashboard/") {
 			continue // the dashboard's files: pages, not API
 		}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"strings"
 	"testing"
-	"time"
 )
 
 // Import parsers take any body an admin sends: they must never panic, must
@@ -78,16 +77,6 @@ func TestLineAt(t *testing.T) {
 		if got := lineAt(body, tc.off); got != tc.line {
 			t.Errorf("lineAt(%d) = %d, want %d", tc.off, got, tc.line)
 		}
-	}
-}
-
-func TestRegistryLineProtocolEscaping(t *testing.T) {
-	e := entry{Outlet: Outlet{ID: "o-1", Name: `a "b" \c\`, District: "d", Address: "x,y=z w", Operator: "op", Lat: -1.25, Lon: 100, Active: true,
-		Updated: time.Unix(1764324000, 123)}}
-	got := string(appendRegistryPoint(nil, &e))
-	want := `outlet_registry,id=o-1 name="a \"b\" \\c\\",district="d",address="x,y=z w",operator="op",lat=-1.25,lon=100,active=true,deleted=false 1764324000000000123` + "\n"
-	if got != want {
-		t.Errorf("got  %s\nwant %s", got, want)
 	}
 }
 

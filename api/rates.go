@@ -2,23 +2,47 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/greenpost/greenpost/internal/metrics"
 	"github.com/greenpost/greenpost/internal/telemetry"
 )
 
-// byClass is parcels by packaging class, in the contract's class order.
-type byClass struct {
-	Reusable      int64 `json:"reusable"`
-	Recyclable    int64 `json:"recyclable"`
-	Biodegradable int64 `json:"biodegradable"`
-	Original      int64 `json:"original"`
-	Plastic       int64 `json:"plastic"`
-	Foam          int64 `json:"foam"`
-	Other         int64 `json:"other"`
+// byClass is parcels by packaging class, written as an object in the
+// contract's class order (telemetry.ClassNames: the one list of classes).
+type byClass [telemetry.NumClasses]int64
+
+func (b byClass) MarshalJSON() ([]byte, error) {
+	out := []byte{'{'}
+	for c, n := range b {
+		if c > 0 {
+			out = append(out, ',')
+		}
+		out = strconv.AppendQuote(out, telemetry.ClassNames[c])
+		out = append(out, ':')
+		out = strconv.AppendInt(out, n, 10)
+	}
+	return append(out, '}'), nil
+}
+
+func (b *byClass) UnmarshalJSON(data []byte) error {
+	var m map[string]int64
+	if err := json.Unmarshal(data, &m); err != nil {
+		return err
+	}
+	*b = byClass{}
+	for k, v := range m {
+		c, ok := telemetry.ClassByName(k)
+		if !ok {
+			return fmt.Errorf("by_class: unknown class %q", k)
+		}
+		b[c] = v
+	}
+	return nil
 }
 
 type parcelsJSON struct {
@@ -28,14 +52,7 @@ type parcelsJSON struct {
 }
 
 func toParcelsJSON(p metrics.Parcels) parcelsJSON {
-	c := p.ByClass
-	return parcelsJSON{
-		Total: p.Total(), Green: p.Green(),
-		ByClass: byClass{
-			Reusable: c[telemetry.Reusable], Recyclable: c[telemetry.Recyclable], Biodegradable: c[telemetry.Biodegradable],
-			Original: c[telemetry.Original], Plastic: c[telemetry.Plastic], Foam: c[telemetry.Foam], Other: c[telemetry.Other],
-		},
-	}
+	return parcelsJSON{Total: p.Total(), Green: p.Green(), ByClass: byClass(p.ByClass)}
 }
 
 // rates are the three parcel rates of metrics-v1 (null where total is 0).
@@ -46,17 +63,9 @@ type rates struct {
 }
 
 func ratesOf(p metrics.Parcels) rates {
-	t := p.Total()
-	return rates{
-		GreenRate:       metrics.Ratio(p.Green(), t),
-		NoSecondaryRate: metrics.Ratio(p.ByClass[telemetry.Original], t),
-		ReusableRate:    metrics.Ratio(p.ByClass[telemetry.Reusable], t),
-	}
+	r := p.Rates()
+	return rates{GreenRate: r.Green, NoSecondaryRate: r.NoSecondary, ReusableRate: r.Reusable}
 }
-
-// atLeast reports whether a rate exists and reaches the target: a rate of
-// nothing (no parcels) meets no target.
-func atLeast(v *float64, target float64) bool { return v != nil && *v >= target }
 
 // outletCompleteness tells how much data stands behind an outlet's figures.
 type outletCompleteness struct {
@@ -89,7 +98,7 @@ type outletRates struct {
 	Completeness outletCompleteness `json:"completeness"`
 }
 
-func makeOutletRates(o Outlet, w metrics.Window, m metrics.Outlet, t targets) outletRates {
+func makeOutletRates(o Outlet, w metrics.Window, m metrics.Outlet, t metrics.Targets) outletRates {
 	r := outletRates{
 		Outlet: o.ID, From: w.From, To: w.To,
 		Parcels: toParcelsJSON(m.Parcels), rates: ratesOf(m.Parcels),
@@ -98,21 +107,17 @@ func makeOutletRates(o Outlet, w metrics.Window, m metrics.Outlet, t targets) ou
 		District: o.District, Operator: o.Operator, Active: o.Active,
 		Completeness: completenessOf(m),
 	}
-	r.Meets.GreenRate = atLeast(r.GreenRate, t.GreenRate)
-	r.Meets.WasteFree = wasteFreeReasons(m, r.rates, t) == nil
+	r.Meets.GreenRate = metrics.AtLeast(r.GreenRate, t.GreenRate)
+	r.Meets.WasteFree = m.WasteFree(t) == nil
 	return r
 }
 
 func completenessOf(m metrics.Outlet) outletCompleteness {
-	c := outletCompleteness{
+	return outletCompleteness{
 		WindowMinutes: m.WindowMinutes, ServingMinutes: m.ServingMinutes,
 		CountersReporting: m.CountersReporting, CounterReportingMinutes: m.CounterReportingMinutes,
-		Silent: m.CountersReporting == 0 && m.BinsReporting == 0,
+		CounterReporting: m.CounterReporting(), Silent: m.Silent(),
 	}
-	if m.WindowMinutes > 0 {
-		c.CounterReporting = float64(m.CounterReportingMinutes) / float64(m.WindowMinutes)
-	}
-	return c
 }
 
 // reason is one failed bar of the waste-free outlet evaluation.
@@ -123,25 +128,11 @@ type reason struct {
 	Detail string   `json:"detail"`
 }
 
-// wasteFreeReasons evaluates metrics-v1's waste-free outlet bar: green_rate
-// at or above target, covered, bin_coverage at or above the bin target.
-// It returns nil when the outlet passes.
-func wasteFreeReasons(m metrics.Outlet, r rates, t targets) []reason {
-	var out []reason
-	if !atLeast(r.GreenRate, t.GreenRate) {
-		d := "no parcels were counted in the window"
-		if r.GreenRate != nil {
-			d = fmt.Sprintf("green_rate %.4f is below the target %.2f", *r.GreenRate, t.GreenRate)
-		}
-		out = append(out, reason{Bar: "green_rate", Value: r.GreenRate, Target: t.GreenRate, Detail: d})
-	}
-	if !m.Covered() {
-		zero := 0.0
-		out = append(out, reason{Bar: "covered", Value: &zero, Target: 1, Detail: "no recycling bin reported in the window"})
-	}
-	if bc := m.BinCoverage(); bc < t.BinCoverage {
-		out = append(out, reason{Bar: "bin_coverage", Value: &bc, Target: t.BinCoverage,
-			Detail: fmt.Sprintf("bins were serving %d of %d minutes (%.4f), below the target %.2f", m.ServingMinutes, m.WindowMinutes, bc, t.BinCoverage)})
+// reasonsOf maps the engine's misses to the answer's reasons ([] when it passes).
+func reasonsOf(ms []metrics.Miss) []reason {
+	out := make([]reason, len(ms))
+	for i, m := range ms {
+		out[i] = reason{Bar: m.Bar, Value: m.Value, Target: m.Target, Detail: m.Detail}
 	}
 	return out
 }
@@ -171,48 +162,18 @@ type groupRates struct {
 	Completeness     groupCompleteness `json:"completeness"`
 }
 
-// groupAcc sums outlets into a group (metrics-v1 "Roll-ups").
-type groupAcc struct {
-	outlets, covered, wasteFree, withCounter, silent int
-	parcels                                          metrics.Parcels
-	binCoverage, counterShare                        float64
-}
-
-func (g *groupAcc) add(m metrics.Outlet, t targets) {
-	g.outlets++
-	if m.Covered() {
-		g.covered++
-	}
-	if m.CountersReporting > 0 {
-		g.withCounter++
-	}
-	if m.CountersReporting == 0 && m.BinsReporting == 0 {
-		g.silent++
-	}
-	g.parcels.Add(m.Parcels)
-	g.binCoverage += m.BinCoverage()
-	g.counterShare += completenessOf(m).CounterReporting
-	if wasteFreeReasons(m, ratesOf(m.Parcels), t) == nil {
-		g.wasteFree++
-	}
-}
-
-func (g *groupAcc) result(key string, t targets) groupRates {
+func makeGroupRates(key string, g *metrics.Group, t metrics.Targets) groupRates {
 	r := groupRates{
-		Key: key, Outlets: g.outlets, CoveredOutlets: g.covered,
-		OutletCoverage: metrics.Ratio(int64(g.covered), int64(g.outlets)),
-		Parcels:        toParcelsJSON(g.parcels), rates: ratesOf(g.parcels),
-		BoxesRecovered:   g.parcels.BoxesRecovered,
-		WasteFreeOutlets: g.wasteFree,
-		Completeness:     groupCompleteness{OutletsReportingParcels: g.withCounter, SilentOutlets: g.silent},
+		Key: key, Outlets: g.Outlets, CoveredOutlets: g.Covered,
+		OutletCoverage: g.OutletCoverage(), BinCoverage: g.BinCoverage(),
+		Parcels: toParcelsJSON(g.Parcels), rates: ratesOf(g.Parcels),
+		BoxesRecovered:   g.Parcels.BoxesRecovered,
+		WasteFreeOutlets: g.WasteFree,
+		Completeness: groupCompleteness{CounterReporting: g.CounterReporting(),
+			OutletsReportingParcels: g.WithCounter, SilentOutlets: g.Silent},
 	}
-	if g.outlets > 0 {
-		bc := g.binCoverage / float64(g.outlets)
-		cs := g.counterShare / float64(g.outlets)
-		r.BinCoverage, r.Completeness.CounterReporting = &bc, &cs
-	}
-	r.Meets.GreenRate = atLeast(r.GreenRate, t.GreenRate)
-	r.Meets.OutletCoverage = atLeast(r.OutletCoverage, t.OutletCoverage)
+	r.Meets.GreenRate = metrics.AtLeast(r.GreenRate, t.GreenRate)
+	r.Meets.OutletCoverage = metrics.AtLeast(r.OutletCoverage, t.OutletCoverage)
 	return r
 }
 
@@ -235,7 +196,7 @@ func groupKey(o *Outlet, groupBy string) string {
 type rater struct {
 	reg     *registry
 	engine  metrics.Engine
-	targets targets
+	targets metrics.Targets
 	cache   *figureCache // nil: every question goes to the engine
 }
 
@@ -292,22 +253,22 @@ func (r *rater) groups(ctx context.Context, w metrics.Window, groupBy string, f 
 	if err != nil {
 		return nil, err
 	}
-	accs := map[string]*groupAcc{}
+	accs := map[string]*metrics.Group{}
 	if groupBy == "city" {
-		accs["city"] = &groupAcc{}
+		accs["city"] = &metrics.Group{}
 	}
 	for i := range outlets {
 		k := groupKey(&outlets[i], groupBy)
 		a := accs[k]
 		if a == nil {
-			a = &groupAcc{}
+			a = &metrics.Group{}
 			accs[k] = a
 		}
-		a.add(res[outlets[i].ID], r.targets)
+		a.Add(res[outlets[i].ID], r.targets)
 	}
 	out := make([]groupRates, 0, len(accs))
 	for k, a := range accs {
-		out = append(out, a.result(k, r.targets))
+		out = append(out, makeGroupRates(k, a, r.targets))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out, nil
@@ -336,14 +297,10 @@ func (r *rater) wasteFree(ctx context.Context, w metrics.Window, f outletFilter)
 	out := make([]wasteFreeOutlet, len(outlets))
 	for i, o := range outlets {
 		m := res[o.ID]
-		rs := ratesOf(m.Parcels)
-		reasons := wasteFreeReasons(m, rs, r.targets)
-		if reasons == nil {
-			reasons = []reason{}
-		}
+		reasons := reasonsOf(m.WasteFree(r.targets))
 		out[i] = wasteFreeOutlet{
 			Outlet: o.ID, District: o.District, Operator: o.Operator, Pass: len(reasons) == 0,
-			GreenRate: rs.GreenRate, Covered: m.Covered(), BinCoverage: m.BinCoverage(), Reasons: reasons,
+			GreenRate: m.Parcels.Rates().Green, Covered: m.Covered(), BinCoverage: m.BinCoverage(), Reasons: reasons,
 		}
 	}
 	return out, nil

@@ -154,7 +154,7 @@ func TestCityByClassAndRatesByHand(t *testing.T) {
 	ts.do("GET", "/v1/rates?group_by=city&"+day1, viewerKey, "").json(t, &ans)
 	g := ans.Groups[0]
 	// By class over o-0001..o-0003: reusable 10+0+5, recyclable 60+50+40, ...
-	want := byClass{Reusable: 15, Recyclable: 150, Biodegradable: 10, Original: 45, Plastic: 28, Foam: 1, Other: 1}
+	want := byClass{telemetry.Reusable: 15, telemetry.Recyclable: 150, telemetry.Biodegradable: 10, telemetry.Original: 45, telemetry.Plastic: 28, telemetry.Foam: 1, telemetry.Other: 1}
 	if g.Parcels.ByClass != want || g.BoxesRecovered != 9 {
 		t.Errorf("by class %+v boxes %d, want %+v 9", g.Parcels.ByClass, g.BoxesRecovered, want)
 	}
@@ -165,7 +165,7 @@ func TestCityByClassAndRatesByHand(t *testing.T) {
 	if ans.From.Format(time.RFC3339) != "2026-11-27T00:00:00Z" || ans.To.Format(time.RFC3339) != "2026-11-28T00:00:00Z" || ans.GroupBy != "city" {
 		t.Errorf("window %v..%v group_by %q", ans.From, ans.To, ans.GroupBy)
 	}
-	if ans.Targets != (targets{GreenRate: 0.9, OutletCoverage: 1, BinCoverage: 0.95}) {
+	if ans.Targets != (metrics.Targets{GreenRate: 0.9, OutletCoverage: 1, BinCoverage: 0.95}) {
 		t.Errorf("targets %+v", ans.Targets)
 	}
 }
@@ -262,7 +262,7 @@ func TestWasteFreeReasons(t *testing.T) {
 }
 
 func TestConfiguredTargets(t *testing.T) {
-	ts := newTestServer(t, func(c *config) { c.Targets = targets{GreenRate: 0.8, OutletCoverage: 0.5, BinCoverage: 0.5} })
+	ts := newTestServer(t, func(c *config) { c.Targets = metrics.Targets{GreenRate: 0.8, OutletCoverage: 0.5, BinCoverage: 0.5} })
 	ts.putOutlet(Outlet{ID: "o-0002", Name: "Two", District: "jianghan", Lat: 30, Lon: 114, Operator: "ems", Active: true})
 	ts.engine.set(func(f *fakeEngine) {
 		f.outlets["o-0002"] = metrics.Outlet{Parcels: parcels(0, 50, 0, 30, 20, 0, 0, 0), BinsReporting: 1, ServingMinutes: 720}

@@ -7,7 +7,6 @@ import (
 	"math"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -20,19 +19,15 @@ import (
 
 // The registry lives in InfluxDB (GP_API_BUCKET: the telemetry bucket
 // unless set), so that every API replica shares it and a restart keeps it
-// (docs/api.md "Registry"):
-//
-//	outlet_registry,id=<id> name="..",district="..",address="..",operator="..",lat=..,lon=..,active=<bool>,deleted=<bool> <ns>
-//
-// Every write is a whole record with all fields; the point with the latest
-// time wins per id (last writer wins); a delete is a tombstone point with
-// deleted=true. Each replica keeps the merged state in memory, updates it
-// after its own writes and re-reads the measurement every RegistryRefresh.
+// (docs/api.md "Registry"; the record is internal/store's OutletRecord).
+// Every write is a whole record; the latest write of an id wins (last
+// writer wins); a delete is a tombstone. Each replica keeps the merged
+// state in memory, updates it after its own writes and re-reads the
+// records every RegistryRefresh.
 const (
-	measurementRegistry = "outlet_registry"
-	maxNameLen          = 200
-	maxAddressLen       = 500
-	maxOperatorLen      = 100
+	maxNameLen     = 200
+	maxAddressLen  = 500
+	maxOperatorLen = 100
 )
 
 // Outlet is one entry of the registry.
@@ -86,14 +81,14 @@ func validText(s string, max int, required bool) bool {
 	return true
 }
 
-// influx is what the API needs of InfluxDB (internal/store implements it).
-type influx interface {
-	Write(ctx context.Context, lines []byte) error
-	Query(ctx context.Context, flux string) ([]store.Row, error)
-	Ping(ctx context.Context) error
+// outletStore keeps the registry's records: internal/store on InfluxDB,
+// memOutlets in handler tests.
+type outletStore interface {
+	WriteOutlets(ctx context.Context, recs []store.OutletRecord) error
+	LoadOutlets(ctx context.Context) ([]store.OutletRecord, error)
 }
 
-var _ influx = (*store.Store)(nil)
+var _ outletStore = (*store.Store)(nil)
 
 // entry is an outlet or its tombstone, as last written.
 type entry struct {
@@ -101,10 +96,20 @@ type entry struct {
 	Deleted bool
 }
 
+func (e *entry) record() store.OutletRecord {
+	o := &e.Outlet
+	return store.OutletRecord{ID: o.ID, Name: o.Name, District: o.District, Address: o.Address, Operator: o.Operator,
+		Lat: o.Lat, Lon: o.Lon, Active: o.Active, Deleted: e.Deleted, Updated: o.Updated}
+}
+
+func entryOf(r *store.OutletRecord) entry {
+	return entry{Outlet: Outlet{ID: r.ID, Name: r.Name, District: r.District, Address: r.Address, Operator: r.Operator,
+		Lat: r.Lat, Lon: r.Lon, Active: r.Active, Updated: r.Updated}, Deleted: r.Deleted}
+}
+
 // registry is the in-memory copy of the outlet_registry measurement.
 type registry struct {
-	db        influx
-	bucket    string
+	db        outletStore
 	districts []string
 	log       *slog.Logger
 
@@ -115,8 +120,8 @@ type registry struct {
 	lastTS   time.Time        // the last time stamp this replica wrote
 }
 
-func newRegistry(db influx, bucket string, districts []string, log *slog.Logger) *registry {
-	return &registry{db: db, bucket: bucket, districts: districts, log: log, entries: map[string]entry{}}
+func newRegistry(db outletStore, districts []string, log *slog.Logger) *registry {
+	return &registry{db: db, districts: districts, log: log, entries: map[string]entry{}}
 }
 
 // Loaded reports whether the registry has been read from InfluxDB at least once.
@@ -157,46 +162,13 @@ func (r *registry) Run(ctx context.Context, every time.Duration) {
 
 // Load reads the latest point of every id and merges it into memory.
 func (r *registry) Load(ctx context.Context) error {
-	// last() per field: every write carries every field, so the fields of one
-	// id all come from its latest point. Assembled in Go (no pivot needed).
-	flux := `from(bucket: ` + store.FluxString(r.bucket) + `)
-  |> range(start: 1970-01-01T00:00:00Z)
-  |> filter(fn: (r) => r._measurement == "` + measurementRegistry + `")
-  |> last()`
-	rows, err := r.db.Query(ctx, flux)
+	recs, err := r.db.LoadOutlets(ctx)
 	if err != nil {
-		return fmt.Errorf("registry load: %w", err)
+		return err
 	}
-	loaded := map[string]entry{}
-	for _, row := range rows {
-		id, _ := row["id"].(string)
-		if id == "" {
-			continue
-		}
-		e := loaded[id]
-		e.ID = id
-		if t, ok := row["_time"].(time.Time); ok && t.After(e.Updated) {
-			e.Updated = t.UTC()
-		}
-		switch f, _ := row["_field"].(string); f {
-		case "name":
-			e.Name, _ = row["_value"].(string)
-		case "district":
-			e.District, _ = row["_value"].(string)
-		case "address":
-			e.Address, _ = row["_value"].(string)
-		case "operator":
-			e.Operator, _ = row["_value"].(string)
-		case "lat":
-			e.Lat, _ = row["_value"].(float64)
-		case "lon":
-			e.Lon, _ = row["_value"].(float64)
-		case "active":
-			e.Active, _ = row["_value"].(bool)
-		case "deleted":
-			e.Deleted, _ = row["_value"].(bool)
-		}
-		loaded[id] = e
+	loaded := make([]entry, len(recs))
+	for i := range recs {
+		loaded[i] = entryOf(&recs[i])
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -287,19 +259,19 @@ func (r *registry) Delete(ctx context.Context, id string) (bool, error) {
 	return true, r.write(ctx, []entry{t})
 }
 
-// write sends entries to InfluxDB in batches and merges each batch into
+// write sends entries to the store in batches and merges each batch into
 // memory once it is stored.
 func (r *registry) write(ctx context.Context, es []entry) error {
 	const batch = 5000
-	var buf []byte
+	recs := make([]store.OutletRecord, 0, min(batch, len(es)))
 	for start := 0; start < len(es); start += batch {
 		part := es[start:min(start+batch, len(es))]
-		buf = buf[:0]
+		recs = recs[:0]
 		for i := range part {
-			buf = appendRegistryPoint(buf, &part[i])
+			recs = append(recs, part[i].record())
 		}
-		if err := r.db.Write(ctx, buf); err != nil {
-			return fmt.Errorf("registry write: %w", err)
+		if err := r.db.WriteOutlets(ctx, recs); err != nil {
+			return err
 		}
 		r.mu.Lock()
 		for _, e := range part {
@@ -309,41 +281,6 @@ func (r *registry) write(ctx context.Context, es []entry) error {
 		r.mu.Unlock()
 	}
 	return nil
-}
-
-// appendRegistryPoint writes one registry point as line protocol. The id is
-// a checked id (no escaping needed as a tag); strings are escaped for
-// line-protocol string fields.
-func appendRegistryPoint(dst []byte, e *entry) []byte {
-	dst = append(dst, measurementRegistry+",id="...)
-	dst = append(dst, e.ID...)
-	dst = appendStringField(dst, " name=", e.Name)
-	dst = appendStringField(dst, ",district=", e.District)
-	dst = appendStringField(dst, ",address=", e.Address)
-	dst = appendStringField(dst, ",operator=", e.Operator)
-	dst = append(dst, ",lat="...)
-	dst = strconv.AppendFloat(dst, e.Lat, 'f', -1, 64)
-	dst = append(dst, ",lon="...)
-	dst = strconv.AppendFloat(dst, e.Lon, 'f', -1, 64)
-	dst = append(dst, ",active="...)
-	dst = strconv.AppendBool(dst, e.Active)
-	dst = append(dst, ",deleted="...)
-	dst = strconv.AppendBool(dst, e.Deleted)
-	dst = append(dst, ' ')
-	dst = strconv.AppendInt(dst, e.Updated.UnixNano(), 10)
-	return append(dst, '\n')
-}
-
-func appendStringField(dst []byte, key, v string) []byte {
-	dst = append(dst, key...)
-	dst = append(dst, '"')
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c == '"' || c == '\\' {
-			dst = append(dst, '\\')
-		}
-		dst = append(dst, v[i])
-	}
-	return append(dst, '"')
 }
 
 // outletFilter selects outlets for lists and roll-ups; empty fields match all.

@@ -19,8 +19,18 @@ import (
 	"github.com/greenpost/greenpost/internal/testenv"
 )
 
+// TestRegistryCRUD runs on the in-memory store of the handler tests and on
+// InfluxDB: the two keep records alike.
 func TestRegistryCRUD(t *testing.T) {
-	ts := newTestServer(t, nil)
+	for _, b := range []struct {
+		name string
+		open func(*testing.T, func(*config)) *testServer
+	}{{"memory", newTestServer}, {"influxdb", newInfluxTestServer}} {
+		t.Run(b.name, func(t *testing.T) { testRegistryCRUD(t, b.open(t, nil)) })
+	}
+}
+
+func testRegistryCRUD(t *testing.T, ts *testServer) {
 	o := sampleOutlet
 	o.Name = `Name with "quotes", a \backslash\, commas, = signs and 汉字`
 	o.Address = `Lane 3, "East" gate`
@@ -32,8 +42,8 @@ func TestRegistryCRUD(t *testing.T) {
 	if got.Name != o.Name || got.Address != o.Address || got.District != o.District || got.Lat != o.Lat || got.Lon != o.Lon || got.Operator != o.Operator || !got.Active {
 		t.Fatalf("got %+v, want %+v", got, o)
 	}
-	// The same from InfluxDB, read by a fresh registry.
-	fresh := newRegistry(ts.db, ts.cfg.Bucket, nil, nil)
+	// The same from the store, read by a fresh registry.
+	fresh := newRegistry(ts.db, nil, nil)
 	if err := fresh.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +71,7 @@ func TestRegistryCRUD(t *testing.T) {
 	}
 	checkProblem(t, ts.do("GET", "/v1/outlets/o-0001", viewerKey, ""), 404)
 	checkProblem(t, ts.do("DELETE", "/v1/outlets/o-0001", adminKey, ""), 404)
-	fresh = newRegistry(ts.db, ts.cfg.Bucket, nil, nil)
+	fresh = newRegistry(ts.db, nil, nil)
 	if err := fresh.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		defer own.Close()
 	}
 
-	reg := newRegistry(own, cfg.APIBucket, cfg.Districts, log)
+	reg := newRegistry(own, cfg.Districts, log)
 	promReg := newPromRegistry()
 	engine, engineWorker, err := buildEngine(db, own, cfg, log, promReg)
 	if err != nil {
@@ -52,7 +52,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	app := newApp(&deps{
 		cfg: cfg, log: log, db: db, reg: reg, engine: engine,
-		fill: fillQuery{db: db, bucket: cfg.Bucket}, now: time.Now, promReg: promReg,
+		fill: storeFill{db}, now: time.Now, promReg: promReg,
 	})
 
 	ln, err := net.Listen("tcp", cfg.Addr)

@@ -7,7 +7,6 @@ import (
 
 	"github.com/greenpost/greenpost/internal/metrics"
 	"github.com/greenpost/greenpost/internal/store"
-	"github.com/greenpost/greenpost/internal/telemetry"
 )
 
 // Series metrics of GET /v1/outlets/{id}/series.
@@ -98,46 +97,16 @@ func series(ctx context.Context, eng metrics.Engine, fill fillSource, outlet, me
 			pts[i].V = &v
 		}
 		if metric == "green_rate" || metric == "parcels" {
-			r := completenessOf(m).CounterReporting
+			r := m.CounterReporting()
 			pts[i].Reporting = &r
 		}
 	}
 	return pts, nil
 }
 
-// fillQuery reads fill levels from InfluxDB: the highest fill_pct any bin
-// of the outlet reported within each step (null for a step without a
-// report). Raw points are bucketed in Go, so steps start at the window's
-// start whatever its alignment (Flux 0.65's windows align to the epoch).
-type fillQuery struct {
-	db     influx
-	bucket string
-}
+// storeFill reads fill levels through internal/store.
+type storeFill struct{ st *store.Store }
 
-func (f fillQuery) MaxFill(ctx context.Context, outlet string, w metrics.Window, step time.Duration) ([]*float64, error) {
-	flux := `from(bucket: ` + store.FluxString(f.bucket) + `)
-  |> range(start: ` + w.From.Format(time.RFC3339) + `, stop: ` + w.To.Format(time.RFC3339) + `)
-  |> filter(fn: (r) => r._measurement == "` + telemetry.MeasurementBin + `" and r._field == "fill_pct" and r.outlet == ` + store.FluxString(outlet) + `)
-  |> keep(columns: ["_time", "_value"])`
-	rows, err := f.db.Query(ctx, flux)
-	if err != nil {
-		return nil, fmt.Errorf("fill levels of %s: %w", outlet, err)
-	}
-	out := make([]*float64, len(steps(w, step)))
-	for _, r := range rows {
-		t, ok1 := r["_time"].(time.Time)
-		v, ok2 := r["_value"].(float64)
-		if !ok1 || !ok2 || t.Before(w.From) || !t.Before(w.To) {
-			continue
-		}
-		i := int(t.Sub(w.From) / step)
-		if i >= len(out) {
-			continue
-		}
-		if out[i] == nil || v > *out[i] {
-			v := v
-			out[i] = &v
-		}
-	}
-	return out, nil
+func (f storeFill) MaxFill(ctx context.Context, outlet string, w metrics.Window, step time.Duration) ([]*float64, error) {
+	return f.st.MaxFill(ctx, outlet, w.From, w.To, step)
 }

@@ -23,7 +23,7 @@ import (
 type deps struct {
 	cfg     config
 	log     *slog.Logger
-	db      influx
+	db      pinger
 	reg     *registry
 	engine  metrics.Engine
 	fill    fillSource

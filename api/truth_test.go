@@ -89,9 +89,10 @@ func TestAgreesWithSimulatorTruth(t *testing.T) {
 					t.Fatalf("%s: %s", ot.Outlet, a)
 				}
 				a.json(t, &r)
-				got := map[string]int64{"reusable": r.Parcels.ByClass.Reusable, "recyclable": r.Parcels.ByClass.Recyclable,
-					"biodegradable": r.Parcels.ByClass.Biodegradable, "original": r.Parcels.ByClass.Original,
-					"plastic": r.Parcels.ByClass.Plastic, "foam": r.Parcels.ByClass.Foam, "other": r.Parcels.ByClass.Other}
+				got := map[string]int64{}
+				for c, v := range r.Parcels.ByClass {
+					got[telemetry.ClassNames[c]] = v
+				}
 				for k, v := range got {
 					if v != ot.Parcels[k] {
 						t.Errorf("%s %s: API %d, truth %d", ot.Outlet, k, v, ot.Parcels[k])

@@ -7,7 +7,7 @@
 // outlets) and sums outlets into groups; this package knows the data.
 //
 // The Engine is NewInfluxEngine over the hourly roll-up kept by NewRollup
-// (rollup.go: wiring, guarantees about late data); NewRawEngine is
+// (worker.go: wiring; latecheck.go: late data); NewRawEngine is
 // metrics-v1 read literally on raw points, the reference the roll-up is
 // tested against. How it works and what it costs: docs/metrics.md.
 package metrics

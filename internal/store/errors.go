@@ -73,16 +73,19 @@ func classify(ctx context.Context, err error) error {
 	if !errors.As(err, &he) {
 		return &WriteError{Class: Retryable, Err: err}
 	}
-	we := &WriteError{Status: he.StatusCode, RetryAfter: time.Duration(he.RetryAfter) * time.Second, Err: err}
-	switch s := he.StatusCode; {
-	case s == 0: // no answer: network error or timeout
-		we.Class = Retryable
-	case s == http.StatusTooManyRequests || s >= 500:
-		we.Class = Retryable
-	case s == http.StatusUnauthorized || s == http.StatusForbidden || s == http.StatusNotFound:
-		we.Class = Fatal
-	default:
-		we.Class = Permanent
+	return &WriteError{Class: classOfStatus(he.StatusCode), Status: he.StatusCode, RetryAfter: time.Duration(he.RetryAfter) * time.Second, Err: err}
+}
+
+// classOfStatus is the one mapping of an HTTP status to a class, for the
+// client library's errors and for this package's own requests alike.
+func classOfStatus(status int) Class {
+	switch {
+	case status == 0: // no answer: network error or timeout
+		return Retryable
+	case status == http.StatusTooManyRequests || status >= 500:
+		return Retryable
+	case status == http.StatusUnauthorized || status == http.StatusForbidden || status == http.StatusNotFound:
+		return Fatal
 	}
-	return we
+	return Permanent
 }

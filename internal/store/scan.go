@@ -294,17 +294,9 @@ func (s *Store) do(ctx context.Context, method, u, contentType, accept string, b
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-	we := &WriteError{Status: resp.StatusCode, Err: fmt.Errorf("%s %s: %s", method, redactQuery(u), bytes.TrimSpace(msg))}
+	we := &WriteError{Class: classOfStatus(resp.StatusCode), Status: resp.StatusCode, Err: fmt.Errorf("%s %s: %s", method, redactQuery(u), bytes.TrimSpace(msg))}
 	if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && ra > 0 {
 		we.RetryAfter = time.Duration(ra) * time.Second
-	}
-	switch st := resp.StatusCode; {
-	case st == http.StatusTooManyRequests || st >= 500:
-		we.Class = Retryable
-	case st == http.StatusUnauthorized || st == http.StatusForbidden || st == http.StatusNotFound:
-		we.Class = Fatal
-	default:
-		we.Class = Permanent
 	}
 	return nil, we
 }

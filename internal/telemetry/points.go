@@ -6,12 +6,33 @@ import (
 	"unicode/utf8"
 )
 
-// Measurement names of storage-v1.
+// The names of storage-v1, declared once: AppendPoint writes them, and the
+// readers of the data (internal/metrics, internal/store) ask for them.
+// The project's own measurements (registry, roll-up) are internal/store's.
 const (
 	MeasurementBin        = "bin"
 	MeasurementCounter    = "counter"
 	MeasurementStatus     = "device_status"
 	MeasurementDeadLetter = "deadletter"
+
+	TagOutlet = "outlet"
+	TagDevice = "device"
+	TagBoot   = "boot"
+	TagKind   = "kind"
+	TagReason = "reason"
+
+	FieldFillPct        = "fill_pct"
+	FieldDeposits       = "deposits"
+	FieldSeq            = "seq"
+	FieldWeightKg       = "weight_kg"
+	FieldBatteryPct     = "battery_pct"
+	FieldRSSIdBm        = "rssi_dbm"
+	FieldEmptied        = "emptied"
+	FieldBoxesRecovered = "boxes_recovered"
+	FieldState          = "state"
+	FieldFW             = "fw"
+	FieldTopic          = "topic"
+	FieldPayload        = "payload"
 )
 
 // DeadLetterPayloadMax is how many payload bytes a dead letter keeps.
@@ -25,17 +46,17 @@ const DeadLetterPayloadMax = 256
 func AppendPoint(dst []byte, m *Message) []byte {
 	t := &m.Topic
 	if t.Channel == ChannelStatus {
-		dst = append(dst, MeasurementStatus+",device="...)
+		dst = append(dst, MeasurementStatus+","+TagDevice+"="...)
 		dst = append(dst, t.Device...)
-		dst = append(dst, ",kind="...)
+		dst = append(dst, ","+TagKind+"="...)
 		dst = append(dst, t.Kind.String()...)
-		dst = append(dst, ",outlet="...)
+		dst = append(dst, ","+TagOutlet+"="...)
 		dst = append(dst, t.Outlet...)
-		dst = append(dst, " state=\""...)
+		dst = append(dst, " "+FieldState+"=\""...)
 		dst = append(dst, m.Status.State...) // online|offline: nothing to escape
 		dst = append(dst, '"')
 		if m.Status.FW != "" {
-			dst = append(dst, ",fw=\""...)
+			dst = append(dst, ","+FieldFW+"=\""...)
 			dst = append(dst, m.Status.FW...) // [A-Za-z0-9._+-]: nothing to escape
 			dst = append(dst, '"')
 		}
@@ -46,28 +67,28 @@ func AppendPoint(dst []byte, m *Message) []byte {
 	} else {
 		dst = append(dst, MeasurementCounter...)
 	}
-	dst = append(dst, ",boot="...)
+	dst = append(dst, ","+TagBoot+"="...)
 	dst = strconv.AppendInt(dst, m.Boot, 10)
-	dst = append(dst, ",device="...)
+	dst = append(dst, ","+TagDevice+"="...)
 	dst = append(dst, t.Device...)
-	dst = append(dst, ",outlet="...)
+	dst = append(dst, ","+TagOutlet+"="...)
 	dst = append(dst, t.Outlet...)
 	if t.Kind == KindBin {
 		r := &m.Bin
-		dst = appendFloatField(dst, " fill_pct=", r.FillPct)
-		dst = appendIntField(dst, ",deposits=", r.Deposits)
-		dst = appendIntField(dst, ",seq=", m.Seq)
+		dst = appendFloatField(dst, " "+FieldFillPct+"=", r.FillPct)
+		dst = appendIntField(dst, ","+FieldDeposits+"=", r.Deposits)
+		dst = appendIntField(dst, ","+FieldSeq+"=", m.Seq)
 		if r.Has&HasWeight != 0 {
-			dst = appendFloatField(dst, ",weight_kg=", r.WeightKg)
+			dst = appendFloatField(dst, ","+FieldWeightKg+"=", r.WeightKg)
 		}
 		if r.Has&HasBattery != 0 {
-			dst = appendFloatField(dst, ",battery_pct=", r.BatteryPct)
+			dst = appendFloatField(dst, ","+FieldBatteryPct+"=", r.BatteryPct)
 		}
 		if r.Has&HasRSSI != 0 {
-			dst = appendFloatField(dst, ",rssi_dbm=", r.RSSIdBm)
+			dst = appendFloatField(dst, ","+FieldRSSIdBm+"=", r.RSSIdBm)
 		}
 		if r.Has&HasEmptied != 0 {
-			dst = append(dst, ",emptied="...)
+			dst = append(dst, ","+FieldEmptied+"="...)
 			dst = strconv.AppendBool(dst, r.Emptied)
 		}
 	} else {
@@ -81,9 +102,9 @@ func AppendPoint(dst []byte, m *Message) []byte {
 			dst = append(dst, 'i')
 			sep = ","
 		}
-		dst = appendIntField(dst, ",seq=", m.Seq)
+		dst = appendIntField(dst, ","+FieldSeq+"=", m.Seq)
 		if c.HasBoxes {
-			dst = appendIntField(dst, ",boxes_recovered=", c.BoxesRecovered)
+			dst = appendIntField(dst, ","+FieldBoxesRecovered+"=", c.BoxesRecovered)
 		}
 	}
 	return appendTime(dst, m.TS*int64(time.Millisecond))
@@ -94,11 +115,11 @@ func AppendPoint(dst []byte, m *Message) []byte {
 // stamped with the receive time in nanoseconds so that dead letters never
 // overwrite each other.
 func AppendDeadLetter(dst []byte, reason Reason, topic string, payload []byte, received time.Time) []byte {
-	dst = append(dst, MeasurementDeadLetter+",reason="...)
+	dst = append(dst, MeasurementDeadLetter+","+TagReason+"="...)
 	dst = append(dst, reason...) // [a-z_]: nothing to escape
-	dst = append(dst, " topic=\""...)
+	dst = append(dst, " "+FieldTopic+"=\""...)
 	dst = appendLPString(dst, topic, DeadLetterPayloadMax)
-	dst = append(dst, "\",payload=\""...)
+	dst = append(dst, "\","+FieldPayload+"=\""...)
 	dst = appendLPString(dst, unsafeBytesToString(payload), DeadLetterPayloadMax)
 	dst = append(dst, '"')
 	return appendTime(dst, received.UnixNano())

@@ -5,6 +5,9 @@ import (
 	"time"
 )
 
+// Summarizing raw points into one piece of time (summary.go), with the
+// minute-by-minute rules of coverage and counter freshness.
+
 const minuteNS = int64(time.Minute)
 
 // lastRep is the last report of a device before some time: what decides
@@ -270,42 +273,6 @@ func lastBefore(c *carry, bin bool, device string) lastRep {
 		return *r
 	}
 	return lastRep{}
-}
-
-func (r *outletRaw) findBinDevice(device string) *binDevice {
-	for _, b := range r.bins {
-		if b.device == device {
-			return b
-		}
-	}
-	return nil
-}
-
-func (r *outletRaw) hasCounterDevice(device string) bool {
-	for _, s := range r.counters {
-		if s.device == device {
-			return true
-		}
-	}
-	return false
-}
-
-// counterDevices lists the distinct counter devices (all boots as one).
-func (r *outletRaw) counterDevices() []string {
-	var out []string
-	for _, s := range r.counters {
-		seen := false
-		for _, d := range out {
-			if d == s.device {
-				seen = true
-				break
-			}
-		}
-		if !seen {
-			out = append(out, s.device)
-		}
-	}
-	return out
 }
 
 // mergedTimes returns the (time, boot) of a counter device's points in

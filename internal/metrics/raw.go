@@ -2,14 +2,12 @@ package metrics
 
 import (
 	"sort"
-	"time"
 
 	"github.com/greenpost/greenpost/internal/telemetry"
 )
 
-// This file is metrics-v1 read literally, on raw points: the reference that
-// the roll-up path is tested against, and the engine's path when there is
-// no roll-up. It favours being obviously right over being fast.
+// Raw points in memory, as the queries of influxql.go and flux.go deliver
+// them: what the reference (definition.go) and the summarizer read.
 
 // numFields counts the counter fields that metrics-v1 sums: the seven
 // classes, then boxes_recovered.
@@ -22,7 +20,7 @@ const fieldBoxes = telemetry.NumClasses
 var fieldNames = func() [numFields]string {
 	var n [numFields]string
 	copy(n[:], telemetry.ClassNames[:])
-	n[fieldBoxes] = "boxes_recovered"
+	n[fieldBoxes] = telemetry.FieldBoxesRecovered
 	return n
 }()
 
@@ -160,96 +158,53 @@ func (rs rawSet) normalize() {
 	}
 }
 
-// step is metrics-v1's step: the increase from p to v, where a value lower
-// than the one before it is a reset (the counter restarted from 0).
-func step(p, v int64) int64 {
-	if v >= p {
-		return v - p
-	}
-	return v
-}
-
-// referenceOutlet computes one outlet over w from raw data that holds at
-// least the counter points in [w.From-24h, w.To) and every bin and counter
-// report in [w.From-opts.Staleness, w.To).
-func referenceOutlet(r *outletRaw, w Window, opts Options) Outlet {
-	out := Outlet{WindowMinutes: w.Minutes()}
-	if r == nil {
-		return out
-	}
-	from, to := w.From.UnixNano(), w.To.UnixNano()
-	look := w.From.Add(-24 * time.Hour).UnixNano()
-	counting := map[string]bool{}
-	for _, s := range r.counters {
-		for f := 0; f < numFields; f++ {
-			// b: the series' last value in [from-24h, from), else 0.
-			var prev int64
-			var inc int64
-			for _, p := range s.pts {
-				if p.has&(1<<f) == 0 {
-					continue
-				}
-				switch {
-				case p.t >= look && p.t < from:
-					prev = p.v[f]
-				case p.t >= from && p.t < to:
-					inc += step(prev, p.v[f])
-					prev = p.v[f]
-				}
-			}
-			if f == fieldBoxes {
-				out.Parcels.BoxesRecovered += inc
-			} else {
-				out.Parcels.ByClass[f] += inc
-			}
+// mergeRaw moves the data of src into dst (normalize sorts it after).
+func mergeRaw(dst, src rawSet) {
+	for o, r := range src {
+		d := dst.outlet(o)
+		for _, s := range r.counters {
+			ds := d.series(s.device, s.boot)
+			ds.pts = append(ds.pts, s.pts...)
 		}
-		for _, p := range s.pts {
-			if p.t >= from && p.t < to {
-				counting[s.device] = true
-				break
-			}
-		}
-	}
-	out.CountersReporting = len(counting)
-
-	stale := opts.Staleness.Nanoseconds()
-	minutes := w.Minutes()
-	for _, b := range r.bins {
-		for _, rep := range b.reps {
-			if rep.t >= from && rep.t < to && rep.hasFill {
-				out.BinsReporting++
-				break
-			}
-		}
-	}
-	// Minute by minute, bin by bin: the last report at or before m decides.
-	for i := 0; i < minutes; i++ {
-		m := from + int64(i)*int64(time.Minute)
 		for _, b := range r.bins {
-			k := sort.Search(len(b.reps), func(j int) bool { return b.reps[j].t > m }) - 1
-			for k >= 0 && !b.reps[k].hasFill {
-				k--
-			}
-			if k >= 0 && m-b.reps[k].t <= stale && b.reps[k].fill < opts.FullPct {
-				out.ServingMinutes++
-				break
-			}
-		}
-		if counterFresh(r.counters, m, stale) {
-			out.CounterReportingMinutes++
+			db := d.bin(b.device)
+			db.reps = append(db.reps, b.reps...)
 		}
 	}
-	return out
 }
 
-// counterFresh reports whether some counter device's last report at or
-// before m is at most stale old.
-func counterFresh(series []*counterSeries, m, stale int64) bool {
-	for _, s := range series {
-		k := sort.Search(len(s.pts), func(j int) bool { return s.pts[j].t > m }) - 1
-		if k >= 0 && m-s.pts[k].t <= stale {
+func (r *outletRaw) findBinDevice(device string) *binDevice {
+	for _, b := range r.bins {
+		if b.device == device {
+			return b
+		}
+	}
+	return nil
+}
+
+func (r *outletRaw) hasCounterDevice(device string) bool {
+	for _, s := range r.counters {
+		if s.device == device {
 			return true
 		}
 	}
 	return false
+}
+
+// counterDevices lists the distinct counter devices (all boots as one).
+func (r *outletRaw) counterDevices() []string {
+	var out []string
+	for _, s := range r.counters {
+		seen := false
+		for _, d := range out {
+			if d == s.device {
+				seen = true
+				break
+			}
+		}
+		if !seen {
+			out = append(out, s.device)
+		}
+	}
+	return out
 }

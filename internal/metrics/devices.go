@@ -1,0 +1,154 @@
+package metrics
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/greenpost/greenpost/internal/telemetry"
+)
+
+// Device states for alerts: the roll-up's last reports, raw data for the
+// rest, and the last device_status of each device.
+
+// Devices returns the latest state of every device seen in [now-lookback, now].
+func (e *InfluxEngine) Devices(ctx context.Context, now time.Time, lookback time.Duration) ([]DeviceState, error) {
+	src, err := e.src.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	a, end := now.Add(-lookback).UnixNano(), now.UnixNano()+1
+	type key struct{ outlet, device string }
+	states := map[key]*DeviceState{}
+	get := func(outlet, device string, kind telemetry.Kind) *DeviceState {
+		k := key{outlet, device}
+		d := states[k]
+		if d == nil {
+			d = &DeviceState{Outlet: outlet, Device: device, Kind: kind}
+			states[k] = d
+		}
+		return d
+	}
+	seeBin := func(outlet string, b *binSum) {
+		if b.nRep == 0 || b.tLast < a || b.tLast >= end {
+			return
+		}
+		d := get(outlet, b.device, telemetry.KindBin)
+		if t := time.Unix(0, b.tLast).UTC(); !t.Before(d.LastReport) {
+			d.LastReport, d.FillPct = t, b.fill
+		}
+	}
+	seeCounter := func(outlet string, s *seriesSum) {
+		if s.tLast < a || s.tLast >= end {
+			return
+		}
+		d := get(outlet, s.device, telemetry.KindCounter)
+		if t := time.Unix(0, s.tLast).UTC(); t.After(d.LastReport) {
+			d.LastReport = t
+		}
+	}
+	see := func(outlet string, s *summary) {
+		for i := range s.bins {
+			seeBin(outlet, &s.bins[i])
+		}
+		for i := range s.series {
+			seeCounter(outlet, &s.series[i])
+		}
+	}
+
+	var ranges [][2]int64 // read raw
+	if e.roll != nil {
+		snap, err := e.roll.snapshot(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if a < snap.r0 {
+			ranges = append(ranges, [2]int64{a, min(snap.r0, end)})
+		}
+		var tmp summary
+		intern := &interner{shared: snap.names, local: map[string]string{}}
+		for o, h := range snap.outlets {
+			for i, b := range h.days {
+				if b == nil {
+					continue
+				}
+				day := snap.base + int64(i)*dayNS
+				if day+dayNS <= a || day >= end {
+					continue
+				}
+				if b.sum != nil && day >= a && day+dayNS <= end {
+					see(o, b.sum)
+					continue
+				}
+				for hi := 0; hi < 24; hi++ {
+					data := b.hour(hi)
+					hs := day + int64(hi)*hourNS
+					if data == nil || hs+hourNS <= a || hs >= end {
+						continue
+					}
+					if err := decodeSummary(&tmp, data, hs, intern); err != nil {
+						return nil, err
+					}
+					see(o, &tmp)
+				}
+			}
+		}
+		for o, s := range snap.partial {
+			see(o, s)
+		}
+		if tail := max(snap.p, snap.r1, a); tail < end {
+			ranges = append(ranges, [2]int64{tail, end})
+		}
+		if float64(len(snap.outlets))*span(ranges).Hours() > maxLiveOutletHours {
+			return nil, fmt.Errorf("%w: %v of raw data for the devices", ErrNotReady, span(ranges))
+		}
+	} else {
+		ranges = append(ranges, [2]int64{a, end})
+	}
+	for _, r := range ranges {
+		// Read to the next whole minute, so that calls within a minute can
+		// share the read (LiveTTL); points after now are left out below.
+		e1 := ceilDiv(r[1], minuteNS) * minuteNS
+		rs, err := e.live.get(ctx, liveKey{r[0], e1, "*"}, func(ctx context.Context) (rawSet, error) {
+			rs := rawSet{}
+			if err := src.raw(ctx, r[0], e1, nil, rs); err != nil {
+				return nil, err
+			}
+			rs.normalize()
+			return rs, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		for o, raw := range rs {
+			s := summarizeRaw(raw, r[0], r[1], e.opts, nil)
+			see(o, &s)
+		}
+	}
+	sts, err := src.statuses(ctx, a, end)
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range sts {
+		kind := telemetry.KindCounter
+		if st.kind == telemetry.KindBin.String() {
+			kind = telemetry.KindBin
+		}
+		d := get(st.outlet, st.device, kind)
+		if t := time.Unix(0, st.t).UTC(); !t.Before(d.StateSince) {
+			d.State, d.StateSince = st.state, t
+		}
+	}
+	out := make([]DeviceState, 0, len(states))
+	for _, d := range states {
+		out = append(out, *d)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Outlet != out[j].Outlet {
+			return out[i].Outlet < out[j].Outlet
+		}
+		return out[i].Device < out[j].Device
+	})
+	return out, nil
+}

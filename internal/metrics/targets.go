@@ -1,0 +1,131 @@
+package metrics
+
+import (
+	"fmt"
+
+	"github.com/greenpost/greenpost/internal/telemetry"
+)
+
+// This file is metrics-v1's "Targets" and "Roll-ups": the rates of a count
+// of parcels, the waste-free outlet bar, and the sums of outlets into
+// groups. The API maps them to its answers; it defines none of them.
+
+// Targets are the city's bars (configurable; defaults from the city plan).
+type Targets struct {
+	GreenRate      float64 `json:"green_rate"`
+	OutletCoverage float64 `json:"outlet_coverage"`
+	BinCoverage    float64 `json:"bin_coverage"` // the waste-free outlet bar
+}
+
+// Rates are the three parcel rates (nil where no parcel was counted).
+type Rates struct {
+	Green       *float64 // green / total
+	NoSecondary *float64 // original / total: sent without secondary packaging
+	Reusable    *float64 // reusable / total
+}
+
+// Rates returns the rates of p.
+func (p Parcels) Rates() Rates {
+	t := p.Total()
+	return Rates{
+		Green:       Ratio(p.Green(), t),
+		NoSecondary: Ratio(p.ByClass[telemetry.Original], t),
+		Reusable:    Ratio(p.ByClass[telemetry.Reusable], t),
+	}
+}
+
+// AtLeast reports whether a rate exists and reaches the target: a rate of
+// nothing (no parcels) meets no target.
+func AtLeast(v *float64, target float64) bool { return v != nil && *v >= target }
+
+// CounterReporting is the share of the window's minutes at which a counter
+// was reporting (0 for an empty window).
+func (o Outlet) CounterReporting() float64 {
+	if o.WindowMinutes == 0 {
+		return 0
+	}
+	return float64(o.CounterReportingMinutes) / float64(o.WindowMinutes)
+}
+
+// Silent reports whether neither a counter nor a bin reported in the window.
+func (o Outlet) Silent() bool { return o.CountersReporting == 0 && o.BinsReporting == 0 }
+
+// Miss is one failed bar of the waste-free outlet evaluation.
+type Miss struct {
+	Bar    string   // green_rate, covered or bin_coverage
+	Value  *float64 // the outlet's figure (nil: no parcels counted)
+	Target float64
+	Detail string
+}
+
+// WasteFree evaluates the waste-free outlet bar: green_rate at or above
+// its target, covered, bin_coverage at or above the bin target. It returns
+// nil when the outlet passes.
+func (o Outlet) WasteFree(t Targets) []Miss {
+	var out []Miss
+	gr := o.Parcels.Rates().Green
+	if !AtLeast(gr, t.GreenRate) {
+		d := "no parcels were counted in the window"
+		if gr != nil {
+			d = fmt.Sprintf("green_rate %.4f is below the target %.2f", *gr, t.GreenRate)
+		}
+		out = append(out, Miss{Bar: "green_rate", Value: gr, Target: t.GreenRate, Detail: d})
+	}
+	if !o.Covered() {
+		zero := 0.0
+		out = append(out, Miss{Bar: "covered", Value: &zero, Target: 1, Detail: "no recycling bin reported in the window"})
+	}
+	if bc := o.BinCoverage(); bc < t.BinCoverage {
+		out = append(out, Miss{Bar: "bin_coverage", Value: &bc, Target: t.BinCoverage,
+			Detail: fmt.Sprintf("bins were serving %d of %d minutes (%.4f), below the target %.2f", o.ServingMinutes, o.WindowMinutes, bc, t.BinCoverage)})
+	}
+	return out
+}
+
+// Group sums outlets into a group (district, operator, city or any other):
+// parcels are summed and rated (parcel-weighted), outlet_coverage is
+// covered outlets / outlets, bin_coverage the mean of the outlets'.
+type Group struct {
+	Outlets, Covered, WasteFree int
+	WithCounter                 int // outlets with a counter report in the window
+	Silent                      int // outlets with no report at all
+	Parcels                     Parcels
+	binCoverage, counterShare   float64
+}
+
+// Add adds one outlet's figures; t decides whether it is waste-free.
+func (g *Group) Add(m Outlet, t Targets) {
+	g.Outlets++
+	if m.Covered() {
+		g.Covered++
+	}
+	if m.CountersReporting > 0 {
+		g.WithCounter++
+	}
+	if m.Silent() {
+		g.Silent++
+	}
+	g.Parcels.Add(m.Parcels)
+	g.binCoverage += m.BinCoverage()
+	g.counterShare += m.CounterReporting()
+	if m.WasteFree(t) == nil {
+		g.WasteFree++
+	}
+}
+
+// OutletCoverage is covered outlets / outlets (nil without outlets).
+func (g *Group) OutletCoverage() *float64 { return Ratio(int64(g.Covered), int64(g.Outlets)) }
+
+// BinCoverage is the mean of the outlets' bin_coverage (nil without outlets).
+func (g *Group) BinCoverage() *float64 { return g.mean(g.binCoverage) }
+
+// CounterReporting is the mean of the outlets' counter reporting shares.
+func (g *Group) CounterReporting() *float64 { return g.mean(g.counterShare) }
+
+func (g *Group) mean(sum float64) *float64 {
+	if g.Outlets == 0 {
+		return nil
+	}
+	v := sum / float64(g.Outlets)
+	return &v
+}

@@ -1,0 +1,51 @@
+package metrics
+
+import (
+	"testing"
+
+	"github.com/greenpost/greenpost/internal/telemetry"
+)
+
+// TestGroupAndWasteFree: the group sums and the waste-free bar, worked by
+// hand on three outlets.
+func TestGroupAndWasteFree(t *testing.T) {
+	tg := Targets{GreenRate: 0.9, OutletCoverage: 1, BinCoverage: 0.95}
+	var a, b, c Outlet
+	a.Parcels.ByClass[telemetry.Recyclable] = 95
+	a.Parcels.ByClass[telemetry.Plastic] = 5
+	a.BinsReporting, a.ServingMinutes, a.WindowMinutes = 1, 60, 60
+	a.CountersReporting, a.CounterReportingMinutes = 1, 30
+	b.Parcels.ByClass[telemetry.Original] = 1
+	b.Parcels.ByClass[telemetry.Foam] = 1
+	b.BinsReporting, b.ServingMinutes, b.WindowMinutes = 1, 30, 60
+	b.CountersReporting, b.CounterReportingMinutes = 1, 60
+	c.WindowMinutes = 60 // silent
+
+	if m := a.WasteFree(tg); m != nil {
+		t.Errorf("a: %+v, want a pass", m)
+	}
+	if m := b.WasteFree(tg); len(m) != 2 || m[0].Bar != "green_rate" || *m[0].Value != 0.5 || m[1].Bar != "bin_coverage" || *m[1].Value != 0.5 {
+		t.Errorf("b: %+v, want green_rate 0.5 and bin_coverage 0.5", m)
+	}
+	if m := c.WasteFree(tg); len(m) != 3 || m[0].Value != nil || m[1].Bar != "covered" {
+		t.Errorf("c: %+v, want all three bars, green_rate null", m)
+	}
+
+	var g Group
+	for _, o := range []Outlet{a, b, c} {
+		g.Add(o, tg)
+	}
+	if g.Outlets != 3 || g.Covered != 2 || g.WasteFree != 1 || g.WithCounter != 2 || g.Silent != 1 {
+		t.Errorf("counts %+v", g)
+	}
+	if r := g.Parcels.Rates(); *r.Green != 96.0/102 || *r.NoSecondary != 1.0/102 || *r.Reusable != 0 {
+		t.Errorf("rates %v %v %v", *r.Green, *r.NoSecondary, *r.Reusable)
+	}
+	if *g.OutletCoverage() != 2.0/3 || *g.BinCoverage() != 1.5/3 || *g.CounterReporting() != 1.5/3 {
+		t.Errorf("coverage %v %v %v", *g.OutletCoverage(), *g.BinCoverage(), *g.CounterReporting())
+	}
+	var empty Group
+	if empty.OutletCoverage() != nil || empty.BinCoverage() != nil || empty.Parcels.Rates().Green != nil {
+		t.Error("an empty group must answer null")
+	}
+}
