@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/greenpost/greenpost/internal/ratelimit"
 	"github.com/greenpost/greenpost/internal/spool"
 	"github.com/greenpost/greenpost/internal/telemetry"
 )
@@ -21,7 +22,7 @@ type ingester struct {
 	spool    *spool.Spool
 	m        *metrics
 	log      *slog.Logger
-	limiter  *tokenBucket
+	limiter  *ratelimit.Bucket
 	pending  *atomic.Int64 // points in the spool, shared with the writer
 	maxGroup int
 
@@ -101,7 +102,7 @@ func (g *ingester) handle(ctx context.Context, first message) error {
 		}
 		reason := telemetry.ReasonOf(err)
 		g.m.invalid.WithLabelValues(string(reason)).Inc()
-		if g.limiter.take(msg.recv) {
+		if g.limiter.Allow(msg.recv) {
 			body = telemetry.AppendDeadLetter(body, reason, msg.topic, msg.payload, msg.recv)
 			points++
 		} else {
@@ -159,27 +160,8 @@ func (g *ingester) append(ctx context.Context) error {
 	}
 }
 
-// tokenBucket limits dead letters per second; the rest are only counted.
-type tokenBucket struct {
-	rate, tokens float64
-	last         time.Time
-}
-
-func newTokenBucket(perSecond int) *tokenBucket {
-	return &tokenBucket{rate: float64(perSecond), tokens: float64(perSecond)}
-}
-
-func (b *tokenBucket) take(now time.Time) bool {
-	if b.rate <= 0 {
-		return false
-	}
-	if !b.last.IsZero() {
-		b.tokens = min(b.rate, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	}
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
+// newTokenBucket limits dead letters per second (a second's worth of
+// burst); the rest are only counted.
+func newTokenBucket(perSecond int) *ratelimit.Bucket {
+	return ratelimit.New(float64(perSecond), float64(perSecond))
 }

@@ -2,14 +2,10 @@ package main
 
 import (
 	"bufio"
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +14,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 
+	"github.com/greenpost/greenpost/internal/settings"
 	"github.com/greenpost/greenpost/internal/telemetry"
 )
 
@@ -90,16 +87,9 @@ func newMQTTSource(cfg config, out chan<- message, log *slog.Logger, m *metrics)
 	}
 	opts.SetStore(noStore{})
 	if strings.HasPrefix(cfg.MQTTURL, "ssl://") || strings.HasPrefix(cfg.MQTTURL, "wss://") {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12}
-		if cfg.MQTTCAFile != "" {
-			pem, err := os.ReadFile(cfg.MQTTCAFile)
-			if err != nil {
-				return nil, fmt.Errorf("GP_MQTT_CA_FILE: %w", err)
-			}
-			tc.RootCAs = x509.NewCertPool()
-			if !tc.RootCAs.AppendCertsFromPEM(pem) {
-				return nil, errors.New("GP_MQTT_CA_FILE: no PEM certificates")
-			}
+		tc, err := settings.ClientTLS(cfg.MQTTCAFile, "")
+		if err != nil {
+			return nil, fmt.Errorf("GP_MQTT_CA_FILE: %w", err)
 		}
 		opts.SetTLSConfig(tc)
 	}

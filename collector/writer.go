@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"math/rand/v2"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -133,50 +132,48 @@ func (w *writer) fill(ctx context.Context, drain <-chan struct{}, r *spool.Reade
 	return false, nil
 }
 
-// write sends body with retries. A permanent rejection splits the batch
-// (when split is set) or is returned.
+// write sends body with retries (store.Retry: capped, jittered backoff that
+// honours Retry-After). A permanent rejection splits the batch (when split
+// is set) or is returned.
 func (w *writer) write(ctx context.Context, body []byte, points int, split bool) error {
-	backoff := 100 * time.Millisecond
-	for {
+	retry := store.Retry{Initial: 100 * time.Millisecond, Max: w.maxBackoff, Jitter: true, // jitter keeps replicas apart
+		OnRetry: func(err error, _ time.Duration) {
+			w.setDown(true, err)
+			w.m.retries.Inc()
+		}}
+	err := retry.Do(ctx, func(ctx context.Context) error {
 		start := time.Now()
 		err := w.sink.Write(ctx, body)
 		w.m.writeSeconds.Observe(time.Since(start).Seconds())
-		if err == nil {
-			w.m.batchPoints.Observe(float64(points))
-			w.m.pointsWritten.Add(float64(points))
-			w.setDown(false, nil)
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		var we *store.WriteError
-		status := 0
-		var retryAfter time.Duration
-		if errors.As(err, &we) {
-			status, retryAfter = we.Status, we.RetryAfter
-		}
-		w.m.influxErrors.WithLabelValues(strconv.Itoa(status)).Inc()
-		switch store.ClassOf(err) {
-		case store.Permanent:
-			w.setDown(false, nil)
-			if !split {
-				return err
+		if err != nil && ctx.Err() == nil {
+			status := 0
+			var we *store.WriteError
+			if errors.As(err, &we) {
+				status = we.Status
 			}
-			return w.split(ctx, body, err)
-		case store.Fatal:
-			w.setDown(true, err)
+			w.m.influxErrors.WithLabelValues(strconv.Itoa(status)).Inc()
+		}
+		return err
+	})
+	if err == nil {
+		w.m.batchPoints.Observe(float64(points))
+		w.m.pointsWritten.Add(float64(points))
+		w.setDown(false, nil)
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	switch store.ClassOf(err) {
+	case store.Permanent:
+		w.setDown(false, nil)
+		if !split {
 			return err
 		}
+		return w.split(ctx, body, err)
+	default: // Fatal (a retryable failure only ends with ctx)
 		w.setDown(true, err)
-		w.m.retries.Inc()
-		wait := max(retryAfter, backoff/2+rand.N(backoff/2+1)) // jitter keeps replicas apart
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		backoff = min(backoff*2, w.maxBackoff)
+		return err
 	}
 }
 

@@ -210,17 +210,17 @@ func TestTokenBucket(t *testing.T) {
 	now := time.Unix(0, 0)
 	n := 0
 	for range 100 {
-		if b.take(now) {
+		if b.Allow(now) {
 			n++
 		}
 	}
 	if n != 10 {
 		t.Errorf("burst took %d, want 10", n)
 	}
-	if !b.take(now.Add(150*time.Millisecond)) || b.take(now.Add(150*time.Millisecond)) {
+	if !b.Allow(now.Add(150*time.Millisecond)) || b.Allow(now.Add(150*time.Millisecond)) {
 		t.Error("refill after 150ms at 10/s should give exactly one token")
 	}
-	if newTokenBucket(0).take(now) {
+	if newTokenBucket(0).Allow(now) {
 		t.Error("rate 0 let a dead letter through")
 	}
 }

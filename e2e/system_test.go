@@ -37,30 +37,22 @@ func buildBinaries(t *testing.T) string {
 
 // proc is a program of the system, its output kept for failures.
 type proc struct {
-	cmd *exec.Cmd
+	*testenv.Child
 	out *testenv.SyncBuffer
 }
 
 func start(t *testing.T, bin string, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(bin, args...), out: &testenv.SyncBuffer{}}
-	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
+	p := &proc{out: &testenv.SyncBuffer{}}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	c, err := testenv.StartChild(cmd, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() { p.cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			p.cmd.Process.Kill()
-			<-done
-		}
-	})
+	p.Child = c
+	t.Cleanup(func() { c.Stop(syscall.SIGTERM, 20*time.Second) })
 	return p
 }
 

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -287,15 +285,11 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 			c.dial.WebSocket = ws.String()
 		}
 		if u.Scheme == "ssl" || u.Scheme == "wss" {
-			c.dial.TLS = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
-			if c.MQTTCAFile != "" {
-				pem, err := os.ReadFile(c.MQTTCAFile)
-				pool := x509.NewCertPool()
-				if err != nil || !pool.AppendCertsFromPEM(pem) {
-					r.Problem("GP_MQTT_CA_FILE", "%s: no PEM certificates", c.MQTTCAFile)
-				}
-				c.dial.TLS.RootCAs = pool
+			tc, err := settings.ClientTLS(c.MQTTCAFile, u.Hostname())
+			if err != nil {
+				r.Problem("GP_MQTT_CA_FILE", "%v", err)
 			}
+			c.dial.TLS = tc
 		}
 	}
 	return c, r.Err()

@@ -215,24 +215,18 @@ func historyInflux(ctx context.Context, cfg *config, devs []*historyDevice, trut
 
 // writeRetry writes one batch, retrying what InfluxDB says may succeed later.
 func writeRetry(ctx context.Context, st *store.Store, b []byte, retries *atomic.Int64, log *slog.Logger) error {
-	backoff := 200 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		err := st.Write(ctx, b)
-		if err == nil {
-			return nil
-		}
-		var we *store.WriteError
-		if !errors.As(err, &we) || we.Class != store.Retryable || attempt >= 10 {
-			return fmt.Errorf("write %d lines: %w", countLines(b), err)
-		}
-		retries.Add(1)
-		wait := max(backoff, we.RetryAfter)
-		log.Warn("influxdb write failed, retrying", "err", err, "in", wait)
-		if !sleepCtx(ctx, wait) {
+	r := store.Retry{Initial: 200 * time.Millisecond, Max: 10 * time.Second, Attempts: 10,
+		OnRetry: func(err error, wait time.Duration) {
+			retries.Add(1)
+			log.Warn("influxdb write failed, retrying", "err", err, "in", wait)
+		}}
+	if err := r.Do(ctx, func(ctx context.Context) error { return st.Write(ctx, b) }); err != nil {
+		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		backoff = min(2*backoff, 10*time.Second)
+		return fmt.Errorf("write %d lines: %w", countLines(b), err)
 	}
+	return nil
 }
 
 func countLines(b []byte) int {

@@ -286,27 +286,9 @@ func cpuSeconds(pid int) float64 {
 
 // apiProc is bin/api running as its own process.
 type apiProc struct {
+	*testenv.Child
 	base string
-	cmd  *exec.Cmd
-	log  *syncBuf
-	done chan struct{}
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	log  *testenv.SyncBuffer
 }
 
 var startedAddr = regexp.MustCompile(`"msg":"started"[^}]*"addr":"([^"]+)"`)
@@ -316,13 +298,13 @@ func startAPI(bin string, in *influxd, key, cacheTTL string) (*apiProc, error) {
 	cmd.Env = []string{"GP_API_ADDR=127.0.0.1:0", "GP_API_CACHE_TTL=" + cacheTTL, "GP_INFLUX_URL=" + in.URL, "GP_INFLUX_BUCKET=" + in.Bucket,
 		"GP_API_KEYS=admin:" + key, "GP_API_RATE_LIMIT=100000", "GP_API_RATE_BURST=100000", "GP_API_REQUEST_TIMEOUT=5m",
 		"GP_API_BODY_LIMIT=16777216", "PATH=" + os.Getenv("PATH")}
-	p := &apiProc{cmd: cmd, log: &syncBuf{}, done: make(chan struct{})}
+	p := &apiProc{log: &testenv.SyncBuffer{}}
 	cmd.Stdout, cmd.Stderr = p.log, p.log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	c, err := testenv.StartChild(cmd, nil)
+	if err != nil {
 		return nil, err
 	}
-	go func() { cmd.Wait(); close(p.done) }()
+	p.Child = c
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if m := startedAddr.FindStringSubmatch(p.log.String()); m != nil {
@@ -330,7 +312,7 @@ func startAPI(bin string, in *influxd, key, cacheTTL string) (*apiProc, error) {
 			return p, nil
 		}
 		select {
-		case <-p.done:
+		case <-p.Done():
 			return nil, errors.New("bin/api exited:\n" + p.log.String())
 		default:
 		}
@@ -342,17 +324,9 @@ func startAPI(bin string, in *influxd, key, cacheTTL string) (*apiProc, error) {
 	}
 }
 
-func (p *apiProc) pid() int { return p.cmd.Process.Pid }
+func (p *apiProc) pid() int { return p.PID() }
 
-func (p *apiProc) stop() {
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.done
-	}
-}
+func (p *apiProc) stop() { p.Stop(syscall.SIGTERM, 30*time.Second) }
 
 // influxd is a private InfluxDB 1.8.10 on a data directory kept between runs.
 type influxd struct{ *testenv.Influx }

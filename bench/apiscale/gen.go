@@ -247,17 +247,5 @@ func fill(ctx context.Context, st *store.Store, c genConfig, writers int, progre
 // writeRetry writes one batch, waiting out the server's backpressure (its
 // write cache fills during a bulk load).
 func writeRetry(ctx context.Context, st *store.Store, b []byte) error {
-	wait := 200 * time.Millisecond
-	for {
-		err := st.Write(ctx, b)
-		if err == nil || store.ClassOf(err) != store.Retryable {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 10*time.Second)
-	}
+	return store.Retry{Initial: 200 * time.Millisecond, Max: 10 * time.Second}.Do(ctx, func(ctx context.Context) error { return st.Write(ctx, b) })
 }

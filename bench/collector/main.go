@@ -238,18 +238,19 @@ func (e *env) usage(r *result) {
 }
 
 // start runs a child process with its output in the env dir.
-func (e *env) start(name string, cmd *exec.Cmd) error {
+func (e *env) start(name string, cmd *exec.Cmd) (*testenv.Child, error) {
 	logf, err := os.Create(filepath.Join(e.dir, name+".log"))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return err
+	c, err := testenv.StartChild(cmd, func() { logf.Close() })
+	if err != nil {
+		logf.Close()
+		return nil, err
 	}
-	e.procs[name] = cmd.Process.Pid
-	return nil
+	e.procs[name] = c.PID()
+	return c, nil
 }
 
 func (e *env) tail(name string) string {
@@ -415,6 +416,8 @@ func consumerName(c string) string {
 // startConsumer starts the collector or Telegraf and waits until it is subscribed.
 func startConsumer(e *env, o options, consumer string) (func(), error) {
 	var cmd *exec.Cmd
+	var child *testenv.Child
+	var err error
 	name := consumerName(consumer)
 	switch consumer {
 	case "greenpost":
@@ -426,7 +429,7 @@ func startConsumer(e *env, o options, consumer string) (func(), error) {
 		cmd.Env = append(os.Environ(), "GP_MQTT_URL="+e.broker.URL, "GP_MQTT_CLIENT_ID=bench-collector",
 			"GP_INFLUX_URL="+e.influx.URL, "GP_INFLUX_BUCKET="+e.influx.Bucket, "GP_SPOOL_DIR="+filepath.Join(e.dir, "spool"),
 			"GP_COLLECTOR_ADDR="+addr, "GP_LOG_LEVEL=info")
-		if err := e.start(name, cmd); err != nil {
+		if child, err = e.start(name, cmd); err != nil {
 			return nil, err
 		}
 		if err := waitHTTP("http://"+addr+"/readyz", 30*time.Second); err != nil {
@@ -438,23 +441,14 @@ func startConsumer(e *env, o options, consumer string) (func(), error) {
 			return nil, err
 		}
 		cmd = exec.Command(o.telegraf, "--config", conf)
-		if err := e.start(name, cmd); err != nil {
+		if child, err = e.start(name, cmd); err != nil {
 			return nil, fmt.Errorf("telegraf (build it with deploy/tools/ensure-telegraf.sh): %w", err)
 		}
 		if err := waitLog(filepath.Join(e.dir, name+".log"), "Connected [tcp://", 30*time.Second); err != nil {
 			return nil, fmt.Errorf("telegraf not connected: %w\n%s", err, e.tail(name))
 		}
 	}
-	return func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-		}
-	}, nil
+	return func() { child.Stop(syscall.SIGTERM, 20*time.Second) }, nil
 }
 
 // telegrafConf is Telegraf tuned as a fair peer: QoS 1 on a persistent

@@ -20,8 +20,7 @@ const AsMainEnv = "GREENPOST_AS_MAIN"
 type MainProcess struct {
 	Cmd    *exec.Cmd
 	stderr *SyncBuffer
-	done   chan struct{}
-	err    error
+	child  *Child
 }
 
 // StartMain re-executes the test binary as the program with the given
@@ -30,15 +29,15 @@ func StartMain(t *testing.T, env []string, args ...string) *MainProcess {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append([]string{AsMainEnv + "=1", "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
-	p := &MainProcess{Cmd: cmd, stderr: &SyncBuffer{}, done: make(chan struct{})}
+	p := &MainProcess{Cmd: cmd, stderr: &SyncBuffer{}}
 	cmd.Stderr = p.stderr
 	cmd.Stdout = p.stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	c, err := StartChild(cmd, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { p.err = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() { cmd.Process.Kill(); <-p.done })
+	p.child = c
+	t.Cleanup(func() { c.Stop(syscall.SIGKILL, time.Minute) })
 	return p
 }
 
@@ -52,7 +51,7 @@ func (p *MainProcess) WaitOutput(s string, timeout time.Duration) error {
 			return nil
 		}
 		select {
-		case <-p.done:
+		case <-p.child.Done():
 			return errors.New("exited before writing " + s + ":\n" + p.Output())
 		default:
 		}
@@ -65,15 +64,16 @@ func (p *MainProcess) Wait(timeout time.Duration) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	select {
-	case <-p.done:
+	case <-p.child.Done():
 	case <-ctx.Done():
 		return -1, errors.New("still running after " + timeout.String() + ":\n" + p.Output())
 	}
 	var ee *exec.ExitError
-	if errors.As(p.err, &ee) {
+	err := p.child.Err()
+	if errors.As(err, &ee) {
 		return ee.ExitCode(), nil
 	}
-	return 0, p.err
+	return 0, err
 }
 
 // ExpectRefused runs the program once per environment and checks that it

@@ -22,9 +22,8 @@ type server struct {
 	args []string
 	log  string // file that collects the child's output
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
+	mu    sync.Mutex
+	child *Child
 }
 
 func (s *server) start() error {
@@ -36,43 +35,34 @@ func (s *server) start() error {
 	}
 	cmd := exec.Command(s.args[0], s.args[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	// Die with the test binary, even when it is killed by a timeout.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	// Its own process group: a terminal's ^C stops the tests, not the servers first.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	c, err := StartChild(cmd, func() { logf.Close() })
+	if err != nil {
 		logf.Close()
-		return fmt.Errorf("start %s: %w", s.name, err)
+		return fmt.Errorf("%s: %w", s.name, err)
 	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); logf.Close(); close(done) }()
-	s.cmd, s.done = cmd, done
+	s.child = c
 	return nil
 }
 
 func (s *server) signal(sig syscall.Signal) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd == nil {
+	if s.child == nil {
 		return fmt.Errorf("%s is not running", s.name)
 	}
-	return s.cmd.Process.Signal(sig)
+	return s.child.Signal(sig)
 }
 
 // stop sends sig and waits for the process to exit (SIGKILL after timeout).
 func (s *server) stop(sig syscall.Signal, timeout time.Duration) {
 	s.mu.Lock()
-	cmd, done := s.cmd, s.done
-	s.cmd = nil
+	c := s.child
+	s.child = nil
 	s.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	cmd.Process.Signal(syscall.SIGCONT) // a paused process cannot exit
-	cmd.Process.Signal(sig)
-	select {
-	case <-done:
-	case <-time.After(timeout):
-		cmd.Process.Kill()
-		<-done
+	if c != nil {
+		c.Stop(sig, timeout)
 	}
 }
 

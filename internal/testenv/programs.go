@@ -24,10 +24,10 @@ func (m *Mosquitto) PID() int { return m.srv.pid() }
 func (s *server) pid() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd == nil {
+	if s.child == nil {
 		return 0
 	}
-	return s.cmd.Process.Pid
+	return s.child.PID()
 }
 
 // ProcStats are a process's CPU time so far and its resident memory now and
