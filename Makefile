@@ -7,7 +7,7 @@ PKGS := ./...
 # go test output of the last `make test`, for reading failures.
 TESTLOG ?= $(CURDIR)/.cache/test.log
 
-.PHONY: all run build test tools vet bench bench-telemetry bench-collector bench-sim bench-api bench-metrics clean
+.PHONY: all run build test tools vet lint bench bench-telemetry bench-collector bench-sim bench-api bench-metrics clean
 
 all: build
 
@@ -24,15 +24,21 @@ tools:
 	@echo "influxd:   $$(deploy/tools/ensure-influxd.sh)"
 	@echo "mosquitto: $$(deploy/tools/ensure-mosquitto.sh)"
 	@echo "chromium:  $$(deploy/tools/ensure-chromium.sh)"
+	@echo "golangci-lint: $$(deploy/tools/ensure-golangci-lint.sh)"
 
 vet:
 	$(GO) vet $(PKGS)
+
+# The house rules a machine can check (.golangci.yml): dependencies point
+# inward, vendor types stay in their adapter, no dead code.
+lint:
+	"$$(deploy/tools/ensure-golangci-lint.sh)" run $(PKGS)
 
 # Unit tests, fuzz seed corpora and integration tests against real InfluxDB
 # 1.8.10 and Mosquitto, all with the race detector. The filter keeps the
 # result of every test (not the chatter); a skipped test fails the run,
 # because a test that needs a server must never quietly not run.
-test: tools vet
+test: tools vet lint
 	@mkdir -p $(dir $(TESTLOG))
 	@echo "go test -race -count=1 $(PKGS)  (full log: $(TESTLOG))"
 	@$(GO) test -race -count=1 -timeout 15m -v $(PKGS) 2>&1 | tee $(TESTLOG) \

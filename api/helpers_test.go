@@ -318,7 +318,6 @@ func (ts *testServer) putOutlet(o Outlet) {
 	}
 }
 
-func f64(v float64) *float64 { return &v }
 
 // waitUntil polls cond until it holds or the deadline passes.
 func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {

@@ -78,7 +78,7 @@ func cutWindow(s *snapshot, w Window) []piece {
 			// A rolled hour. Whole: its summary. The first hour of the
 			// look-back may start before from-24h: its summary still gives
 			// the right baseline, because a series' last value in it counts
-			// only when it is at or after from-24h (see apply's minT).
+			// only when it is at or after from-24h (acc.apply skips values before acc.look).
 			if (c == h && end == h+hourNS) || (pre && c == look && end == h+hourNS) {
 				add(piece{kind: pieceHour, start: h, end: h + hourNS, pre: pre})
 			} else {

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -262,4 +263,14 @@ func counterValue(c prometheus.Counter) float64 {
 		panic(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// describe is the roll-up's range, for logs and tests.
+func (r *Rollup) describe() string {
+	s := r.ix.load()
+	return strings.Join([]string{
+		"r0=" + time.Unix(0, s.r0).UTC().Format(time.RFC3339),
+		"r1=" + time.Unix(0, s.r1).UTC().Format(time.RFC3339),
+		"p=" + time.Unix(0, s.p).UTC().Format(time.RFC3339),
+	}, " ")
 }

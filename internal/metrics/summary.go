@@ -58,7 +58,7 @@ func combineField(a *fieldSum, b fieldSum) {
 	a.tLast = b.tLast
 }
 
-// addSeries appends a later piece of the same series to s.
+// add appends a later piece of the same series to s.
 func (s *seriesSum) add(b *seriesSum) {
 	for f := 0; f < numFields; f++ {
 		bit := uint16(1) << f
@@ -140,7 +140,7 @@ func (a *summary) empty() bool {
 	return a.serving == 0 && a.counting == 0 && len(a.series) == 0 && len(a.bins) == 0
 }
 
-// sortSeries puts series and bins in a fixed order, so that equal
+// sort puts series and bins in a fixed order, so that equal
 // summaries encode to equal bytes.
 func (a *summary) sort() {
 	sort.Slice(a.series, func(i, j int) bool {

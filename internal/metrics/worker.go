@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -524,16 +523,6 @@ func (r *Rollup) writeState(ctx context.Context) error {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	return r.own.Write(wctx, line)
-}
-
-// describe is the roll-up's range, for logs and tests.
-func (r *Rollup) describe() string {
-	s := r.ix.load()
-	return strings.Join([]string{
-		"r0=" + time.Unix(0, s.r0).UTC().Format(time.RFC3339),
-		"r1=" + time.Unix(0, s.r1).UTC().Format(time.RFC3339),
-		"p=" + time.Unix(0, s.p).UTC().Format(time.RFC3339),
-	}, " ")
 }
 
 // RollupStats describes the roll-up's memory index.
