@@ -1,32 +1,30 @@
 package spool
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"os"
 	"sort"
 )
 
-// CorruptError reports records lost to corruption in the middle of the
-// spool (disk damage, not a crash: a torn tail is cut at Open). The reader
-// has skipped to the next segment.
-type CorruptError struct{ From, To int64 }
+// CorruptError tells that the reader stepped over damaged records, from
+// position From to To (it is already past them). The damage was reported
+// through Options.OnDamage and its bytes copied aside.
+type CorruptError struct {
+	From, To int64
+	Records  int // damaged records in the stretch, at least 1
+}
 
 func (e *CorruptError) Error() string {
-	return fmt.Sprintf("spool: corrupt data from position %d, skipped to %d", e.From, e.To)
+	return fmt.Sprintf("spool: %d damaged record(s) from position %d to %d stepped over", e.Records, e.From, e.To)
 }
 
 // Reader reads durable records in order, starting at the committed position.
 type Reader struct {
-	s     *Spool
-	pos   int64
-	f     *os.File
-	lf    *limitedFile
-	fbase int64 // base of the open segment
-	fend  int64 // base of the next segment, or -1 for the last one
-	rr    recordReader
-	buf   []byte
+	s    *Spool
+	pos  int64
+	seg  segment
+	c    *cursor // over the open segment; nil when none is open
+	fend int64   // base of the next segment, or -1 for the active one
 }
 
 // NewReader returns a reader at the committed position.
@@ -34,107 +32,90 @@ func (s *Spool) NewReader() *Reader {
 	return &Reader{s: s, pos: s.Committed(), fend: -1}
 }
 
-// Pos returns the position after the last record returned.
+// Pos returns the position after the last record returned (or stepped over).
 func (r *Reader) Pos() int64 { return r.pos }
 
 // Next returns the next durable record and true, or false when none is
-// available yet (wait on Spool.Changed). The slice is valid until the next
-// call.
+// available yet (wait on Spool.Changed). After damage it returns a
+// *CorruptError and is positioned on the next intact record: call it again.
+// The slice is valid until the next call.
 func (r *Reader) Next() ([]byte, bool, error) {
-	r.s.mu.Lock()
-	end, closed := r.s.end, r.s.closed
-	var segs []int64
-	if r.f == nil || (r.fend >= 0 && r.pos >= r.fend) || r.fend < 0 {
-		segs = append(segs, r.s.segs...)
-	}
-	r.s.mu.Unlock()
-	if closed {
-		return nil, false, ErrClosed
-	}
-	if r.pos >= end {
-		return nil, false, nil
-	}
-	if segs != nil {
-		if err := r.open(segs); err != nil {
-			return nil, false, err
+	for {
+		r.s.mu.Lock()
+		end, closed := r.s.end, r.s.closed
+		var segs []segment
+		if r.c == nil || r.fend < 0 || r.pos >= r.fend {
+			segs = append(segs, r.s.segs...)
 		}
-	}
-	// Never let the buffered reader see past the durable end: bytes beyond
-	// it may be a write in progress.
-	r.lf.limit = end - r.fbase
-	data, err := r.rr.next(r.buf)
-	if err != nil {
-		// A corrupt record below the durable end: skip the rest of the segment.
-		// (Below the durable end even io.EOF means the file lost data.)
-		from, to := r.pos, r.fend
-		if to < 0 {
-			to = end
+		r.s.mu.Unlock()
+		if closed {
+			return nil, false, ErrClosed
 		}
-		r.close()
-		r.pos = to
-		return nil, false, &CorruptError{From: from, To: to}
+		if r.pos >= end {
+			return nil, false, nil
+		}
+		if segs != nil {
+			if err := r.open(segs); err != nil {
+				return nil, false, err
+			}
+		}
+		// Never read past the durable end: bytes beyond it may be a write
+		// in progress. A segment before the active one ends where the next begins.
+		limit := end - r.seg.base
+		if r.fend >= 0 {
+			limit = r.fend - r.seg.base
+		}
+		r.c.setLimit(limit)
+		data, ok, skip, err := r.c.next()
+		if err != nil {
+			return nil, false, fmt.Errorf("spool: read %s: %w", r.s.segPath(r.seg), err)
+		}
+		if ok {
+			r.pos = r.seg.base + r.c.off
+			return data, true, nil
+		}
+		if skip.to > skip.from {
+			from := r.pos
+			r.s.report(r.seg, r.c.f, skip)
+			r.pos = r.seg.base + skip.to
+			return nil, false, &CorruptError{From: from, To: r.pos, Records: skip.records}
+		}
+		r.pos = r.seg.base + limit // the end of a segment before the active one: on to the next
 	}
-	r.buf = data[:0]
-	r.pos += int64(headerLen + len(data))
-	return data, true, nil
 }
 
 // open makes sure the segment holding r.pos is open at r.pos.
-func (r *Reader) open(segs []int64) error {
-	i := sort.Search(len(segs), func(i int) bool { return segs[i] > r.pos }) - 1
+func (r *Reader) open(segs []segment) error {
+	i := sort.Search(len(segs), func(i int) bool { return segs[i].base > r.pos }) - 1
 	if i < 0 {
 		// Our position was committed and removed under us: start at the first segment.
-		i, r.pos = 0, segs[0]
+		i, r.pos = 0, segs[0].base
 		r.close()
 	}
-	base := segs[i]
 	next := int64(-1)
 	if i+1 < len(segs) {
-		next = segs[i+1]
+		next = segs[i+1].base
 	}
-	if r.f != nil && r.fbase == base {
+	if r.c != nil && r.seg == segs[i] {
 		r.fend = next
 		return nil
 	}
 	r.close()
-	f, err := os.Open(r.s.segPath(base))
+	f, err := os.Open(r.s.segPath(segs[i]))
 	if err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
-	if _, err := f.Seek(r.pos-base, io.SeekStart); err != nil {
-		f.Close()
-		return fmt.Errorf("spool: %w", err)
-	}
-	r.f, r.fbase, r.fend = f, base, next
-	r.lf = &limitedFile{f: f, off: r.pos - base}
-	r.rr = recordReader{r: bufio.NewReaderSize(r.lf, 256<<10)}
+	r.seg, r.fend = segs[i], next
+	r.c = newCursor(f, segs[i].legacy, r.pos-segs[i].base, r.pos-segs[i].base)
 	return nil
 }
 
 func (r *Reader) close() {
-	if r.f != nil {
-		r.f.Close()
-		r.f = nil
+	if r.c != nil {
+		r.c.f.Close()
+		r.c = nil
 	}
 }
 
 // Close releases the reader's file.
 func (r *Reader) Close() { r.close() }
-
-// limitedFile reads a segment up to limit (a file offset that only grows).
-type limitedFile struct {
-	f          *os.File
-	off, limit int64
-}
-
-func (l *limitedFile) Read(p []byte) (int, error) {
-	if l.off >= l.limit {
-		return 0, io.EOF
-	}
-	if rem := l.limit - l.off; int64(len(p)) > rem {
-		p = p[:rem]
-	}
-	n, err := l.f.Read(p)
-	l.off += int64(n)
-	return n, err
-}

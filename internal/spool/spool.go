@@ -1,24 +1,6 @@
-// Package spool is the collector's durable queue: an append-only log of
-// records on local disk, written with group commit (one fsync for many
-// records) and read back in order.
-//
-// The collector acknowledges an MQTT message only after the record that
-// carries it is in the spool and fsynced; a writer then drains the spool to
-// InfluxDB and commits what was stored. A crash at any moment loses nothing
-// that was acknowledged: on Open the spool is recovered and everything not
-// yet committed is read again (InfluxDB points are idempotent, so a replay
-// is harmless).
-//
-// Layout: segment files seg-<position>.log, where position is the global
-// byte offset of the segment's first record, and a file named "committed"
-// holding the position up to which records were stored elsewhere. A record
-// is a 4-byte little-endian length, a 4-byte CRC-32C of the data, and the
-// data. A torn record at the end of the last segment (a crash mid-write) is
-// cut off at Open.
 package spool
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -38,13 +20,6 @@ var ErrFull = errors.New("spool: full")
 // ErrClosed is returned after Close.
 var ErrClosed = errors.New("spool: closed")
 
-// MaxRecord is the largest record accepted.
-const MaxRecord = 64 << 20
-
-const headerLen = 8
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
 // Options tune a spool.
 type Options struct {
 	// MaxBytes caps the bytes not yet committed (default 1 GiB). Append
@@ -53,6 +28,9 @@ type Options struct {
 	MaxBytes int64
 	// SegmentBytes is the size at which a new segment file starts (default 64 MiB).
 	SegmentBytes int64
+	// OnDamage is called once for each damaged stretch a reader steps over,
+	// after its bytes were copied aside. It runs on the reader's goroutine.
+	OnDamage func(Damage)
 }
 
 func (o *Options) ensureDefaults() {
@@ -62,6 +40,30 @@ func (o *Options) ensureDefaults() {
 	if o.SegmentBytes <= 0 {
 		o.SegmentBytes = 64 << 20
 	}
+	if o.OnDamage == nil {
+		o.OnDamage = func(Damage) {}
+	}
+}
+
+// Recovery is what Open found and did.
+type Recovery struct {
+	// TornBytes were cut off the end of TornSegment at TornOffset: a write
+	// that a crash interrupted, never acknowledged.
+	TornSegment           string
+	TornOffset, TornBytes int64
+	// CommittedUnreadable is set when the committed file failed its check
+	// (or pointed past the end): everything the spool holds is read again,
+	// which is harmless, rather than skipping records on a guess.
+	CommittedUnreadable bool
+	// LegacySegments counts segments of the previous release's format still
+	// to be read.
+	LegacySegments int
+}
+
+// segment is one segment file.
+type segment struct {
+	base   int64 // global position of the file's first byte
+	legacy bool  // the previous release's format
 }
 
 // Spool is safe for one appender and one reader at a time, concurrently.
@@ -70,13 +72,18 @@ type Spool struct {
 	opts Options
 
 	mu        sync.Mutex
-	segs      []int64  // base positions of the segment files, ascending
-	active    *os.File // the last segment, open for appending
-	end       int64    // position after the last durable record
-	records   int64    // records between committed and end
-	committed int64    // position up to which records are stored elsewhere
+	segs      []segment // ascending; the last is the active one
+	active    *os.File  // the last segment, open for appending
+	end       int64     // position after the last durable record
+	records   int64     // intact records between committed and end
+	committed int64     // position up to which records are stored elsewhere
 	changed   chan struct{}
 	closed    bool
+	recovery  Recovery
+	wbuf      []byte // the appender's; reused
+
+	reportMu sync.Mutex
+	reported map[int64]bool // positions of damage already reported
 }
 
 // Open opens or creates the spool in dir and recovers it.
@@ -85,124 +92,263 @@ func Open(dir string, opts Options) (*Spool, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
-	s := &Spool{dir: dir, opts: opts, changed: make(chan struct{})}
+	s := &Spool{dir: dir, opts: opts, changed: make(chan struct{}), reported: map[int64]bool{}}
 	if err := s.recover(); err != nil {
+		if s.active != nil {
+			s.active.Close()
+		}
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *Spool) segPath(base int64) string {
-	return filepath.Join(s.dir, fmt.Sprintf("seg-%020d.log", base))
+// Recovery reports what Open found and did.
+func (s *Spool) Recovery() Recovery { return s.recovery }
+
+func (s *Spool) segPath(g segment) string {
+	if g.legacy {
+		return filepath.Join(s.dir, fmt.Sprintf("seg-%020d.log", g.base))
+	}
+	return filepath.Join(s.dir, fmt.Sprintf("seg-%020d.v2.log", g.base))
 }
 
-func (s *Spool) recover() error {
-	entries, err := os.ReadDir(s.dir)
+// listSegments finds the segment files. A seg-*.log name it cannot parse
+// (say, a later release's format) stops Open rather than being ignored.
+func listSegments(dir string) ([]segment, error) {
+	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return fmt.Errorf("spool: %w", err)
+		return nil, fmt.Errorf("spool: %w", err)
 	}
+	var segs []segment
 	for _, e := range entries {
 		name := e.Name()
 		if !strings.HasPrefix(name, "seg-") || !strings.HasSuffix(name, ".log") {
 			continue
 		}
-		base, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimPrefix(name, "seg-"), ".log"), 10, 64)
-		if err != nil {
-			return fmt.Errorf("spool: unexpected file %s", name)
+		num, legacy := strings.TrimSuffix(strings.TrimPrefix(name, "seg-"), ".log"), true
+		if n, ok := strings.CutSuffix(num, ".v2"); ok {
+			num, legacy = n, false
 		}
-		s.segs = append(s.segs, base)
+		base, err := strconv.ParseInt(num, 10, 64)
+		if err != nil || base < 0 {
+			return nil, fmt.Errorf("spool: unexpected file %s", name)
+		}
+		segs = append(segs, segment{base: base, legacy: legacy})
 	}
-	sort.Slice(s.segs, func(i, j int) bool { return s.segs[i] < s.segs[j] })
-	if b, err := os.ReadFile(filepath.Join(s.dir, "committed")); err == nil {
-		s.committed, _ = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	sort.Slice(segs, func(i, j int) bool { return segs[i].base < segs[j].base })
+	for i := 1; i < len(segs); i++ {
+		if segs[i].base == segs[i-1].base {
+			return nil, fmt.Errorf("spool: two segments at position %d", segs[i].base)
+		}
 	}
-	if len(s.segs) == 0 {
-		base := s.committed
-		f, err := s.create(base)
+	return segs, nil
+}
+
+// readCommitted reads the committed file: "<position> <CRC-32C of the
+// digits, hex>", or the previous release's bare position. ok is false when
+// it exists but fails its check.
+func readCommitted(dir string) (pos int64, ok bool) {
+	b, err := os.ReadFile(filepath.Join(dir, "committed"))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, true
+	}
+	if err != nil {
+		return 0, false
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 || len(f) > 2 {
+		return 0, false
+	}
+	pos, err = strconv.ParseInt(f[0], 10, 64)
+	if err != nil || pos < 0 {
+		return 0, false
+	}
+	if len(f) == 2 && f[1] != fmt.Sprintf("%08x", crc32.Checksum([]byte(f[0]), castagnoli)) {
+		return 0, false
+	}
+	return pos, true
+}
+
+func (s *Spool) recover() error {
+	segs, err := listSegments(s.dir)
+	if err != nil {
+		return err
+	}
+	committed, ok := readCommitted(s.dir)
+	if len(segs) == 0 {
+		f, err := s.create(committed)
 		if err != nil {
 			return err
 		}
-		s.segs, s.active, s.end = []int64{base}, f, base
+		s.segs, s.active, s.end, s.committed = []segment{{base: committed}}, f, committed, committed
 		return nil
 	}
-	// Drop segments that were committed but not yet removed.
-	for len(s.segs) > 1 && s.segs[1] <= s.committed {
-		os.Remove(s.segPath(s.segs[0]))
-		s.segs = s.segs[1:]
-	}
-	if s.committed < s.segs[0] {
-		s.committed = s.segs[0]
-	}
-	// Scan the last segment: cut a torn tail.
-	last := s.segs[len(s.segs)-1]
+
+	last := segs[len(segs)-1]
 	f, err := os.OpenFile(s.segPath(last), os.O_RDWR, 0o644)
 	if err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
-	valid, err := scanValid(f)
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("spool: %w", err)
+	}
+	size := fi.Size()
+	// A committed position past everything on disk cannot be right: read
+	// all again rather than clamp it and skip records that may be pending.
+	if !ok || committed > last.base+size {
+		s.recovery.CommittedUnreadable = true
+		committed = segs[0].base
+	}
+	if committed < segs[0].base { // Commit removed segments, then could not write the file
+		committed = segs[0].base
+	}
+	s.committed, s.segs = committed, segs
+
+	kept, damagedTail, err := s.recoverTail(f, last, size)
 	if err != nil {
 		f.Close()
 		return err
 	}
-	if err := f.Truncate(valid); err != nil {
+	switch {
+	case !last.legacy && !damagedTail:
+		if _, err := f.Seek(kept, io.SeekStart); err != nil {
+			f.Close()
+			return fmt.Errorf("spool: %w", err)
+		}
+		s.active, s.end = f, last.base+kept
+	case last.legacy && kept == 0:
+		// An empty segment of the previous format (it rotates eagerly):
+		// the current format takes its place.
 		f.Close()
-		return fmt.Errorf("spool: truncate torn tail: %w", err)
-	}
-	if _, err := f.Seek(valid, io.SeekStart); err != nil {
+		if err := os.Remove(s.segPath(last)); err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+		if s.active, err = s.create(last.base); err != nil {
+			return err
+		}
+		s.segs[len(s.segs)-1], s.end = segment{base: last.base}, last.base
+	default:
+		// Kept damage at the end, or the previous format: appending goes on
+		// in a new segment, and the reader deals with the old one's end.
 		f.Close()
-		return err
+		s.end = last.base + kept
+		if s.active, err = s.create(s.end); err != nil {
+			return err
+		}
+		s.segs = append(s.segs, segment{base: s.end})
 	}
-	s.active, s.end = f, last+valid
-	if s.committed > s.end {
-		s.committed = s.end
+	s.dropCommitted()
+	for _, g := range s.segs {
+		if g.legacy {
+			s.recovery.LegacySegments++
+		}
 	}
-	s.records = s.countRecords()
-	return nil
+	s.records, err = s.countRecords()
+	return err
 }
 
-// scanValid returns the length of the longest prefix of whole, intact records.
-func scanValid(f *os.File) (int64, error) {
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return 0, err
-	}
-	r := &recordReader{r: f}
-	var off int64
+// recoverTail scans the last segment and cuts a torn tail; it returns the
+// size the segment keeps and whether that ends in damage. Bytes after the
+// last intact record are cut only when they are an interrupted write (and
+// not committed): any other damage there is kept for the reader to report
+// and quarantine.
+func (s *Spool) recoverTail(f *os.File, last segment, size int64) (kept int64, damagedTail bool, err error) {
+	c := newCursor(f, last.legacy, 0, size)
+	lastEnd := int64(0)
 	for {
-		data, err := r.next(nil)
+		_, ok, skip, err := c.next()
 		if err != nil {
-			return off, nil // io.EOF, a torn header or a bad checksum: stop here
+			return 0, false, fmt.Errorf("spool: recover %s: %w", filepath.Base(s.segPath(last)), err)
 		}
-		off += int64(headerLen + len(data))
+		if ok {
+			lastEnd = c.off
+			continue
+		}
+		if skip.to > skip.from && skip.to < size {
+			continue // damage with intact records after it: the reader's business
+		}
+		break
+	}
+	tail := max(lastEnd, s.committed-last.base)
+	if tail >= size {
+		return size, false, nil
+	}
+	torn, err := c.tornAt(tail, size)
+	if err != nil {
+		return 0, false, fmt.Errorf("spool: recover: %w", err)
+	}
+	if !torn {
+		return size, true, nil
+	}
+	if err := f.Truncate(tail); err != nil {
+		return 0, false, fmt.Errorf("spool: cut torn tail: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return 0, false, fmt.Errorf("spool: cut torn tail: %w", err)
+	}
+	s.recovery.TornSegment, s.recovery.TornOffset, s.recovery.TornBytes = filepath.Base(s.segPath(last)), tail, size-tail
+	return tail, false, nil
+}
+
+// dropCommitted removes segments wholly before the committed position.
+func (s *Spool) dropCommitted() {
+	for len(s.segs) > 1 && s.segs[1].base <= s.committed {
+		os.Remove(s.segPath(s.segs[0]))
+		s.segs = s.segs[1:]
 	}
 }
 
-// countRecords counts the records between committed and end (at Open only).
-func (s *Spool) countRecords() int64 {
+// countRecords counts the intact records between committed and end (at
+// Open only; damage is reported when a reader meets it).
+func (s *Spool) countRecords() (int64, error) {
 	var n int64
-	pos := s.committed
-	for pos < s.end {
-		data, next, err := s.readAt(pos, nil)
-		if err != nil {
-			break
+	for i, g := range s.segs {
+		limit := s.end - g.base
+		if i+1 < len(s.segs) {
+			limit = s.segs[i+1].base - g.base
 		}
-		_ = data
-		n++
-		pos = next
+		from := max(0, s.committed-g.base)
+		if from >= limit {
+			continue
+		}
+		f, err := os.Open(s.segPath(g))
+		if err != nil {
+			return 0, fmt.Errorf("spool: %w", err)
+		}
+		c := newCursor(f, g.legacy, from, limit)
+		for {
+			_, ok, skip, err := c.next()
+			if err != nil {
+				f.Close()
+				return 0, fmt.Errorf("spool: %w", err)
+			}
+			if ok {
+				n++
+			} else if skip.to <= skip.from {
+				break
+			}
+		}
+		f.Close()
 	}
-	return n
+	return n, nil
 }
 
 func (s *Spool) create(base int64) (*os.File, error) {
-	f, err := os.OpenFile(s.segPath(base), os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(s.segPath(segment{base: base}), os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
-	// Make the new file's name durable too.
-	if d, err := os.Open(s.dir); err == nil {
+	syncDir(s.dir) // make the new file's name durable too
+	return f, nil
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
 		d.Sync()
 		d.Close()
 	}
-	return f, nil
 }
 
 // Append writes records and fsyncs them: when Append returns nil every
@@ -232,12 +378,11 @@ func (s *Spool) Append(records [][]byte) error {
 
 	// Only the appender writes the file, so the write and fsync run
 	// without the lock: the reader keeps reading durable records meanwhile.
-	buf := make([]byte, 0, size)
+	buf := s.wbuf[:0]
 	for _, r := range records {
-		buf = binary.LittleEndian.AppendUint32(buf, uint32(len(r)))
-		buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(r, castagnoli))
-		buf = append(buf, r...)
+		buf = appendRecord(buf, r)
 	}
+	s.wbuf = buf
 	if _, err := f.Write(buf); err != nil {
 		return s.failed(end, err)
 	}
@@ -250,14 +395,14 @@ func (s *Spool) Append(records [][]byte) error {
 	s.end = end + size
 	s.records += int64(len(records))
 	s.notify()
-	if base := s.segs[len(s.segs)-1]; s.end-base >= s.opts.SegmentBytes {
+	if base := s.segs[len(s.segs)-1].base; s.end-base >= s.opts.SegmentBytes {
 		nf, err := s.create(s.end)
 		if err != nil {
 			return nil // the records are durable; keep appending to the old segment
 		}
 		s.active.Close()
 		s.active = nf
-		s.segs = append(s.segs, s.end)
+		s.segs = append(s.segs, segment{base: s.end})
 	}
 	return nil
 }
@@ -266,8 +411,9 @@ func (s *Spool) Append(records [][]byte) error {
 func (s *Spool) failed(end int64, err error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.active.Truncate(end - s.segs[len(s.segs)-1])
-	s.active.Seek(end-s.segs[len(s.segs)-1], io.SeekStart)
+	off := end - s.segs[len(s.segs)-1].base
+	s.active.Truncate(off)
+	s.active.Seek(off, io.SeekStart)
 	return fmt.Errorf("spool: append: %w", err)
 }
 
@@ -317,14 +463,13 @@ func (s *Spool) Commit(pos int64, n int64) error {
 	}
 	s.committed = pos
 	s.records -= n
-	for len(s.segs) > 1 && s.segs[1] <= pos {
-		os.Remove(s.segPath(s.segs[0]))
-		s.segs = s.segs[1:]
-	}
+	s.dropCommitted()
 	s.notify()
-	// Losing this file only means replaying stored records: no fsync needed.
+	// Losing this file only means replaying stored records: no fsync
+	// needed. Its CRC tells a damaged one from a real position at Open.
+	digits := strconv.FormatInt(pos, 10)
 	tmp := filepath.Join(s.dir, "committed.tmp")
-	if err := os.WriteFile(tmp, []byte(strconv.FormatInt(pos, 10)), 0o644); err != nil {
+	if err := os.WriteFile(tmp, fmt.Appendf(nil, "%s %08x\n", digits, crc32.Checksum([]byte(digits), castagnoli)), 0o644); err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
 	return os.Rename(tmp, filepath.Join(s.dir, "committed"))
@@ -340,58 +485,4 @@ func (s *Spool) Close() error {
 	s.closed = true
 	s.notify()
 	return s.active.Close()
-}
-
-// readAt reads the record at pos (below end).
-func (s *Spool) readAt(pos int64, buf []byte) ([]byte, int64, error) {
-	i := sort.Search(len(s.segs), func(i int) bool { return s.segs[i] > pos }) - 1
-	if i < 0 {
-		return nil, 0, fmt.Errorf("spool: position %d before the first segment", pos)
-	}
-	f, err := os.Open(s.segPath(s.segs[i]))
-	if err != nil {
-		return nil, 0, err
-	}
-	defer f.Close()
-	if _, err := f.Seek(pos-s.segs[i], io.SeekStart); err != nil {
-		return nil, 0, err
-	}
-	data, err := (&recordReader{r: f}).next(buf)
-	if err != nil {
-		return nil, 0, err
-	}
-	return data, pos + int64(headerLen+len(data)), nil
-}
-
-// recordReader reads records from a stream.
-type recordReader struct {
-	r   io.Reader
-	hdr [headerLen]byte
-}
-
-var errCorrupt = errors.New("spool: corrupt record")
-
-func (rr *recordReader) next(buf []byte) ([]byte, error) {
-	if _, err := io.ReadFull(rr.r, rr.hdr[:]); err != nil {
-		if err == io.ErrUnexpectedEOF {
-			return nil, errCorrupt
-		}
-		return nil, err
-	}
-	n := binary.LittleEndian.Uint32(rr.hdr[:4])
-	sum := binary.LittleEndian.Uint32(rr.hdr[4:])
-	if n > MaxRecord {
-		return nil, errCorrupt
-	}
-	if cap(buf) < int(n) {
-		buf = make([]byte, n)
-	}
-	buf = buf[:n]
-	if _, err := io.ReadFull(rr.r, buf); err != nil {
-		return nil, errCorrupt
-	}
-	if crc32.Checksum(buf, castagnoli) != sum {
-		return nil, errCorrupt
-	}
-	return buf, nil
 }
