@@ -26,12 +26,16 @@ type ingester struct {
 	pending  *atomic.Int64 // points in the spool, shared with the writer
 	maxGroup int
 
-	record []byte
-	body   []byte
-	group  []message
+	body    []byte   // the group's records, back to back
+	ends    []int    // where each record ends in body
+	records [][]byte // slices of body, one per point
+	group   []message
 }
 
-// record format: uvarint(number of points), then the points as line protocol.
+// record format: uvarint(number of points), then the points as line
+// protocol. The ingester writes one point per record, so that damage to a
+// record on disk costs that point alone (the previous release wrote one
+// record per group; its records still read the same way).
 func appendRecordHeader(dst []byte, points int) []byte {
 	return binary.AppendUvarint(dst, uint64(points))
 }
@@ -89,31 +93,36 @@ func (g *ingester) handle(ctx context.Context, first message) error {
 		}
 		break
 	}
-	points := 0
-	body := g.body[:0]
+	body, ends := g.body[:0], g.ends[:0]
 	for i := range g.group {
 		msg := &g.group[i]
 		m, err := telemetry.Decode(msg.topic, msg.payload, msg.recv)
 		if err == nil {
-			body = telemetry.AppendPoint(body, &m)
-			points++
+			body = telemetry.AppendPoint(appendRecordHeader(body, 1), &m)
+			ends = append(ends, len(body))
 			g.m.accepted.WithLabelValues(m.Topic.Kind.String(), m.Topic.Channel.String()).Inc()
 			continue
 		}
 		reason := telemetry.ReasonOf(err)
 		g.m.invalid.WithLabelValues(string(reason)).Inc()
 		if g.limiter.Allow(msg.recv) {
-			body = telemetry.AppendDeadLetter(body, reason, msg.topic, msg.payload, msg.recv)
-			points++
+			body = telemetry.AppendDeadLetter(appendRecordHeader(body, 1), reason, msg.topic, msg.payload, msg.recv)
+			ends = append(ends, len(body))
 		} else {
 			g.m.deadLetterSkips.WithLabelValues(string(reason)).Inc()
 		}
 	}
-	g.body = body
-	g.record = appendRecordHeader(g.record[:0], points)
-	g.record = append(g.record, body...)
+	g.body, g.ends = body, ends
+	g.records = g.records[:0]
+	for i, end := range ends {
+		start := 0
+		if i > 0 {
+			start = ends[i-1]
+		}
+		g.records = append(g.records, body[start:end])
+	}
 
-	if points > 0 {
+	if points := len(g.records); points > 0 {
 		if err := g.append(ctx); err != nil {
 			return err
 		}
@@ -137,7 +146,7 @@ func (g *ingester) append(ctx context.Context) error {
 	full := false
 	for {
 		changed := g.spool.Changed()
-		err := g.spool.Append([][]byte{g.record})
+		err := g.spool.Append(g.records)
 		if err == nil {
 			if full {
 				g.log.Info("spool has room again: acknowledging")

@@ -34,7 +34,8 @@ type metrics struct {
 	retries          prometheus.Counter
 	influxErrors     *prometheus.CounterVec // by HTTP status ("0" = no answer)
 	rejectedPoints   prometheus.Counter
-	spoolCorrupt     prometheus.Counter
+	spoolDamaged     prometheus.Counter
+	quarantinedBytes prometheus.Counter
 	mqttConnected    prometheus.Gauge
 	influxUp         prometheus.Gauge
 	mqttConnectCount prometheus.Counter
@@ -59,13 +60,14 @@ func newMetrics(spoolStats func() (records, bytes float64)) *metrics {
 	m.retries = prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "influx_retries_total", Help: "InfluxDB writes retried."})
 	m.influxErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "influx_errors_total", Help: "Failed InfluxDB requests by HTTP status (0: no answer)."}, []string{"status"})
 	m.rejectedPoints = prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "influx_rejected_points_total", Help: "Points InfluxDB refused even alone (stored as dead letters)."})
-	m.spoolCorrupt = prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "spool_corrupt_total", Help: "Corrupt spool regions skipped (disk damage)."})
+	m.spoolDamaged = prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "spool_corrupt_records_total", Help: "Spool records lost to disk damage: stepped over, their bytes copied to a quarantine file."})
+	m.quarantinedBytes = prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "spool_quarantined_bytes_total", Help: "Damaged spool bytes copied to quarantine files in the spool directory."})
 	m.mqttConnected = prometheus.NewGauge(prometheus.GaugeOpts{Name: ns + "mqtt_connected", Help: "1 while connected to the broker."})
 	m.influxUp = prometheus.NewGauge(prometheus.GaugeOpts{Name: ns + "influx_up", Help: "1 while the last InfluxDB request succeeded."})
 	m.mqttConnectCount = prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "mqtt_connects_total", Help: "Connections (and reconnections) to the broker."})
 	m.reg.MustRegister(m.received, m.accepted, m.invalid, m.deadLetterSkips, m.acked, m.ackLag, m.spoolGroup, m.spoolFull,
 		m.spoolBytes, m.spoolRecords, m.batchPoints, m.writeSeconds, m.pointsWritten, m.retries, m.influxErrors,
-		m.rejectedPoints, m.spoolCorrupt, m.mqttConnected, m.influxUp, m.mqttConnectCount,
+		m.rejectedPoints, m.spoolDamaged, m.quarantinedBytes, m.mqttConnected, m.influxUp, m.mqttConnectCount,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every reason shows up at zero, so alerts can use rate() from the start.
 	for _, r := range telemetry.Reasons {

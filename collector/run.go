@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"sync/atomic"
 	"time"
 
@@ -28,12 +29,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := settings.NewLogger(stderr, cfg.LogLevel, "collector")
 
-	sp, err := spool.Open(cfg.SpoolDir, spool.Options{MaxBytes: cfg.SpoolMaxBytes})
+	// The metrics come first: the spool reports damage from its first read on.
+	var sp *spool.Spool
+	pending := new(atomic.Int64)
+	m := newMetrics(func() (float64, float64) { return float64(pending.Load()), float64(sp.Stats().Bytes) })
+	sp, err = spool.Open(cfg.SpoolDir, spool.Options{MaxBytes: cfg.SpoolMaxBytes, OnDamage: spoolDamage(m, log)})
 	if err != nil {
 		return err
 	}
 	defer sp.Close()
-	pending := new(atomic.Int64)
+	logRecovery(log, sp.Recovery())
 	n, err := pendingPoints(sp)
 	if err != nil {
 		return err
@@ -42,7 +47,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if n > 0 {
 		log.Info("spool holds points from an earlier run: replaying them", "points", n, "bytes", sp.Stats().Bytes)
 	}
-	m := newMetrics(func() (float64, float64) { return float64(pending.Load()), float64(sp.Stats().Bytes) })
 
 	st, err := store.Open(store.Config{URL: cfg.InfluxURL, Token: cfg.InfluxToken, Org: cfg.InfluxOrg, Bucket: cfg.Bucket})
 	if err != nil {
@@ -144,6 +148,36 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	ops.Shutdown(sctx)
 	log.Info("stopped", "spool_points", pending.Load(), "spool_bytes", sp.Stats().Bytes)
 	return runErr
+}
+
+// spoolDamage counts and logs damaged spool records, which the spool has
+// stepped over and copied to a quarantine file.
+func spoolDamage(m *metrics, log *slog.Logger) func(spool.Damage) {
+	return func(d spool.Damage) {
+		m.spoolDamaged.Add(float64(d.Records))
+		if d.Err != nil {
+			log.Error("spool damaged: records lost, and copying their bytes aside failed", "segment", d.Segment,
+				"offset", d.Offset, "bytes", d.Bytes, "records", d.Records, "err", d.Err)
+			return
+		}
+		m.quarantinedBytes.Add(float64(d.Bytes))
+		log.Error("spool damaged: records lost, their bytes kept in quarantine", "segment", d.Segment,
+			"offset", d.Offset, "bytes", d.Bytes, "records", d.Records, "quarantine", d.Quarantine)
+	}
+}
+
+// logRecovery tells what opening the spool found.
+func logRecovery(log *slog.Logger, rc spool.Recovery) {
+	if rc.TornBytes > 0 {
+		log.Warn("spool: cut a write a crash interrupted (never acknowledged)", "segment", rc.TornSegment,
+			"offset", rc.TornOffset, "bytes", rc.TornBytes)
+	}
+	if rc.CommittedUnreadable {
+		log.Warn("spool: the committed position was unreadable: replaying everything the spool holds (duplicates are harmless)")
+	}
+	if rc.LegacySegments > 0 {
+		log.Info("spool: reading segments written by the previous release", "segments", rc.LegacySegments)
+	}
 }
 
 // pendingPoints counts the points waiting in the spool (after a crash or an outage).
