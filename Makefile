@@ -7,7 +7,7 @@ PKGS := ./...
 # go test output of the last `make test`, for reading failures.
 TESTLOG ?= $(CURDIR)/.cache/test.log
 
-.PHONY: all run build test tools vet lint bench bench-telemetry bench-collector bench-sim bench-api bench-metrics clean
+.PHONY: all run build test tools vet lint bench bench-telemetry bench-spool bench-collector bench-sim bench-api bench-metrics clean
 
 all: build
 
@@ -49,10 +49,15 @@ test: tools vet lint
 
 # Benchmarks (never timed assertions in tests). See docs/benchmarks.md.
 # Each part adds its own bench-<part> target to this list.
-bench: bench-telemetry bench-collector bench-sim bench-api bench-metrics
+bench: bench-telemetry bench-spool bench-collector bench-sim bench-api bench-metrics
 
 bench-telemetry:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/telemetry/
+
+# The spool's share of a group commit, framed per group and per point, and
+# the collector's own CPU per message from the callback to the InfluxDB request.
+bench-spool:
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/spool/ ./collector/
 
 # The API: its own share of a request (1,000 outlets, fake engine, real
 # HTTP), then bin/api end to end at city scale (1,000 outlets × 30 days,

@@ -25,6 +25,7 @@ type Reader struct {
 	seg  segment
 	c    *cursor // over the open segment; nil when none is open
 	fend int64   // base of the next segment, or -1 for the active one
+	segs []segment
 }
 
 // NewReader returns a reader at the committed position.
@@ -44,8 +45,9 @@ func (r *Reader) Next() ([]byte, bool, error) {
 		r.s.mu.Lock()
 		end, closed := r.s.end, r.s.closed
 		var segs []segment
-		if r.c == nil || r.fend < 0 || r.pos >= r.fend {
-			segs = append(segs, r.s.segs...)
+		if r.c == nil || r.fend >= 0 && r.pos >= r.fend || r.fend < 0 && r.s.segs[len(r.s.segs)-1] != r.seg {
+			segs = append(r.segs[:0], r.s.segs...) // the segment list changed for us
+			r.segs = segs
 		}
 		r.s.mu.Unlock()
 		if closed {
