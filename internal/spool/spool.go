@@ -383,6 +383,9 @@ func (s *Spool) Append(records [][]byte) error {
 		buf = appendRecord(buf, r)
 	}
 	s.wbuf = buf
+	if cap(buf) > 8<<20 {
+		s.wbuf = nil // an outsized group: do not hold on to its buffer
+	}
 	if _, err := f.Write(buf); err != nil {
 		return s.failed(end, err)
 	}
