@@ -19,14 +19,14 @@ import (
 )
 
 // ingestAll runs messages through the ingester into sp, as one group.
-func ingestAll(t *testing.T, sp *spool.Spool, m *metrics, msgs []testMsg) {
+func ingestAll(t *testing.T, sp *spool.Spool, m *metrics, pending *atomic.Int64, msgs []testMsg) {
 	t.Helper()
 	q := make(chan message, len(msgs))
 	for _, msg := range msgs {
 		q <- message{topic: msg.topic, payload: []byte(msg.payload), recv: time.Now(), ack: func() {}}
 	}
 	g := &ingester{in: q, spool: sp, m: m, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		limiter: newTokenBucket(100), pending: new(atomic.Int64), maxGroup: maxGroup}
+		limiter: newTokenBucket(100), pending: pending, maxGroup: maxGroup}
 	if err := g.handle(context.Background(), <-q); err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,10 @@ func TestDamagedByteCostsOnePoint(t *testing.T) {
 	defer sp.Close()
 	w.spool = sp
 	base := time.Now().Add(-time.Hour).Truncate(time.Second)
-	ingestAll(t, sp, w.m, binMsgs("sd-o1", 1, 301, base))
+	ingestAll(t, sp, w.m, w.pending, binMsgs("sd-o1", 1, 301, base))
+	if w.pending.Load() != 301 {
+		t.Fatalf("pending %d points", w.pending.Load())
+	}
 	flipIn(t, dir, pointTime(base, 100))
 
 	if err := runUntilDrained(t, w, sp); err != nil {
@@ -95,6 +98,9 @@ func TestDamagedByteCostsOnePoint(t *testing.T) {
 	}
 	if len(f.lines) != 300 {
 		t.Errorf("%d points written, want 300", len(f.lines))
+	}
+	if p := w.pending.Load(); p != 0 {
+		t.Errorf("spool_points still %d: the lost point was not taken off", p)
 	}
 	for l := range f.lines {
 		if strings.HasSuffix(l, strings.TrimSuffix(string(pointTime(base, 100)), "\n")) {

@@ -96,6 +96,9 @@ func (w *writer) fill(ctx context.Context, drain <-chan struct{}, r *spool.Reade
 			// Counted, logged and quarantined by the spool's OnDamage (once,
 			// though pendingPoints met it first); commit past it with the batch.
 			b.end, b.skipped = r.Pos(), true
+			if ce.Appended { // damaged since this process wrote them: one point per record
+				w.pending.Add(-int64(ce.Records))
+			}
 			if deadline == nil {
 				deadline = time.After(w.flushInterval)
 			}

@@ -30,7 +30,9 @@ func QuarantineName(base, offset int64) string {
 	return fmt.Sprintf("quarantine-%020d-%020d.bin", base, offset)
 }
 
-// report copies a damaged stretch aside and tells OnDamage, once per stretch.
+// report copies a damaged stretch aside and tells OnDamage, once per
+// stretch. Records appended since Open were counted by Append, and are
+// taken off the count (those before were never counted).
 func (s *Spool) report(g segment, f *os.File, sp span) {
 	s.reportMu.Lock()
 	defer s.reportMu.Unlock()
@@ -38,6 +40,11 @@ func (s *Spool) report(g segment, f *os.File, sp span) {
 		return
 	}
 	s.reported[g.base+sp.from] = true
+	s.mu.Lock()
+	if g.base+sp.from >= s.openEnd {
+		s.records -= int64(sp.records)
+	}
+	s.mu.Unlock()
 	d := Damage{Segment: filepath.Base(s.segPath(g)), Offset: sp.from, Bytes: sp.to - sp.from, Records: sp.records}
 	path := filepath.Join(s.dir, QuarantineName(g.base, sp.from))
 	if err := copyAside(path, io.NewSectionReader(f, sp.from, sp.to-sp.from)); err != nil {

@@ -12,6 +12,9 @@ import (
 type CorruptError struct {
 	From, To int64
 	Records  int // damaged records in the stretch, at least 1
+	// Appended tells that the records were appended since Open, so a
+	// caller that counted them on the way in must take them off.
+	Appended bool
 }
 
 func (e *CorruptError) Error() string {
@@ -80,7 +83,7 @@ func (r *Reader) Next() ([]byte, bool, error) {
 			from := r.pos
 			r.s.report(r.seg, r.c.f, skip)
 			r.pos = r.seg.base + skip.to
-			return nil, false, &CorruptError{From: from, To: r.pos, Records: skip.records}
+			return nil, false, &CorruptError{From: from, To: r.pos, Records: skip.records, Appended: from >= r.s.openEnd}
 		}
 		r.pos = r.seg.base + limit // the end of a segment before the active one: on to the next
 	}

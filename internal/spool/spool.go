@@ -80,6 +80,7 @@ type Spool struct {
 	changed   chan struct{}
 	closed    bool
 	recovery  Recovery
+	openEnd   int64  // end at Open: records after it were counted by Append
 	wbuf      []byte // the appender's; reused
 
 	reportMu sync.Mutex
@@ -180,7 +181,7 @@ func (s *Spool) recover() error {
 		if err != nil {
 			return err
 		}
-		s.segs, s.active, s.end, s.committed = []segment{{base: committed}}, f, committed, committed
+		s.segs, s.active, s.end, s.committed, s.openEnd = []segment{{base: committed}}, f, committed, committed, committed
 		return nil
 	}
 
@@ -245,6 +246,7 @@ func (s *Spool) recover() error {
 			s.recovery.LegacySegments++
 		}
 	}
+	s.openEnd = s.end
 	s.records, err = s.countRecords()
 	return err
 }

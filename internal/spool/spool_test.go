@@ -336,13 +336,16 @@ func TestDamageCostsThatRecordAlone(t *testing.T) {
 					if q := quarantined(t, dir); len(q) != 1 || q[0] != d.Quarantine || !bytes.Equal(readFile(t, q[0]), damaged) {
 						t.Errorf("quarantine %v (reported %q) does not hold the damaged record", q, d.Quarantine)
 					}
-					if corrupt[0].Records != 1 || corrupt[0].To-corrupt[0].From != l.len {
+					if corrupt[0].Records != 1 || corrupt[0].To-corrupt[0].From != l.len || corrupt[0].Appended {
 						t.Errorf("corrupt error %+v", corrupt[0])
 					}
 				}
 				// Commit everything: the damage is gone for good, appending goes on.
 				if err := s.Commit(r.Pos(), int64(len(got))); err != nil {
 					t.Fatal(err)
+				}
+				if st := s.Stats(); st.Records != 0 || st.Bytes != 0 {
+					t.Errorf("after committing all: %+v", st)
 				}
 				r.Close()
 				mustClose(t, s)
@@ -498,8 +501,11 @@ func TestDamageFoundWhileRunning(t *testing.T) {
 	flip(t, l[1].file, l[1].off+headerLen+1)
 	pending := s.NewReader()
 	got, corrupt := read(t, pending)
-	if !slices.Equal(got, []string{string(rec(0)), string(rec(2))}) || len(corrupt) != 1 {
-		t.Fatalf("read %v, %v", got, corrupt)
+	if !slices.Equal(got, []string{string(rec(0)), string(rec(2))}) || len(corrupt) != 1 || !corrupt[0].Appended {
+		t.Fatalf("read %v, %+v", got, corrupt)
+	}
+	if st := s.Stats(); st.Records != 2 {
+		t.Errorf("stats count %d records, want the 2 intact ones", st.Records)
 	}
 	// A second reader of the same spool (the collector counts the points at
 	// start, then the writer reads): the damage is reported once.
