@@ -24,9 +24,9 @@ type Damage struct {
 	Err        error
 }
 
-// QuarantineName is the name of the file that keeps the damaged bytes found
+// quarantineName is the name of the file that keeps the damaged bytes found
 // at offset in the segment whose first byte is at position base.
-func QuarantineName(base, offset int64) string {
+func quarantineName(base, offset int64) string {
 	return fmt.Sprintf("quarantine-%020d-%020d.bin", base, offset)
 }
 
@@ -46,7 +46,7 @@ func (s *Spool) report(g segment, f *os.File, sp span) {
 	}
 	s.mu.Unlock()
 	d := Damage{Segment: filepath.Base(s.segPath(g)), Offset: sp.from, Bytes: sp.to - sp.from, Records: sp.records}
-	path := filepath.Join(s.dir, QuarantineName(g.base, sp.from))
+	path := filepath.Join(s.dir, quarantineName(g.base, sp.from))
 	if err := copyAside(path, io.NewSectionReader(f, sp.from, sp.to-sp.from)); err != nil {
 		d.Err = err
 	} else {
