@@ -39,6 +39,8 @@ type metrics struct {
 	mqttConnected    prometheus.Gauge
 	influxUp         prometheus.Gauge
 	mqttConnectCount prometheus.Counter
+	brokerRefused    *prometheus.CounterVec // embedded broker: by action and reason
+	retainedInvalid  *prometheus.CounterVec // invalid retained replays, by reason
 }
 
 func newMetrics(spoolStats func() (records, bytes float64)) *metrics {
@@ -65,14 +67,20 @@ func newMetrics(spoolStats func() (records, bytes float64)) *metrics {
 	m.mqttConnected = prometheus.NewGauge(prometheus.GaugeOpts{Name: ns + "mqtt_connected", Help: "1 while connected to the broker."})
 	m.influxUp = prometheus.NewGauge(prometheus.GaugeOpts{Name: ns + "influx_up", Help: "1 while the last InfluxDB request succeeded."})
 	m.mqttConnectCount = prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "mqtt_connects_total", Help: "Connections (and reconnections) to the broker."})
+	m.brokerRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "broker_refused_total", Help: "Embedded broker: connections, packets, publishes and subscriptions refused, by action and reason."}, []string{"action", "reason"})
+	m.retainedInvalid = prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "retained_invalid_total", Help: "Invalid retained messages the broker sent again at a (re)subscription: counted here, not dead-lettered again."}, []string{"reason"})
 	m.reg.MustRegister(m.received, m.accepted, m.invalid, m.deadLetterSkips, m.acked, m.ackLag, m.spoolGroup, m.spoolFull,
 		m.spoolBytes, m.spoolRecords, m.batchPoints, m.writeSeconds, m.pointsWritten, m.retries, m.influxErrors,
-		m.rejectedPoints, m.spoolDamaged, m.quarantinedBytes, m.mqttConnected, m.influxUp, m.mqttConnectCount,
+		m.rejectedPoints, m.spoolDamaged, m.quarantinedBytes, m.mqttConnected, m.influxUp, m.mqttConnectCount, m.brokerRefused, m.retainedInvalid,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every reason shows up at zero, so alerts can use rate() from the start.
 	for _, r := range telemetry.Reasons {
 		m.invalid.WithLabelValues(string(r))
 		m.deadLetterSkips.WithLabelValues(string(r))
+		m.retainedInvalid.WithLabelValues(string(r))
+	}
+	for _, r := range brokerRefusals {
+		m.brokerRefused.WithLabelValues(r.action, r.reason)
 	}
 	return m
 }

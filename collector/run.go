@@ -61,7 +61,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		brk *embeddedBroker
 	)
 	if cfg.EmbeddedBroker != "" {
-		if brk, err = startEmbeddedBroker(cfg, queue, stopConsuming, log); err != nil {
+		lim := brokerLimits{maxPacket: brokerMaxPacket, connectTimeout: brokerConnectTimeout, connsPerAddr: cfg.BrokerConnsPerAddr}
+		if brk, err = startEmbeddedBroker(cfg, lim, queue, stopConsuming, log, m); err != nil {
 			return err
 		}
 	} else if src, err = newMQTTSource(cfg, queue, log, m); err != nil {
