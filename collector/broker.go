@@ -22,6 +22,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 	"go.etcd.io/bbolt"
 
+	"github.com/greenpost/greenpost/internal/ratelimit"
 	"github.com/greenpost/greenpost/internal/settings"
 	"github.com/greenpost/greenpost/internal/telemetry"
 )
@@ -467,7 +468,7 @@ func (h *brokerHook) OnWillSent(cl *mochi.Client, pk packets.Packet) {
 // is counted in full, but logged by example).
 type logLimiter struct {
 	mu sync.Mutex
-	tb *tokenBucket
+	tb *ratelimit.Bucket
 }
 
 func newLogLimiter(perSecond int) *logLimiter { return &logLimiter{tb: newTokenBucket(perSecond)} }
@@ -475,7 +476,7 @@ func newLogLimiter(perSecond int) *logLimiter { return &logLimiter{tb: newTokenB
 func (l *logLimiter) allow() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.tb.take(time.Now())
+	return l.tb.Allow(time.Now())
 }
 
 // clip shortens s for a log line: topics, client ids and usernames come from

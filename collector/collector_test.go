@@ -315,3 +315,56 @@ func TestMainRefusesUsersFileWithoutBroker(t *testing.T) {
 		t.Fatalf("exit %d, want 2:\n%s", code, p.Output())
 	}
 }
+
+// TestRetainedInvalidOnce: garbage published retained on a telemetry topic
+// is dead-lettered once, when it is published, and not again when the
+// broker re-sends its retained store after the collector reconnects; the
+// re-sends are counted in retained_invalid_total.
+func TestRetainedInvalidOnce(t *testing.T) {
+	in := testenv.SharedInflux(t)
+	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
+	env := append(influxEnv(in), "GP_MQTT_URL="+mq.URL, "GP_MQTT_CLIENT_ID=retained-c", "GP_SPOOL_DIR="+t.TempDir())
+	connected := func(c *collectorProc) func() string {
+		return func() string {
+			if c.metric(t, "greenpost_collector_mqtt_connected") != 1 {
+				return "collector not connected"
+			}
+			return ""
+		}
+	}
+	c := startCollector(t, env...)
+	testenv.Eventually(t, 20*time.Second, connected(c))
+	p := newPublisher(t, mq.URL, "retained-pub")
+	if tok := p.c.Publish("gp/v1/ri-o1/bin/ri-b1/telemetry", 1, true, `{"ts":`); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	const dl = `SELECT count(payload) FROM deadletter WHERE topic = 'gp/v1/ri-o1/bin/ri-b1/telemetry'`
+	waitCount(t, in, dl, 1, 30*time.Second)
+
+	for restart := 1; restart <= 2; restart++ {
+		c.Cmd.Process.Signal(syscall.SIGTERM)
+		if code, err := c.Wait(30 * time.Second); err != nil || code != 0 {
+			t.Fatalf("exit %d, %v\n%s", code, err, c.Output())
+		}
+		c = startCollector(t, env...)
+		testenv.Eventually(t, 20*time.Second, connected(c))
+		testenv.Eventually(t, 20*time.Second, func() string {
+			if got := c.metric(t, `greenpost_collector_retained_invalid_total{reason="bad_json"}`); got != 1 {
+				return fmt.Sprintf("restart %d: retained_invalid_total{bad_json} = %v, want 1", restart, got)
+			}
+			return ""
+		})
+		if got := c.metric(t, `greenpost_collector_messages_invalid_total{reason="bad_json"}`); got != 0 {
+			t.Errorf("restart %d: the retained message was counted invalid again (%v)", restart, got)
+		}
+		testenv.Eventually(t, 10*time.Second, func() string {
+			if c.metric(t, "greenpost_collector_spool_points") != 0 {
+				return "spool not drained"
+			}
+			return ""
+		})
+		if got := count(t, in, dl); got != 1 {
+			t.Errorf("restart %d: %d dead letters for one retained message, want 1", restart, got)
+		}
+	}
+}

@@ -18,13 +18,15 @@ import (
 // durable. It is the only goroutine that acknowledges, so acknowledgements
 // leave in the order the messages arrived.
 type ingester struct {
-	in       <-chan message
-	spool    *spool.Spool
-	m        *metrics
-	log      *slog.Logger
-	limiter  *ratelimit.Bucket
-	pending  *atomic.Int64 // points in the spool, shared with the writer
-	maxGroup int
+	in      <-chan message
+	spool   *spool.Spool
+	m       *metrics
+	log     *slog.Logger
+	limiter *ratelimit.Bucket
+	// retainedLog limits the warnings about invalid retained messages.
+	retainedLog *ratelimit.Bucket
+	pending     *atomic.Int64 // points in the spool, shared with the writer
+	maxGroup    int
 
 	body    []byte   // the group's records, back to back
 	ends    []int    // where each record ends in body
@@ -104,6 +106,18 @@ func (g *ingester) handle(ctx context.Context, first message) error {
 			continue
 		}
 		reason := telemetry.ReasonOf(err)
+		if msg.retained {
+			// The broker sends its retained store again at every
+			// (re)subscription. The message was dead-lettered when it was
+			// published (the persistent session saw it live); writing it
+			// again at every reconnect would count one bad message many times.
+			g.m.retainedInvalid.WithLabelValues(string(reason)).Inc()
+			if g.retainedLog.Allow(msg.recv) {
+				g.log.Warn("the broker holds an invalid retained message: not dead-lettered again; clear it at the broker",
+					"topic", clip(msg.topic, 200), "reason", reason)
+			}
+			continue
+		}
 		g.m.invalid.WithLabelValues(string(reason)).Inc()
 		if g.limiter.Allow(msg.recv) {
 			body = telemetry.AppendDeadLetter(appendRecordHeader(body, 1), reason, msg.topic, msg.payload, msg.recv)

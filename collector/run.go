@@ -83,7 +83,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	go ops.Serve()
 
-	ing := &ingester{in: queue, spool: sp, m: m, log: log, limiter: newTokenBucket(cfg.DeadLetterPS), pending: pending, maxGroup: maxGroup}
+	ing := &ingester{in: queue, spool: sp, m: m, log: log, limiter: newTokenBucket(cfg.DeadLetterPS), retainedLog: newTokenBucket(1), pending: pending, maxGroup: maxGroup}
 	wr := &writer{spool: sp, sink: st, m: m, log: log, pending: pending, batchSize: cfg.BatchSize, flushInterval: cfg.FlushInterval}
 
 	// hard bounds the whole shutdown; it is cancelled when the budget is spent.

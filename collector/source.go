@@ -26,6 +26,10 @@ type message struct {
 	payload []byte
 	recv    time.Time
 	ack     func()
+	// retained marks a message the broker re-sent from its retained store
+	// because we (re)subscribed, not one published now (MQTT 3.1.1
+	// §3.3.1.3: live deliveries carry the flag 0).
+	retained bool
 }
 
 // mqttSource is the paho adapter: it subscribes on a persistent session with
@@ -148,7 +152,7 @@ func (s *mqttSource) onConnect(c mqtt.Client) {
 func (s *mqttSource) onMessage(_ mqtt.Client, msg mqtt.Message) {
 	s.m.received.Inc()
 	select {
-	case s.out <- message{topic: msg.Topic(), payload: msg.Payload(), recv: time.Now(), ack: msg.Ack}:
+	case s.out <- message{topic: msg.Topic(), payload: msg.Payload(), recv: time.Now(), ack: msg.Ack, retained: msg.Retained()}:
 	case <-s.stopped:
 		// Shutting down: not acknowledged, so the broker delivers it again
 		// when we (or another collector of the group) reconnect.
