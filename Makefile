@@ -17,7 +17,7 @@ run: build
 	deploy/local/run.sh
 
 build:
-	$(GO) build -o bin/ ./collector ./api ./firmware-sim
+	$(GO) build -o bin/ ./collector ./api ./firmware-sim ./gpctl
 
 # The real servers the integration tests start by themselves.
 tools:

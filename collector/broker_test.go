@@ -61,7 +61,12 @@ func deviceClient(t *testing.T, url, user, pass string) (mqtt.Client, error) {
 // connection without DISCONNECT, which is what fires a Will) and returns the
 // connection and the CONNACK return code.
 func rawConnect(addr, clientID, user, pass, willTopic, willPayload string) (net.Conn, byte, error) {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	return rawConnectDial(func() (net.Conn, error) { return net.DialTimeout("tcp", addr, 5*time.Second) },
+		clientID, user, pass, willTopic, willPayload)
+}
+
+func rawConnectDial(dial func() (net.Conn, error), clientID, user, pass, willTopic, willPayload string) (net.Conn, byte, error) {
+	c, err := dial()
 	if err != nil {
 		return nil, 0, err
 	}

@@ -104,6 +104,37 @@ func startMosquitto(dir string, opts MosquittoOptions) (*Mosquitto, error) {
 	return m, nil
 }
 
+// StartMosquittoConfig starts Debian's mosquitto with a config file the test
+// wrote (a shipped config adapted to the test's paths and port), listening
+// on addr; it stops when the test ends. URL is left empty: the config says
+// whether the listener speaks TLS.
+func StartMosquittoConfig(tb testing.TB, conf, addr string) *Mosquitto {
+	tb.Helper()
+	bin, err := MosquittoPath()
+	if err != nil {
+		tb.Fatalf("testenv: %v", err)
+	}
+	dir := filepath.Dir(conf)
+	m := &Mosquitto{Addr: addr, Dir: dir,
+		srv: &server{name: "mosquitto", args: []string{bin, "-c", conf}, log: filepath.Join(dir, "mosquitto.log")}}
+	tb.Cleanup(m.Stop)
+	if err := m.boot(); err != nil {
+		tb.Fatalf("testenv: %v", err)
+	}
+	return m
+}
+
+// FreeAddr returns a free loopback host:port, reserved against the other
+// test binaries' servers (see freePort).
+func FreeAddr(tb testing.TB) string {
+	tb.Helper()
+	port, err := freePort()
+	if err != nil {
+		tb.Fatalf("testenv: %v", err)
+	}
+	return hostPort(port)
+}
+
 func (m *Mosquitto) boot() error {
 	return m.srv.boot(20*time.Second, func() error {
 		c, err := net.DialTimeout("tcp", m.Addr, time.Second)

@@ -1,0 +1,8 @@
+// Command gpctl is the operator's tool: `gpctl provision` enrols devices
+// and collectors with the brokers (passwords, Mosquitto's and EMQX's users
+// and ACLs, the embedded broker's users file).
+package main
+
+import "github.com/greenpost/greenpost/internal/settings"
+
+func main() { settings.Main(run) }
