@@ -185,7 +185,7 @@ func readBrokerUsers(path string) (map[string]brokerUser, error) {
 		switch {
 		case p[0] == roleDevice && len(p) == 5:
 			u.role, u.outlet = roleDevice, p[3]
-			u.kind = kindOf(p[4])
+			u.kind = telemetry.ParseKind(p[4])
 			if !telemetry.ValidID(u.outlet) {
 				bad(n, "outlet %q must match [a-z0-9][a-z0-9_-]{0,63}", clip(u.outlet, 80))
 				continue
@@ -224,16 +224,6 @@ func readBrokerUsers(path string) (map[string]brokerUser, error) {
 		return nil, &settings.Error{Problems: problems}
 	}
 	return users, nil
-}
-
-func kindOf(s string) telemetry.Kind {
-	switch s {
-	case "bin":
-		return telemetry.KindBin
-	case "counter":
-		return telemetry.KindCounter
-	}
-	return 0
 }
 
 // Refusal reasons, the labels of greenpost_collector_broker_refused_total.

@@ -36,10 +36,14 @@ func freeAddr(t *testing.T) string {
 func hashHex(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
 
 // mqttClient connects with paho: client id, username and password as given.
-func mqttClient(t *testing.T, url, clientID, user, pass string, clean bool) (mqtt.Client, error) {
+// more sets further options (TLS, a default handler).
+func mqttClient(t *testing.T, url, clientID, user, pass string, clean bool, more ...func(*mqtt.ClientOptions)) (mqtt.Client, error) {
 	t.Helper()
 	opts := mqtt.NewClientOptions().AddBroker(url).SetClientID(clientID).SetUsername(user).SetPassword(pass).
 		SetCleanSession(clean).SetProtocolVersion(4).SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).SetWriteTimeout(5 * time.Second)
+	for _, f := range more {
+		f(opts)
+	}
 	c := mqtt.NewClient(opts)
 	tok := c.Connect()
 	if !tok.WaitTimeout(10 * time.Second) {

@@ -82,19 +82,9 @@ func startShippedMosquitto(t *testing.T, provDir string) *shippedMosquitto {
 // client connects over TLS as user with the given client id.
 func (m *shippedMosquitto) client(t *testing.T, clientID, user, pass string, handler mqtt.MessageHandler) (mqtt.Client, error) {
 	t.Helper()
-	opts := mqtt.NewClientOptions().AddBroker(m.url).SetClientID(clientID).SetUsername(user).SetPassword(pass).
-		SetProtocolVersion(4).SetCleanSession(true).SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).
-		SetTLSConfig(&tls.Config{RootCAs: m.certs.Roots, MinVersion: tls.VersionTLS12}).SetDefaultPublishHandler(handler)
-	c := mqtt.NewClient(opts)
-	tok := c.Connect()
-	if !tok.WaitTimeout(10 * time.Second) {
-		return nil, fmt.Errorf("connect timed out")
-	}
-	if tok.Error() != nil {
-		return nil, tok.Error()
-	}
-	t.Cleanup(func() { c.Disconnect(100) })
-	return c, nil
+	return mqttClient(t, m.url, clientID, user, pass, true, func(o *mqtt.ClientOptions) {
+		o.SetTLSConfig(&tls.Config{RootCAs: m.certs.Roots, MinVersion: tls.VersionTLS12}).SetDefaultPublishHandler(handler)
+	})
 }
 
 // provisionFiles runs `gpctl provision` on a registry of two outlets and a

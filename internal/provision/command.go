@@ -118,7 +118,7 @@ func readDevices(path string) ([]Device, error) {
 	var out []Device
 	var problems []string
 	for i, r := range recs {
-		d := Device{ID: r[col["device"]], Outlet: r[col["outlet"]], Kind: kindOf(r[col["kind"]])}
+		d := Device{ID: r[col["device"]], Outlet: r[col["outlet"]], Kind: telemetry.ParseKind(r[col["kind"]])}
 		if d.Kind == 0 {
 			problems = append(problems, fmt.Sprintf("%s: line %d: kind %q: want bin or counter", path, i+2, r[col["kind"]]))
 			continue

@@ -115,7 +115,7 @@ func ReadCredentials(path string) ([]Credential, error) {
 		ok := telemetry.ValidID(c.Username) && r[2] == c.Username && c.Password != ""
 		switch c.Role {
 		case RoleDevice:
-			c.Kind = kindOf(r[5])
+			c.Kind = telemetry.ParseKind(r[5])
 			ok = ok && telemetry.ValidID(c.Outlet) && c.Kind != 0
 		case RoleCollector:
 		default:
@@ -127,16 +127,6 @@ func ReadCredentials(path string) ([]Credential, error) {
 		out = append(out, c)
 	}
 	return out, nil
-}
-
-func kindOf(s string) telemetry.Kind {
-	switch s {
-	case "bin":
-		return telemetry.KindBin
-	case "counter":
-		return telemetry.KindCounter
-	}
-	return 0
 }
 
 // Write writes every file into dir (made 0700): the credentials for the

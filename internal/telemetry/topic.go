@@ -21,6 +21,17 @@ func (k Kind) String() string {
 	return "unknown"
 }
 
+// ParseKind returns the kind named s ("bin" or "counter"), or 0.
+func ParseKind(s string) Kind {
+	switch s {
+	case "bin":
+		return KindBin
+	case "counter":
+		return KindCounter
+	}
+	return 0
+}
+
 // Channel is the last topic part.
 type Channel uint8
 
@@ -114,12 +125,7 @@ func ParseTopic(s string) (Topic, error) {
 	if !ValidID(device) {
 		return Topic{}, invalid(ReasonBadTopic, "device", "want [a-z0-9][a-z0-9_-]{0,63}")
 	}
-	switch kind {
-	case "bin":
-		t.Kind = KindBin
-	case "counter":
-		t.Kind = KindCounter
-	default:
+	if t.Kind = ParseKind(kind); t.Kind == 0 {
 		return Topic{}, invalid(ReasonBadTopic, "kind", "want bin or counter")
 	}
 	switch channel {
