@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/greenpost/greenpost/internal/city"
+	"github.com/greenpost/greenpost/internal/provision"
 	"github.com/greenpost/greenpost/internal/settings"
 	"github.com/greenpost/greenpost/internal/telemetry"
 )
@@ -55,6 +56,7 @@ type config struct {
 	Reports            int
 	Seed               int64
 	TruthFile          string
+	CredentialsFile    string
 	RegistryFile       string
 	DistrictsFile      string
 	Districts          []city.District
@@ -109,6 +111,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.Int64Var(&c.Seed, "seed", 1, "the same seed gives the same devices and the same data")
 	fs.StringVar(&c.TruthFile, "truth", "", "write the ground truth as JSON at the end")
 	fs.StringVar(&c.RegistryFile, "registry", "", "write the simulated outlets as registry CSV at the start")
+	fs.StringVar(&c.CredentialsFile, "credentials", "", "credentials.csv of gpctl provision: each device logs in with its own password")
 	fs.StringVar(&c.DistrictsFile, "districts", "", "CSV of districts (id,name,lat,lon,spread,weight); default Wuhan's 13")
 	faults := fs.String("faults", "", "comma-separated faults: "+strings.Join(knownFaults, ", "))
 	fs.StringVar(&c.ScenarioFile, "scenario", "", "JSON file of fault rates (see docs/firmware-sim.md); enables the faults it names")
@@ -270,6 +273,21 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 		}
 	}
 	c.dial = dialConfig{Username: c.MQTTUser, Password: c.MQTTPassword, KeepAlive: c.KeepAlive, Timeout: c.Timeout}
+	if c.CredentialsFile != "" {
+		creds, err := provision.ReadCredentials(c.CredentialsFile)
+		if err == nil && creds == nil {
+			err = os.ErrNotExist
+		}
+		if err != nil {
+			r.Problem("-credentials", "%v", err)
+		}
+		c.dial.Passwords = map[string]string{}
+		for _, cr := range creds {
+			if cr.Role == provision.RoleDevice {
+				c.dial.Passwords[cr.Username] = cr.Password
+			}
+		}
+	}
 	if u, err := url.Parse(c.MQTTURL); err == nil {
 		c.dial.Addr = u.Host
 		if u.Port() == "" {

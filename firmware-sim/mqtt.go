@@ -36,7 +36,10 @@ type dialConfig struct {
 	TLS       *tls.Config // nil for tcp:// and ws://
 	WebSocket string      // ws:// or wss:// URL with its path; empty for tcp:// and ssl://
 	Password  string      // sent with every device's username when set
-	Username  string      // overrides the device id as username when set
+	// Passwords are the devices' own (-credentials), by username; they win
+	// over Password.
+	Passwords map[string]string
+	Username  string // overrides the device id as username when set
 	KeepAlive time.Duration
 	Timeout   time.Duration // bounds dial, CONNECT/CONNACK and every write
 	Local     net.Addr      // source address (load mode spreads over 127.0.0.x)
@@ -83,7 +86,11 @@ func dialMQTT(ctx context.Context, cfg dialConfig, clientID, username string, w 
 	if cfg.Username != "" {
 		username = cfg.Username
 	}
-	pkt := appendConnect(nil, clientID, username, cfg.Password, w, cfg.KeepAlive)
+	password := cfg.Password
+	if p, ok := cfg.Passwords[username]; ok {
+		password = p
+	}
+	pkt := appendConnect(nil, clientID, username, password, w, cfg.KeepAlive)
 	nc.SetDeadline(time.Now().Add(cfg.Timeout))
 	if _, err := nc.Write(pkt); err != nil {
 		nc.Close()

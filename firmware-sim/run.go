@@ -34,6 +34,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return &settings.Error{Problems: []string{err.Error()}}
 	}
 	devices := len(c.Outlets) * (cfg.Bins + 1)
+	if cfg.dial.Passwords != nil {
+		var missing []string
+		for _, d := range c.Devices() {
+			if _, ok := cfg.dial.Passwords[d.ID]; !ok {
+				missing = append(missing, d.ID)
+			}
+		}
+		if len(missing) > 0 {
+			return &settings.Error{Problems: []string{fmt.Sprintf("-credentials: %d devices of this city have none (first %s): provision the same -outlets, -bins and -seed",
+				len(missing), missing[0])}}
+		}
+	}
 	log.Info("started", "mode", cfg.Mode, "mqtt", cfg.MQTTURL, "outlets", cfg.Outlets, "bins", cfg.Bins,
 		"devices", devices, "seed", cfg.Seed, "faults", strings.Join(cfg.Faults, ","), "rates", cfg.Fault.String())
 	if cfg.RegistryFile != "" {

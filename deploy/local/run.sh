@@ -56,15 +56,18 @@ key_file="$data/admin-key"
 [ -s "$key_file" ] || head -c 18 /dev/urandom | base64 | tr -d '/+=' > "$key_file"
 key=$(cat "$key_file")
 
+# Each simulated device gets its own password; the embedded broker lets in
+# only those, each on its own outlet, kind and id (a re-run keeps them).
+bin/gpctl provision -out "$data/credentials" -sim-outlets "$outlets" >/dev/null
 GP_EMBEDDED_BROKER=127.0.0.1:1883 GP_SPOOL_DIR="$data/spool" GP_COLLECTOR_ADDR=127.0.0.1:9100 \
-  bin/collector >"$data/logs/collector.log" 2>&1 &
+  GP_EMBEDDED_BROKER_USERS_FILE="$data/credentials/embedded-users" bin/collector >"$data/logs/collector.log" 2>&1 &
 pids+=($!)
 GP_API_ADDR=127.0.0.1:8080 GP_API_KEYS="admin:$key" bin/api >"$data/logs/api.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do curl -fs http://127.0.0.1:8080/healthz >/dev/null 2>&1 && curl -fs http://127.0.0.1:9100/healthz >/dev/null 2>&1 && break; sleep 0.2; done
 
 GP_MQTT_URL=tcp://127.0.0.1:1883 bin/firmware-sim -outlets "$outlets" -interval 10s -speed 60 \
-  -registry "$data/registry.csv" -truth "$data/truth.json" >"$data/logs/firmware-sim.log" 2>&1 &
+  -credentials "$data/credentials/credentials.csv" -registry "$data/registry.csv" -truth "$data/truth.json" >"$data/logs/firmware-sim.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do [ -s "$data/registry.csv" ] && break; sleep 0.2; done
 curl -fs -XPOST -H "Authorization: Bearer $key" -H "Content-Type: text/csv" \
