@@ -17,35 +17,42 @@ import (
 // centre, and a district's weight says how many of the city's outlets it gets.
 type District struct {
 	ID       string  // [a-z0-9_-], e.g. "jianghan"
-	Name     string  // for the registry's names and addresses
+	Name     string  // English display name, e.g. "Jiang'an"
 	Lat, Lon float64 // centre
 	Spread   float64 // degrees: outlets fall within about this distance of the centre
 	Weight   float64 // relative share of the city's outlets
+	// NameZH is the Chinese display name (江岸区), also the name of the
+	// district's outline in WuhanGeoJSON. Empty for a district read from a
+	// -districts file: its outlets get English names and addresses.
+	NameZH string
+	// Streets are real streets of the district (Chinese), for the
+	// simulated outlets' names and addresses.
+	Streets []string
 }
 
 // Bounds is the bounding box that every outlet's coordinates fall into.
 type Bounds struct{ MinLat, MaxLat, MinLon, MaxLon float64 }
 
-// WuhanBounds is Wuhan's bounding box.
-var WuhanBounds = Bounds{MinLat: 29.97, MaxLat: 31.36, MinLon: 113.70, MaxLon: 115.07}
+// WuhanBounds is Wuhan's bounding box (that of its district outlines).
+var WuhanBounds = Bounds{MinLat: 29.96, MaxLat: 31.37, MinLon: 113.70, MaxLon: 115.09}
 
 // Wuhan returns Wuhan's 13 districts, ids in pinyin. Central districts are
 // dense (many outlets in a small area); outer ones are spread out.
 func Wuhan() []District {
 	return []District{
-		{"jiangan", "Jiang'an", 30.600, 114.305, 0.030, 10},
-		{"jianghan", "Jianghan", 30.595, 114.270, 0.020, 9},
-		{"qiaokou", "Qiaokou", 30.575, 114.220, 0.020, 7},
-		{"hanyang", "Hanyang", 30.550, 114.220, 0.030, 7},
-		{"wuchang", "Wuchang", 30.550, 114.315, 0.030, 10},
-		{"qingshan", "Qingshan", 30.635, 114.385, 0.030, 5},
-		{"hongshan", "Hongshan", 30.500, 114.400, 0.060, 12},
-		{"dongxihu", "Dongxihu", 30.620, 114.140, 0.060, 6},
-		{"hannan", "Hannan", 30.310, 114.085, 0.080, 2},
-		{"caidian", "Caidian", 30.580, 114.030, 0.080, 4},
-		{"jiangxia", "Jiangxia", 30.375, 114.320, 0.100, 6},
-		{"huangpi", "Huangpi", 30.880, 114.375, 0.100, 5},
-		{"xinzhou", "Xinzhou", 30.840, 114.800, 0.100, 4},
+		{"jiangan", "Jiang'an", 30.600, 114.305, 0.030, 10, "江岸区", []string{"解放大道", "中山大道", "沿江大道", "黄浦大街", "台北路", "后湖大道"}},
+		{"jianghan", "Jianghan", 30.595, 114.270, 0.020, 9, "江汉区", []string{"解放大道", "中山大道", "建设大道", "新华路", "万松园路", "青年路"}},
+		{"qiaokou", "Qiaokou", 30.582, 114.215, 0.020, 7, "硚口区", []string{"解放大道", "中山大道", "京汉大道", "古田二路", "硚口路", "汉正街"}},
+		{"hanyang", "Hanyang", 30.550, 114.220, 0.030, 7, "汉阳区", []string{"汉阳大道", "鹦鹉大道", "龙阳大道", "琴台大道", "汉阳大街"}},
+		{"wuchang", "Wuchang", 30.550, 114.315, 0.030, 10, "武昌区", []string{"武珞路", "中南路", "中北路", "和平大道", "中山路", "徐东大街", "友谊大道"}},
+		{"qingshan", "Qingshan", 30.635, 114.385, 0.030, 5, "青山区", []string{"和平大道", "友谊大道", "建设二路", "冶金大道", "工人村路"}},
+		{"hongshan", "Hongshan", 30.500, 114.400, 0.060, 12, "洪山区", []string{"珞喻路", "雄楚大道", "民族大道", "光谷大道", "关山大道", "鲁磨路"}},
+		{"dongxihu", "Dongxihu", 30.620, 114.140, 0.060, 6, "东西湖区", []string{"东吴大道", "临空港大道", "金山大道", "马池路"}},
+		{"hannan", "Hannan", 30.310, 114.085, 0.080, 2, "汉南区", []string{"兴城大道", "汉南大道", "纱帽正街"}},
+		{"caidian", "Caidian", 30.580, 114.030, 0.080, 4, "蔡甸区", []string{"蔡甸大街", "树藩大街", "中法大道", "新天大道"}},
+		{"jiangxia", "Jiangxia", 30.375, 114.320, 0.100, 6, "江夏区", []string{"文化大道", "纸坊大街", "江夏大道", "藏龙大道"}},
+		{"huangpi", "Huangpi", 30.880, 114.375, 0.100, 5, "黄陂区", []string{"黄陂大道", "前川大道", "盘龙大道", "巨龙大道", "百秀街"}},
+		{"xinzhou", "Xinzhou", 30.840, 114.800, 0.100, 4, "新洲区", []string{"齐安大道", "问津大道", "邾城大街"}},
 	}
 }
 
@@ -60,6 +67,10 @@ type Config struct {
 	Bins      int        // recycling bins per outlet, 0..16
 	Districts []District // default Wuhan()
 	Bounds    Bounds     // default WuhanBounds
+	// Shapes are district outlines by district id: an outlet of a district
+	// with a shape is placed inside it. Default: WuhanShapes() when
+	// Districts is left to its default, none otherwise.
+	Shapes map[string]*Shape
 }
 
 // Outlet is one express outlet with its devices and its character.
@@ -97,13 +108,17 @@ type City struct {
 	bounds  Bounds
 }
 
-// Operators run the outlets; weights roughly follow market shares.
-var operators = []struct {
-	name   string
-	weight float64
-}{
-	{"China Post", 14}, {"Cainiao Station", 22}, {"SF Express", 12}, {"JD Logistics", 10},
-	{"ZTO Express", 14}, {"YTO Express", 11}, {"Yunda Express", 9}, {"STO Express", 8},
+// Operators run the outlets; weights roughly follow market shares. The
+// registry keeps the English name (a filter key); outlet names carry the
+// brand as people in the city read it.
+type operator struct {
+	name, zh string
+	weight   float64
+}
+
+var operators = []operator{
+	{"China Post", "中国邮政", 14}, {"Cainiao Station", "菜鸟驿站", 22}, {"SF Express", "顺丰速运", 12}, {"JD Logistics", "京东物流", 10},
+	{"ZTO Express", "中通快递", 14}, {"YTO Express", "圆通速递", 11}, {"Yunda Express", "韵达快递", 9}, {"STO Express", "申通快递", 8},
 }
 
 var streets = []string{
@@ -123,6 +138,13 @@ func New(cfg Config) (*City, error) {
 	}
 	if cfg.Districts == nil {
 		cfg.Districts = Wuhan()
+		if cfg.Shapes == nil {
+			shapes, err := WuhanShapes()
+			if err != nil {
+				return nil, fmt.Errorf("city: %w", err)
+			}
+			cfg.Shapes = shapes
+		}
 	}
 	if cfg.Bounds == (Bounds{}) {
 		cfg.Bounds = WuhanBounds
@@ -143,6 +165,7 @@ func New(cfg Config) (*City, error) {
 	r := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x6369747921)) // stream "city!"
 	width := max(4, len(strconv.Itoa(cfg.Outlets)))
 	c := &City{Seed: cfg.Seed, bounds: cfg.Bounds}
+	names := map[string]int{}
 	for i := range cfg.Outlets {
 		o := &Outlet{Index: i, Active: true}
 		num := fmt.Sprintf("%0*d", width, i+1)
@@ -156,10 +179,22 @@ func New(cfg Config) (*City, error) {
 		o.Lat = clamp(d.Lat+r.NormFloat64()*d.Spread/2, cfg.Bounds.MinLat, cfg.Bounds.MaxLat)
 		o.Lon = clamp(d.Lon+r.NormFloat64()*d.Spread/2, cfg.Bounds.MinLon, cfg.Bounds.MaxLon)
 		o.Lat, o.Lon = round(o.Lat, 6), round(o.Lon, 6)
-		o.Operator = pickOperator(r)
-		street := streets[r.IntN(len(streets))]
-		o.Name = fmt.Sprintf("%s %s %s", d.Name, strings.TrimSuffix(strings.TrimSuffix(street, " Road"), " Avenue"), o.ID)
-		o.Address = fmt.Sprintf("%d %s, %s District, Wuhan", 1+r.IntN(400), street, d.Name)
+		if s := cfg.Shapes[d.ID]; s != nil && !s.Contains(o.Lat, o.Lon) {
+			o.Lat, o.Lon = placeInside(cfg.Seed, i, d, s)
+		}
+		op := pickOperator(r)
+		o.Operator = op.name
+		si := r.IntN(len(streets))
+		house := 1 + r.IntN(400)
+		if d.NameZH != "" && len(d.Streets) > 0 {
+			street := d.Streets[si%len(d.Streets)]
+			o.Name = uniqueName(names, fmt.Sprintf("%s（%s%s", op.zh, strings.TrimSuffix(d.NameZH, "区"), street), "店）")
+			o.Address = fmt.Sprintf("武汉市%s%s%d号", d.NameZH, street, house)
+		} else {
+			street := streets[si]
+			o.Name = fmt.Sprintf("%s %s %s", d.Name, strings.TrimSuffix(strings.TrimSuffix(street, " Road"), " Avenue"), o.ID)
+			o.Address = fmt.Sprintf("%d %s, %s District, Wuhan", house, street, d.Name)
+		}
 
 		// Sizes are skewed: most outlets handle a few hundred parcels a day,
 		// a few handle thousands (log-normal, median 300).
@@ -243,7 +278,7 @@ func pickDistrict(r *rand.Rand, ds []District, wsum float64) District {
 	return ds[len(ds)-1]
 }
 
-func pickOperator(r *rand.Rand) string {
+func pickOperator(r *rand.Rand) operator {
 	var sum float64
 	for _, o := range operators {
 		sum += o.weight
@@ -251,11 +286,51 @@ func pickOperator(r *rand.Rand) string {
 	x := r.Float64() * sum
 	for _, o := range operators {
 		if x < o.weight {
-			return o.name
+			return o
 		}
 		x -= o.weight
 	}
-	return operators[len(operators)-1].name
+	return operators[len(operators)-1]
+}
+
+// placeInside finds a point of the district's shape for outlet i whose
+// first draw fell outside it: more draws around the centre, then anywhere
+// in the shape's box, then the shape's own inner point. The draws come
+// from a stream of their own, so the rest of the city (every other draw of
+// New) is the same as without shapes.
+func placeInside(seed int64, i int, d District, s *Shape) (lat, lon float64) {
+	r := rand.New(rand.NewPCG(uint64(seed), 0x706c6163<<32|uint64(i))) // "plac"
+	for range 200 {
+		lat, lon = round(d.Lat+r.NormFloat64()*d.Spread/2, 6), round(d.Lon+r.NormFloat64()*d.Spread/2, 6)
+		if s.Contains(lat, lon) {
+			return lat, lon
+		}
+	}
+	b := s.Bounds()
+	for range 10_000 {
+		lat = round(b.MinLat+r.Float64()*(b.MaxLat-b.MinLat), 6)
+		lon = round(b.MinLon+r.Float64()*(b.MaxLon-b.MinLon), 6)
+		if s.Contains(lat, lon) {
+			return lat, lon
+		}
+	}
+	return s.Inside[0], s.Inside[1]
+}
+
+// uniqueName returns prefix+suffix, or, when a city already has that name,
+// the same with a branch number (二店, 三店, ...), as chains name a second
+// shop on one street.
+func uniqueName(seen map[string]int, prefix, suffix string) string {
+	seen[prefix]++
+	n := seen[prefix]
+	if n == 1 {
+		return prefix + suffix
+	}
+	nums := []string{"", "", "二", "三", "四", "五", "六", "七", "八", "九", "十"}
+	if n < len(nums) {
+		return prefix + nums[n] + suffix
+	}
+	return prefix + strconv.Itoa(n) + suffix
 }
 
 // Devices returns every device of the city: per outlet its bins, then its
