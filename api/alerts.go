@@ -60,11 +60,9 @@ func (a *alerter) alerts(ctx context.Context, now time.Time, kinds []string) ([]
 		return ok && !o.Active
 	}
 	if all || want[alertBinFull] || want[alertDeviceOffline] {
-		devs, err := a.rater.cache.devices(ctx, a.lookback, func(ctx context.Context) ([]metrics.DeviceState, error) {
-			return a.engine.Devices(ctx, now, a.lookback)
-		})
+		devs, err := a.states(ctx, now)
 		if err != nil {
-			return nil, fmt.Errorf("device states: %w", err)
+			return nil, err
 		}
 		for _, d := range devs {
 			if inactive(d.Outlet) {

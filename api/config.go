@@ -22,6 +22,7 @@ var extraSettings = []string{
 	"GP_API_RATE_LIMIT", "GP_API_RATE_BURST", "GP_API_REGISTRY_REFRESH", "GP_API_DISTRICTS",
 	"GP_API_STALENESS", "GP_API_FULL_PCT", "GP_API_ALERT_LOOKBACK", "GP_API_CACHE_TTL",
 	"GP_TARGET_GREEN_RATE", "GP_TARGET_OUTLET_COVERAGE", "GP_TARGET_BIN_COVERAGE",
+	"GP_API_TIME_ZONE",
 }
 
 func init() { settings.Extra = append(settings.Extra, extraSettings...) }
@@ -62,6 +63,9 @@ type config struct {
 	AlertLookback   time.Duration // devices silent for longer than this drop out of alerts
 	CacheTTL        time.Duration // how long an engine answer is reused (0: never)
 	Targets         metrics.Targets
+	// TimeZone is the city's IANA zone (Asia/Shanghai): the dashboard counts
+	// days and shows times in it.
+	TimeZone string
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -91,6 +95,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 		},
 	}
 	c.APIBucket = r.String("GP_API_BUCKET", c.Bucket)
+	c.TimeZone = r.String("GP_API_TIME_ZONE", "Asia/Shanghai")
+	if _, err := time.LoadLocation(c.TimeZone); err != nil || c.TimeZone == "" || c.TimeZone == "Local" {
+		r.Problem("GP_API_TIME_ZONE", "%q: want an IANA time zone such as Asia/Shanghai", c.TimeZone)
+	}
 	if v := r.String("GP_API_DISTRICTS", ""); v != "" {
 		for _, d := range strings.Split(v, ",") {
 			d = strings.TrimSpace(d)

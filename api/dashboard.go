@@ -21,6 +21,7 @@ var dashboardTypes = map[string]string{
 	".js":   "text/javascript; charset=utf-8",
 	".css":  "text/css; charset=utf-8",
 	".svg":  "image/svg+xml",
+	".json": "application/json",
 }
 
 // dashboardCSP allows nothing from elsewhere: a test of the page proves it
@@ -36,7 +37,7 @@ func dashboardFile(name string) fiber.Handler {
 }
 
 func dashboardFiles() fiber.Handler {
-	return func(c *fiber.Ctx) error { return sendDashboardFile(c, c.Params("file")) }
+	return func(c *fiber.Ctx) error { return sendDashboardFile(c, c.Params("*")) }
 }
 
 func sendDashboardFile(c *fiber.Ctx, name string) error {

@@ -86,6 +86,27 @@ func e2eData(t *testing.T, st *store.Store, F time.Time) {
 	}
 }
 
+// e2eFixture writes e2eData into a database of its own, F three days ago,
+// and registers its outlets: o-e1, o-e2 in east; o-e3..o-e5 in west, o-e4
+// inactive.
+func e2eFixture(t *testing.T) (st *store.Store, bucket string, F time.Time) {
+	t.Helper()
+	in := testenv.SharedInflux(t)
+	bucket = freshBucket(t, in)
+	st = openStore(t, in, bucket)
+	F = time.Now().UTC().Truncate(time.Hour).Add(-72 * time.Hour)
+	e2eData(t, st, F)
+	reg := newRegistry(st, nil, nil)
+	var outlets []Outlet
+	for i, d := range []string{"east", "east", "west", "west", "west"} {
+		outlets = append(outlets, Outlet{ID: fmt.Sprintf("o-e%d", i+1), Name: "E2E", District: d, Lat: 30, Lon: 114, Operator: "sf", Active: i != 3})
+	}
+	if _, err := reg.Put(context.Background(), outlets...); err != nil {
+		t.Fatal(err)
+	}
+	return st, bucket, F
+}
+
 // e2eServer builds the app on the real engine (roll-up or raw) over st.
 func e2eServer(t *testing.T, st *store.Store, bucket string, rollup bool) *testServer {
 	t.Helper()
@@ -122,19 +143,7 @@ func e2eServer(t *testing.T, st *store.Store, bucket string, rollup bool) *testS
 }
 
 func TestFiguresEndToEndByHand(t *testing.T) {
-	in := testenv.SharedInflux(t)
-	bucket := freshBucket(t, in)
-	st := openStore(t, in, bucket)
-	F := time.Now().UTC().Truncate(time.Hour).Add(-72 * time.Hour)
-	e2eData(t, st, F)
-	reg := newRegistry(st, nil, nil)
-	var outlets []Outlet
-	for i, d := range []string{"east", "east", "west", "west", "west"} {
-		outlets = append(outlets, Outlet{ID: fmt.Sprintf("o-e%d", i+1), Name: "E2E", District: d, Lat: 30, Lon: 114, Operator: "sf", Active: i != 3})
-	}
-	if _, err := reg.Put(context.Background(), outlets...); err != nil {
-		t.Fatal(err)
-	}
+	st, bucket, F := e2eFixture(t)
 	win := "from=" + F.Format(time.RFC3339) + "&to=" + F.Add(2*time.Hour).Format(time.RFC3339)
 
 	type outletWant struct {

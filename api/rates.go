@@ -253,6 +253,12 @@ func (r *rater) groups(ctx context.Context, w metrics.Window, groupBy string, f 
 	if err != nil {
 		return nil, err
 	}
+	return rollUp(outlets, res, groupBy, r.targets), nil
+}
+
+// rollUp sums the outlets' figures into groups by groupBy, in key order
+// (metrics-v1 "Roll-ups"); group_by=city always gives one group.
+func rollUp(outlets []Outlet, res map[string]metrics.Outlet, groupBy string, t metrics.Targets) []groupRates {
 	accs := map[string]*metrics.Group{}
 	if groupBy == "city" {
 		accs["city"] = &metrics.Group{}
@@ -264,14 +270,14 @@ func (r *rater) groups(ctx context.Context, w metrics.Window, groupBy string, f 
 			a = &metrics.Group{}
 			accs[k] = a
 		}
-		a.Add(res[outlets[i].ID], r.targets)
+		a.Add(res[outlets[i].ID], t)
 	}
 	out := make([]groupRates, 0, len(accs))
 	for k, a := range accs {
-		out = append(out, makeGroupRates(k, a, r.targets))
+		out = append(out, makeGroupRates(k, a, t))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
-	return out, nil
+	return out
 }
 
 // wasteFreeOutlet is one outlet of GET /v1/waste-free.

@@ -27,6 +27,7 @@ type deps struct {
 	reg     *registry
 	engine  metrics.Engine
 	fill    fillSource
+	bins    binSource // each bin's fill and battery (the dashboard's outlet view)
 	now     clock
 	promReg *prometheus.Registry
 }
@@ -64,10 +65,16 @@ func routes(d *deps) []route {
 		{get, "/v1/rates", roleViewer, getRates(rt, wr)},
 		{get, "/v1/alerts", roleViewer, getAlerts(al, d.now)},
 		{get, "/v1/waste-free", roleViewer, getWasteFree(rt, wr)},
+		// The dashboard's additions (districts.go, groupseries.go, devices.go).
+		{get, "/v1/districts", roleViewer, getDistricts(d.reg, d.cfg.Districts, d.cfg.TimeZone)},
+		{get, "/v1/series", roleViewer, getGroupSeries(rt, wr)},
+		{get, "/v1/outlets/:id/devices", roleViewer, getOutletDevices(d.reg, al, d.bins, d.now)},
+		{get, "/v1/outlets/:id/fill", roleViewer, getOutletFill(d.reg, d.bins, d.cfg.FullPct, wr)},
 
 		{get, "/", "", redirectDashboard()},
 		{get, "/dashboard/", "", dashboardFile("index.html")},
-		{get, "/dashboard/:file", "", dashboardFiles()},
+		{get, "/dashboard/map/wuhan.geojson", "", getDistrictOutlines()},
+		{get, "/dashboard/*", "", dashboardFiles()},
 	}
 }
 

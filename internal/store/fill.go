@@ -10,34 +10,84 @@ import (
 
 // MaxFill returns, for each step of [from, to) starting at from (the last
 // may be shorter), the highest fill_pct any bin of the outlet reported in
-// it (nil for a step without a report). Raw points are bucketed here, so
+// it (nil for a step without a report): the highest of FillByBin's.
+func (s *Store) MaxFill(ctx context.Context, outlet string, from, to time.Time, step time.Duration) ([]*float64, error) {
+	byBin, err := s.FillByBin(ctx, outlet, from, to, step)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*float64, steps(from, to, step))
+	for _, vals := range byBin {
+		for i, v := range vals {
+			if v != nil && (out[i] == nil || *v > *out[i]) {
+				out[i] = v
+			}
+		}
+	}
+	return out, nil
+}
+
+// FillByBin returns, for each bin of the outlet with a report in
+// [from, to), the highest fill_pct it reported in each step starting at
+// from (nil for a step without a report). Raw points are bucketed here, so
 // steps start at from whatever its alignment (Flux 0.65's windows align to
 // the epoch).
-func (s *Store) MaxFill(ctx context.Context, outlet string, from, to time.Time, step time.Duration) ([]*float64, error) {
+func (s *Store) FillByBin(ctx context.Context, outlet string, from, to time.Time, step time.Duration) (map[string][]*float64, error) {
 	if step <= 0 || !from.Before(to) {
 		return nil, fmt.Errorf("fill levels of %s: empty window or step", outlet)
 	}
 	flux := `from(bucket: ` + FluxString(s.cfg.Bucket) + `)
   |> range(start: ` + from.UTC().Format(time.RFC3339Nano) + `, stop: ` + to.UTC().Format(time.RFC3339Nano) + `)
   |> filter(fn: (r) => r._measurement == "` + telemetry.MeasurementBin + `" and r._field == "` + telemetry.FieldFillPct + `" and r.` + telemetry.TagOutlet + ` == ` + FluxString(outlet) + `)
-  |> keep(columns: ["_time", "_value"])`
+  |> keep(columns: ["_time", "_value", "` + telemetry.TagDevice + `"])`
 	rows, err := s.Query(ctx, flux)
 	if err != nil {
 		return nil, fmt.Errorf("fill levels of %s: %w", outlet, err)
 	}
-	out := make([]*float64, int((to.Sub(from)+step-1)/step))
+	n := steps(from, to, step)
+	out := map[string][]*float64{}
 	for _, r := range rows {
+		d, ok0 := r[telemetry.TagDevice].(string)
 		t, ok1 := r["_time"].(time.Time)
 		v, ok2 := r["_value"].(float64)
-		if !ok1 || !ok2 || t.Before(from) || !t.Before(to) {
+		if !ok0 || !ok1 || !ok2 || t.Before(from) || !t.Before(to) {
 			continue
 		}
 		i := int(t.Sub(from) / step)
-		if i >= len(out) {
+		if i >= n {
 			continue
 		}
-		if out[i] == nil || v > *out[i] {
-			out[i] = &v
+		if out[d] == nil {
+			out[d] = make([]*float64, n)
+		}
+		if out[d][i] == nil || v > *out[d][i] {
+			out[d][i] = &v
+		}
+	}
+	return out, nil
+}
+
+func steps(from, to time.Time, step time.Duration) int { return int((to.Sub(from) + step - 1) / step) }
+
+// Batteries returns each bin of the outlet's last battery_pct reported
+// since since.
+func (s *Store) Batteries(ctx context.Context, outlet string, since time.Time) (map[string]float64, error) {
+	flux := `from(bucket: ` + FluxString(s.cfg.Bucket) + `)
+  |> range(start: ` + since.UTC().Format(time.RFC3339Nano) + `)
+  |> filter(fn: (r) => r._measurement == "` + telemetry.MeasurementBin + `" and r._field == "` + telemetry.FieldBatteryPct + `" and r.` + telemetry.TagOutlet + ` == ` + FluxString(outlet) + `)
+  |> group(columns: ["` + telemetry.TagDevice + `"])
+  |> last()
+  |> keep(columns: ["` + telemetry.TagDevice + `", "_value"])`
+	rows, err := s.Query(ctx, flux)
+	if err != nil {
+		return nil, fmt.Errorf("batteries of %s: %w", outlet, err)
+	}
+	out := map[string]float64{}
+	for _, r := range rows {
+		d, ok1 := r[telemetry.TagDevice].(string)
+		v, ok2 := r["_value"].(float64)
+		if ok1 && ok2 {
+			out[d] = v
 		}
 	}
 	return out, nil

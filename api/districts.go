@@ -1,0 +1,106 @@
+package main
+
+import (
+	"slices"
+	"sort"
+	"strconv"
+	_ "time/tzdata" // GP_API_TIME_ZONE loads on a machine without a zoneinfo database
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/greenpost/greenpost/internal/city"
+)
+
+// districtInfo is one district of GET /v1/districts: its id (the registry's
+// group key), its display names and how many active outlets it has.
+type districtInfo struct {
+	ID      string `json:"id"`
+	NameZH  string `json:"name_zh"`
+	NameEN  string `json:"name_en"`
+	Outlets int    `json:"outlets"`
+}
+
+// districtsAnswer is GET /v1/districts.
+type districtsAnswer struct {
+	TimeZone  string         `json:"time_zone"`
+	Districts []districtInfo `json:"districts"`
+}
+
+// districtNames are the display names the API knows: Wuhan's 13, shipped
+// with the city model (internal/city), by id.
+var districtNames = func() map[string][2]string {
+	m := map[string][2]string{}
+	for _, d := range city.Wuhan() {
+		m[d.ID] = [2]string{d.NameZH, d.Name}
+	}
+	return m
+}()
+
+// districtList lists the city's districts: those of GP_API_DISTRICTS (or,
+// unset, the city model's) in their order, then any other district the
+// registry holds, by id. A district without a known display name shows its
+// id in both languages, so nothing an operator registered goes missing.
+func districtList(reg *registry, allowed []string) []districtInfo {
+	ids := allowed
+	if len(ids) == 0 {
+		for _, d := range city.Wuhan() {
+			ids = append(ids, d.ID)
+		}
+	}
+	count := map[string]int{}
+	seen := map[string]bool{}
+	var extra []string
+	for _, o := range reg.Select(outletFilter{}) { // an inactive outlet's district is a district too
+		if !seen[o.District] && !slices.Contains(ids, o.District) {
+			extra = append(extra, o.District)
+		}
+		seen[o.District] = true
+		if o.Active {
+			count[o.District]++
+		}
+	}
+	sort.Strings(extra)
+	out := make([]districtInfo, 0, len(ids)+len(extra))
+	for _, id := range append(slices.Clone(ids), extra...) {
+		d := districtInfo{ID: id, NameZH: id, NameEN: id, Outlets: count[id]}
+		if n, ok := districtNames[id]; ok {
+			d.NameZH, d.NameEN = n[0], n[1]
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+var districtCSVHeader = []string{"id", "name_zh", "name_en", "outlets"}
+
+func getDistricts(reg *registry, allowed []string, timeZone string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if _, err := readQuery(c, "format"); err != nil {
+			return err
+		}
+		csv, err := wantCSV(c)
+		if err != nil {
+			return err
+		}
+		ds := districtList(reg, allowed)
+		if csv {
+			rows := make([][]string, len(ds))
+			for i, d := range ds {
+				rows[i] = []string{d.ID, ftext(d.NameZH), ftext(d.NameEN), strconv.Itoa(d.Outlets)}
+			}
+			return sendCSV(c, districtCSVHeader, rows)
+		}
+		return c.JSON(districtsAnswer{TimeZone: timeZone, Districts: ds})
+	}
+}
+
+// getDistrictOutlines serves the district outlines of the dashboard's map:
+// the bytes internal/city embeds (one copy in the repository). Open, like
+// the dashboard's other files: outlines are public geography.
+func getDistrictOutlines() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, "application/geo+json")
+		c.Set(fiber.HeaderCacheControl, "max-age=86400")
+		return c.Send(city.WuhanGeoJSON())
+	}
+}
