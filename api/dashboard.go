@@ -22,6 +22,7 @@ var dashboardTypes = map[string]string{
 	".css":  "text/css; charset=utf-8",
 	".svg":  "image/svg+xml",
 	".json": "application/json",
+	".txt":  "text/plain; charset=utf-8",
 }
 
 // dashboardCSP allows nothing from elsewhere: a test of the page proves it

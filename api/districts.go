@@ -9,6 +9,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/greenpost/greenpost/internal/city"
+	"github.com/greenpost/greenpost/internal/metrics"
 )
 
 // districtInfo is one district of GET /v1/districts: its id (the registry's
@@ -22,8 +23,9 @@ type districtInfo struct {
 
 // districtsAnswer is GET /v1/districts.
 type districtsAnswer struct {
-	TimeZone  string         `json:"time_zone"`
-	Districts []districtInfo `json:"districts"`
+	TimeZone  string          `json:"time_zone"`
+	Targets   metrics.Targets `json:"targets"`
+	Districts []districtInfo  `json:"districts"`
 }
 
 // districtNames are the display names the API knows: Wuhan's 13, shipped
@@ -73,7 +75,7 @@ func districtList(reg *registry, allowed []string) []districtInfo {
 
 var districtCSVHeader = []string{"id", "name_zh", "name_en", "outlets"}
 
-func getDistricts(reg *registry, allowed []string, timeZone string) fiber.Handler {
+func getDistricts(reg *registry, allowed []string, timeZone string, tg metrics.Targets) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if _, err := readQuery(c, "format"); err != nil {
 			return err
@@ -90,7 +92,7 @@ func getDistricts(reg *registry, allowed []string, timeZone string) fiber.Handle
 			}
 			return sendCSV(c, districtCSVHeader, rows)
 		}
-		return c.JSON(districtsAnswer{TimeZone: timeZone, Districts: ds})
+		return c.JSON(districtsAnswer{TimeZone: timeZone, Targets: tg, Districts: ds})
 	}
 }
 

@@ -92,7 +92,8 @@ func groupPoint(t time.Time, g groupRates, metric string) point {
 		p.V = g.GreenRate
 	case "parcels":
 		v := float64(g.Parcels.Total)
-		p.V = &v
+		bc := g.Parcels.ByClass
+		p.V, p.ByClass = &v, &bc
 	case "bin_coverage":
 		p.V = g.BinCoverage
 	case "outlet_coverage":

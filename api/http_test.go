@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
+	"path"
 	"regexp"
 	"sort"
 	"strconv"
@@ -63,7 +65,7 @@ func TestAuth(t *testing.T) {
 		{"open metrics", "GET", "/metrics", "", "", nil, 200},
 		{"open openapi", "GET", "/openapi.json", "", "", nil, 200},
 		{"open dashboard", "GET", "/dashboard/", "", "", nil, 200},
-		{"open dashboard script", "GET", "/dashboard/app.js", "", "", nil, 200},
+		{"open dashboard script", "GET", "/dashboard/js/main.js", "", "", nil, 200},
 		{"root redirects to the dashboard", "GET", "/", "", "", nil, 302},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -417,7 +419,17 @@ func TestStepParameter(t *testing.T) {
 func TestDashboardFilesAreSelfContained(t *testing.T) {
 	ts := newTestServer(t, nil)
 	external := regexp.MustCompile(`(?i)(src|href)\s*=\s*["']?(https?:)?//|@import|url\(\s*["']?https?:`)
-	for _, f := range []string{"/dashboard/", "/dashboard/app.js", "/dashboard/style.css"} {
+	files := []string{"/dashboard/"}
+	fs.WalkDir(dashboardFS, "dashboard", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && dashboardTypes[path.Ext(p)] != "" {
+			files = append(files, "/"+p)
+		}
+		return err
+	})
+	if len(files) < 10 {
+		t.Fatalf("dashboard files: %v", files)
+	}
+	for _, f := range files {
 		a := ts.do("GET", f, "", "")
 		if a.Status != 200 {
 			t.Fatalf("%s: %s", f, a)

@@ -23,6 +23,7 @@ type point struct {
 	T         time.Time `json:"t"`
 	V         *float64  `json:"v"`
 	Reporting *float64  `json:"reporting,omitempty"`
+	ByClass   *byClass  `json:"by_class,omitempty"` // parcels: the step's parcels by class (a stacked chart)
 }
 
 // seriesAnswer is the whole series answer.
@@ -91,7 +92,8 @@ func series(ctx context.Context, eng metrics.Engine, fill fillSource, outlet, me
 			pts[i].V = metrics.Ratio(m.Parcels.Green(), m.Parcels.Total())
 		case "parcels":
 			v := float64(m.Parcels.Total())
-			pts[i].V = &v
+			bc := toParcelsJSON(m.Parcels).ByClass
+			pts[i].V, pts[i].ByClass = &v, &bc
 		case "bin_coverage":
 			v := m.BinCoverage()
 			pts[i].V = &v

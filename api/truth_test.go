@@ -31,7 +31,7 @@ func TestAgreesWithSimulatorTruth(t *testing.T) {
 	end := now.Add(-2 * time.Hour).Truncate(time.Millisecond)
 	start := end.Add(-6 * time.Hour)
 	truth := city.NewTruth(c)
-	var lines, payload []byte
+	var lines []byte
 	for i, ref := range c.Devices() {
 		d := c.NewDevice(ref)
 		step := 5 * time.Minute
@@ -50,12 +50,8 @@ func TestAgreesWithSimulatorTruth(t *testing.T) {
 			if i%5 == 0 && k >= 20 && k < 28 {
 				continue
 			}
-			payload = d.AppendTelemetry(payload[:0], at.UnixMilli())
-			m, err := telemetry.Decode(ref.TelemetryTopic(), payload, now)
-			if err != nil {
-				t.Fatalf("simulated message: %v", err)
-			}
-			lines = telemetry.AppendPoint(lines, &m)
+			var m telemetry.Message
+			lines, m = appendReport(t, lines, d, at, now)
 			truth.Published(&m)
 		}
 	}
