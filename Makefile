@@ -7,7 +7,7 @@ PKGS := ./...
 # go test output of the last `make test`, for reading failures.
 TESTLOG ?= $(CURDIR)/.cache/test.log
 
-.PHONY: all run build test tools vet lint bench bench-telemetry bench-spool bench-collector bench-sim bench-api bench-metrics clean
+.PHONY: all run build test tools vet lint screenshots bench bench-telemetry bench-spool bench-collector bench-sim bench-api bench-metrics clean
 
 all: build
 
@@ -46,6 +46,13 @@ test: tools vet lint
 	@if grep -qE '^(FAIL|--- FAIL|panic)' $(TESTLOG); then echo "make test: FAILED"; exit 1; fi
 	@if grep -q -- '--- SKIP' $(TESTLOG); then grep -- '--- SKIP' $(TESTLOG); echo "make test: a test was skipped"; exit 1; fi
 	@echo "make test: $$(grep -cE '^\s*--- PASS' $(TESTLOG)) passed, 0 failed"
+
+# The dashboard's screenshots (docs/screenshots/, shown in the README):
+# every view in Chinese and English, 1280 px and 400 px wide, taken by the
+# dashboard's browser test on its simulated city.
+screenshots: tools
+	@mkdir -p docs/screenshots
+	GREENPOST_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestDashboardInChromium/every_view' ./api/
 
 # Benchmarks (never timed assertions in tests). See docs/benchmarks.md.
 # Each part adds its own bench-<part> target to this list.

@@ -261,6 +261,17 @@ func (b *browserSession) shot(name string) {
 	}
 }
 
+// signIn enters the viewer key if the page asks for one.
+func (b *browserSession) signIn() {
+	b.t.Helper()
+	b.open("#/overview")
+	if evalIn[string](b, `document.body.dataset.loaded`) == "key" {
+		b.do(chromedp.SendKeys(chromedp.Search(`//input[@id=//label[normalize-space()="访问密钥"]/@for]`), viewerKey),
+			chromedp.Click(chromedp.Search(`//button[normalize-space()="进入"]`)))
+		b.settle()
+	}
+}
+
 // sectionText is the visible text of the section under a heading.
 func (b *browserSession) sectionText(heading string) string {
 	b.t.Helper()
@@ -360,7 +371,7 @@ func TestDashboardInChromium(t *testing.T) {
 	tg := districts.Targets
 	hash, win := cityDays(time.Now())
 
-	t.Run("key", func(t *testing.T) {
+	t.Run("key", func(t *testing.T) { // other subtests sign in themselves when run alone
 		b.t = t
 		b.do(chromedp.Navigate(b.base + "/")) // redirects to the dashboard
 		b.do(chromedp.WaitVisible(chromedp.Search(`//h2[normalize-space()="请输入访问密钥"]`)))
@@ -382,6 +393,7 @@ func TestDashboardInChromium(t *testing.T) {
 
 	t.Run("every view in zh and en, desktop and 400 px", func(t *testing.T) {
 		b.t = t
+		b.signIn()
 		outlet := dc.city.Outlets[0].ID
 		for _, size := range []struct {
 			name string
@@ -397,6 +409,9 @@ func TestDashboardInChromium(t *testing.T) {
 				} {
 					b.open(v.hash)
 					b.noConsoleErrors(v.name + " " + lang + " " + size.name)
+					if state := evalIn[string](b, `document.body.dataset.loaded`); state != "yes" {
+						t.Errorf("%s %s %s: the page is %q", v.name, lang, size.name, state)
+					}
 					if wide := evalIn[bool](b, `document.documentElement.scrollWidth > window.innerWidth`); wide {
 						t.Errorf("%s %s %s: the page scrolls sideways", v.name, lang, size.name)
 					}
@@ -413,6 +428,7 @@ func TestDashboardInChromium(t *testing.T) {
 
 	t.Run("city and district figures equal the API's", func(t *testing.T) {
 		b.t = t
+		b.signIn()
 		b.open("#/overview?" + hash)
 		var city, byDistrict groupsAnswer
 		api("/v1/rates?group_by=city&"+win, &city)
@@ -475,6 +491,7 @@ func TestDashboardInChromium(t *testing.T) {
 
 	t.Run("outlet address and figures", func(t *testing.T) {
 		b.t = t
+		b.signIn()
 		o := dc.city.Outlets[0]
 		b.open("#/outlets/" + o.ID + "?" + hash)
 		var r outletRates
@@ -504,6 +521,7 @@ func TestDashboardInChromium(t *testing.T) {
 
 	t.Run("window picker and CSV", func(t *testing.T) {
 		b.t = t
+		b.signIn()
 		b.open("#/overview")
 		b.choose("时间范围", "最近 24 小时")
 		b.settle()
@@ -538,6 +556,7 @@ func TestDashboardInChromium(t *testing.T) {
 
 	t.Run("language switch", func(t *testing.T) {
 		b.t = t
+		b.signIn()
 		b.open("#/overview?" + hash)
 		b.do(chromedp.Click(chromedp.Search(`//button[normalize-space()="EN"]`)))
 		b.settle()
@@ -561,6 +580,7 @@ func TestDashboardInChromium(t *testing.T) {
 
 	t.Run("map", func(t *testing.T) {
 		b.t = t
+		b.signIn()
 		b.open("#/map?" + hash)
 		shapes, err := city.WuhanShapes()
 		if err != nil {
@@ -596,6 +616,9 @@ func TestDashboardInChromium(t *testing.T) {
 			t.Fatalf("address after a click on %s: %s", dist, loc)
 		}
 		b.waitText("全市地图", "已筛选："+zh[dist]+"。")
+		b.clickText("全市地图", "放大主城区")
+		b.do(chromedp.WaitVisible(chromedp.Search(`//button[normalize-space()="显示全市范围"][@aria-pressed="true"]`)))
+		b.clickText("全市地图", "显示全市范围")
 		b.clickText("全市地图", "显示全市")
 		b.settle()
 		b.clickMap(lone.Lat, lone.Lon)
@@ -608,6 +631,7 @@ func TestDashboardInChromium(t *testing.T) {
 
 	t.Run("keyboard", func(t *testing.T) {
 		b.t = t
+		b.signIn()
 		b.open("#/overview")
 		var seen []string
 		for i := 0; i < 12; i++ {
@@ -648,6 +672,7 @@ func TestDashboardInChromium(t *testing.T) {
 
 	t.Run("a refused request", func(t *testing.T) {
 		b.t = t
+		b.signIn()
 		stop := b.refuse("*/v1/series*", 500, `{"type":"urn:greenpost:problem:internal","title":"Internal Server Error","status":500,"code":"internal","detail":"test"}`)
 		b.open("#/overview?" + hash)
 		b.waitText("绿色包装使用率（目标一）", "服务器出错（500）。")

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Makes sure Debian's chromium is installed (the API's dashboard test drives
-# it headless through the DevTools protocol) and prints its path. Installing
-# needs root; as another user it says what to run and fails, so the browser
-# test fails instead of quietly not running.
+# it headless through the DevTools protocol), with a Chinese font (the page
+# is Chinese first; without one its screenshots show empty boxes), and
+# prints its path. Installing needs root; as another user it says what to
+# run and fails, so the browser test fails instead of quietly not running.
 set -euo pipefail
 find_it() {
   for c in chromium chromium-browser; do
@@ -11,12 +12,13 @@ find_it() {
   [ -x /usr/bin/chromium ] && { echo /usr/bin/chromium; return 0; }
   return 1
 }
-if path=$(find_it); then echo "$path"; exit 0; fi
+has_cjk_font() { fc-list :lang=zh 2>/dev/null | grep -q .; }
+if path=$(find_it) && has_cjk_font; then echo "$path"; exit 0; fi
 if [ "$(id -u)" != 0 ]; then
-  echo "chromium is missing: install Debian's package as root: apt-get install chromium" >&2
+  echo "chromium or a Chinese font is missing: install Debian's packages as root: apt-get install chromium fonts-wqy-microhei" >&2
   exit 1
 fi
-echo "installing Debian's chromium package" >&2
+echo "installing Debian's chromium and a Chinese font (fonts-wqy-microhei)" >&2
 apt-get update -qq >&2
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >&2
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core fonts-wqy-microhei >&2
 find_it

@@ -83,9 +83,10 @@ const classColors = ["#1b5e20", "#43a047", "#81c784", "#00838f", "#e65100", "#ad
 /** stackedClasses draws parcels by class per step, stacked. */
 export function stackedClasses(el, { points, label }) {
   const c = chart(el);
+  const narrow = el.clientWidth < 560; // the legend takes three lines
   c.setOption({
     animation: false,
-    grid: { left: 8, right: 16, top: 64, bottom: 8, containLabel: true },
+    grid: { left: 8, right: 16, top: narrow ? 84 : 40, bottom: 8, containLabel: true },
     legend: { top: 0, type: "plain", textStyle: axisText, itemGap: 8 },
     tooltip: {
       trigger: "axis",
@@ -116,7 +117,7 @@ export function fillChart(el, { bins, fullPct, label }) {
       trigger: "axis",
       formatter: (ps) => tip(label(times[ps[0].dataIndex]), ps.map((p) => [p.seriesName, p.value === null || p.value === undefined ? t("none") : num(p.value) + "%"])),
     },
-    xAxis: { type: "category", data: times.map(label), axisLabel: { ...axisText, hideOverlap: true } },
+    xAxis: { type: "category", data: times.map(label), axisLabel: { ...axisText, hideOverlap: true, showMaxLabel: false } },
     yAxis: { type: "value", min: 0, max: 100, axisLabel: { ...axisText, formatter: "{value}%" }, splitLine: { lineStyle: { color: GRID } } },
     series: bins.map((b, i) => ({
       name: b.device, type: "line", step: "end", showSymbol: false, connectNulls: true, data: b.points.map((p) => p.v),

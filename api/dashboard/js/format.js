@@ -118,5 +118,6 @@ export function duration(sinceIso, now = Date.now()) {
   const m = min % 60;
   if (d > 0) return t("dur_dh", { d, h });
   if (h > 0) return t("dur_hm", { h, m });
+  if (min === 0) return t("dur_0");
   return t("dur_m", { m: min });
 }

@@ -77,6 +77,7 @@ function renderNav(s) {
 
 function showKeyBox(err) {
   stopView();
+  document.body.dataset.signedIn = "no";
   $("keybox").hidden = false;
   $("main").hidden = true;
   $("key-msg").textContent = err ? message(err) : t("key_intro");
@@ -113,6 +114,7 @@ async function render() {
   }
   $("keybox").hidden = true;
   $("main").hidden = false;
+  document.body.dataset.signedIn = "yes";
   stopView();
   const main = $("main");
   main.replaceChildren();
@@ -143,6 +145,10 @@ async function render() {
 
 function showWindow(ctx) {
   const w = ctx.win;
+  if (ctx.state.view === "alerts") {
+    $("status").textContent = t("alerts_now", { at: dateTime(new Date().toISOString()) });
+    return;
+  }
   $("status").textContent = t("window_shown", { from: dateTime(w.from.toISOString()), to: dateTime(w.to.toISOString()), zone: zoneName() })
     + " · " + t("refreshed", { at: dateTime(new Date().toISOString()) });
 }

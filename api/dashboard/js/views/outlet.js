@@ -57,7 +57,7 @@ export default function outletView(main, ctx) {
         h("dt", {}, t("counters_reporting")), h("dd", {}, pct(r.completeness.counter_reporting)),
       ),
       bar(r.green_rate, tg.green_rate, r.meets.green_rate),
-      h("h3", {}, t("waste_free"), " ", badge(r.meets.waste_free)),
+      h("h3", {}, t("waste_free_outlet"), " ", badge(r.meets.waste_free)),
       reasons.length
         ? h("ul", { class: "reasons" }, reasons.map((x) => h("li", {}, reasonText(x))))
         : h("p", {}, ev ? t("waste_free_pass") : t("waste_free_inactive")),
