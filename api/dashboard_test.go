@@ -19,6 +19,7 @@ import (
 
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -647,6 +648,29 @@ func TestDashboardInChromium(t *testing.T) {
 		if loc := b.location(); !strings.HasPrefix(loc, "#/map") {
 			t.Errorf("Tab to 地图 and Enter: %s (focus went %q)", loc, seen)
 		}
+	})
+
+	t.Run("printable collection list", func(t *testing.T) {
+		b.t = t
+		b.signIn()
+		b.open("#/alerts?tab=full")
+		var alerts alertsAnswer
+		api("/v1/alerts?kind=bin_full", &alerts)
+		if _, err := chromedp.Call(b.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Media: "print"}); err != nil {
+			t.Fatal(err)
+		}
+		defer chromedp.Call(b.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{})
+		paper := evalIn[string](b, `document.body.innerText`)
+		if !strings.Contains(paper, "回收箱清运单") || strings.Contains(paper, "下载 CSV") {
+			t.Errorf("the printed page: %s", paper)
+		}
+		for _, a := range alerts.Alerts {
+			o := dc.city.Outlet(a.Outlet)
+			if !strings.Contains(paper, zh[o.District]) || !strings.Contains(paper, o.Name) || !strings.Contains(paper, a.Device) {
+				t.Errorf("full bin %s of %s not on the printed list", a.Device, o.Name)
+			}
+		}
+		b.shot("collection-list-zh-print")
 	})
 
 	t.Run("a miss never looks like the target", func(t *testing.T) {

@@ -174,7 +174,7 @@ export function districtMap(el, { districts, outlets, target, indicatorName, onD
     },
     geo: {
       map: "wuhan", roam: true, layoutCenter: ["50%", "50%"], layoutSize: "100%", aspectScale: 0.86,
-      label: { show: true, color: INK, fontSize: 11, formatter: (p) => (districts.find((x) => x.nameZH === p.name) || {}).short || p.name },
+      label: { show: true, color: INK, fontSize: 11, textBorderColor: "#fff", textBorderWidth: 3, formatter: (p) => (districts.find((x) => x.nameZH === p.name) || {}).short || p.name },
       itemStyle: { borderColor: "#555", borderWidth: 1 },
       emphasis: { label: { color: INK }, itemStyle: { areaColor: null, borderWidth: 2 } },
       select: { disabled: true },
