@@ -60,15 +60,23 @@ func ftime(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
+// ftimeNano is ftime keeping every digit, so that an export imports exactly.
+func ftimeNano(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
 // outletCSVHeader is the import header plus what the registry adds, so an
 // export can be imported again as it is.
-var outletCSVHeader = append(append([]string{}, csvColumns...), "active", "updated")
+var outletCSVHeader = append(append([]string{}, csvColumns...), "active", "active_since", "updated")
 
 func outletCSVRows(os []Outlet) [][]string {
 	rows := make([][]string, len(os))
 	for i, o := range os {
 		rows[i] = []string{o.ID, ftext(o.Name), o.District, ftext(o.Address), fnum(o.Lat), fnum(o.Lon), ftext(o.Operator),
-			strconv.FormatBool(o.Active), o.Updated.UTC().Format(time.RFC3339Nano)}
+			strconv.FormatBool(o.Active), ftimeNano(o.ActiveSince), o.Updated.UTC().Format(time.RFC3339Nano)}
 	}
 	return rows
 }

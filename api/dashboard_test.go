@@ -108,7 +108,7 @@ func startDashCity(t *testing.T) *dashCity {
 		"GP_API_KEYS": "admin:" + adminKey + ",viewer:" + viewerKey,
 	})
 	var reg bytes.Buffer
-	if err := c.WriteRegistry(&reg); err != nil {
+	if err := c.WriteRegistry(&reg, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, 30*time.Second, "readyz", func() bool { return dc.api.do(t, "GET", "/readyz", "", "", "").Status == 200 })
@@ -136,12 +136,12 @@ func appendReport(t *testing.T, lines []byte, d *city.Device, at, now time.Time)
 
 // browserSession is one headless chromium with its console watched.
 type browserSession struct {
-	t        *testing.T
-	ctx      context.Context
-	base     string
-	mu       sync.Mutex
-	console  []string
-	dlDir    string
+	t       *testing.T
+	ctx     context.Context
+	base    string
+	mu      sync.Mutex
+	console []string
+	dlDir   string
 }
 
 func newBrowser(t *testing.T, base string) *browserSession {

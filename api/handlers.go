@@ -314,17 +314,22 @@ func getSeries(reg *registry, eng metrics.Engine, fill fillSource, wr windowRule
 		if err != nil {
 			return err
 		}
-		if _, ok := reg.Get(id); !ok {
+		o, ok := reg.Get(id)
+		if !ok {
 			return errNotFound("no outlet %q", id)
 		}
-		pts, err := series(c.UserContext(), eng, fill, id, metric, w, step)
-		if err != nil {
-			return err
+		// The series starts where the outlet is judged from (metrics-v1 v1.1).
+		pts := []point{}
+		if jw, ok := metrics.JudgedWindow(w, o.ActiveSince); ok {
+			if pts, err = series(c.UserContext(), eng, fill, id, metric, jw, step); err != nil {
+				return err
+			}
 		}
 		if csv {
 			return sendCSV(c, seriesCSVHeader, seriesCSVRows(pts))
 		}
-		return c.JSON(seriesAnswer{Outlet: id, Metric: metric, Step: stepText, From: w.From, To: w.To, Points: pts})
+		return c.JSON(seriesAnswer{Outlet: id, Metric: metric, Step: stepText, From: w.From, To: w.To,
+			JudgedFrom: judgedFrom(w, o.ActiveSince), Points: pts})
 	}
 }
 

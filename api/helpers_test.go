@@ -311,13 +311,16 @@ func (a answer) json(t *testing.T, v any) {
 // putOutlet registers an outlet through the API.
 func (ts *testServer) putOutlet(o Outlet) {
 	ts.t.Helper()
-	body, _ := json.Marshal(map[string]any{"name": o.Name, "district": o.District, "address": o.Address,
-		"lat": o.Lat, "lon": o.Lon, "operator": o.Operator, "active": o.Active})
+	in := map[string]any{"name": o.Name, "district": o.District, "address": o.Address,
+		"lat": o.Lat, "lon": o.Lon, "operator": o.Operator, "active": o.Active}
+	if !o.ActiveSince.IsZero() {
+		in["active_since"] = o.ActiveSince
+	}
+	body, _ := json.Marshal(in)
 	if a := ts.do("PUT", "/v1/outlets/"+o.ID, adminKey, string(body)); a.Status != 200 {
 		ts.t.Fatalf("PUT %s: %s", o.ID, a)
 	}
 }
-
 
 // waitUntil polls cond until it holds or the deadline passes.
 func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {

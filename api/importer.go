@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // outletInput is the JSON body of PUT /v1/outlets/{id} and one element of a
@@ -24,7 +25,9 @@ type outletInput struct {
 	Lon      *float64 `json:"lon"`
 	Operator string   `json:"operator"`
 	Active   *bool    `json:"active"`
-	Updated  any      `json:"updated"` // accepted so a GET answer can be PUT back; ignored
+	// ActiveSince is RFC 3339; absent, null or "": always.
+	ActiveSince *string `json:"active_since"`
+	Updated     any     `json:"updated"` // accepted so a GET answer can be PUT back; ignored
 }
 
 // outlet turns the input into an Outlet; id is the path's id (or "" for an
@@ -49,7 +52,28 @@ func (in *outletInput) outlet(id string) (Outlet, error) {
 	if in.Active != nil {
 		o.Active = *in.Active
 	}
+	if in.ActiveSince != nil {
+		t, err := parseActiveSince(*in.ActiveSince)
+		if err != nil {
+			return o, errInvalid("active_since", "active_since: %v", err)
+		}
+		o.ActiveSince = t
+	}
 	return o, nil
+}
+
+// parseActiveSince reads an outlet's active_since: an RFC 3339 time, or
+// empty for "always". It is kept in UTC.
+func parseActiveSince(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q: want an RFC 3339 time such as 2026-11-01T08:00:00+08:00, or empty", s)
+	}
+	return t.UTC(), nil
 }
 
 // decodeOutletJSON reads one JSON object strictly: unknown keys and trailing
@@ -116,10 +140,10 @@ func parseImportCSV(body []byte) ([]importRow, []importError, error) {
 	col := map[string]int{}
 	for i, h := range header {
 		h = strings.TrimSpace(strings.TrimPrefix(h, "\uFEFF"))
-		// active is optional; updated (in our own exports) is ignored, so
-		// an export imports again as it is.
-		if !slices.Contains(csvColumns, h) && h != "active" && h != "updated" {
-			return nil, nil, errInvalid("body", "CSV header: unknown column %q (want %s and optionally active)", h, strings.Join(csvColumns, ","))
+		// active and active_since are optional; updated (in our own
+		// exports) is ignored, so an export imports again as it is.
+		if !slices.Contains(csvColumns, h) && h != "active" && h != "active_since" && h != "updated" {
+			return nil, nil, errInvalid("body", "CSV header: unknown column %q (want %s and optionally active, active_since)", h, strings.Join(csvColumns, ","))
 		}
 		if _, dup := col[h]; dup {
 			return nil, nil, errInvalid("body", "CSV header: column %q twice", h)
@@ -188,6 +212,11 @@ func csvOutlet(rec []string, col map[string]int) (Outlet, error) {
 			if o.Active, err = strconv.ParseBool(v); err != nil {
 				return o, fmt.Errorf("active: %q is not true or false", v)
 			}
+		}
+	}
+	if i, ok := col["active_since"]; ok {
+		if o.ActiveSince, err = parseActiveSince(rec[i]); err != nil {
+			return o, fmt.Errorf("active_since: %w", err)
 		}
 	}
 	return o, nil

@@ -79,10 +79,13 @@ type outletCompleteness struct {
 
 // outletRates is GET /v1/outlets/{id}/rates (api-v1 fields first).
 type outletRates struct {
-	Outlet  string      `json:"outlet"`
-	From    time.Time   `json:"from"`
-	To      time.Time   `json:"to"`
-	Parcels parcelsJSON `json:"parcels"`
+	Outlet string    `json:"outlet"`
+	From   time.Time `json:"from"`
+	To     time.Time `json:"to"`
+	// JudgedFrom: the outlet's active_since cut the window; its figures
+	// count from here (metrics-v1 v1.1).
+	JudgedFrom *time.Time  `json:"judged_from,omitempty"`
+	Parcels    parcelsJSON `json:"parcels"`
 	rates
 	BoxesRecovered int64   `json:"boxes_recovered"`
 	Covered        bool    `json:"covered"`
@@ -100,7 +103,7 @@ type outletRates struct {
 
 func makeOutletRates(o Outlet, w metrics.Window, m metrics.Outlet, t metrics.Targets) outletRates {
 	r := outletRates{
-		Outlet: o.ID, From: w.From, To: w.To,
+		Outlet: o.ID, From: w.From, To: w.To, JudgedFrom: judgedFrom(w, o.ActiveSince),
 		Parcels: toParcelsJSON(m.Parcels), rates: ratesOf(m.Parcels),
 		BoxesRecovered: m.Parcels.BoxesRecovered,
 		Covered:        m.Covered(), BinsReporting: m.BinsReporting, BinCoverage: m.BinCoverage(),
@@ -200,39 +203,55 @@ type rater struct {
 	cache   *figureCache // nil: every question goes to the engine
 }
 
-// compute asks the engine for outlets over w. Every outlet is answered (the
-// engine promises it); a missing one would be a bug, and is counted as an
-// outlet with no data rather than dropped.
+// compute asks the engine for outlets over w, each over the part of w it
+// is judged on (metrics-v1 v1.1: from its active_since on; outlets sharing
+// that part are asked together). Every outlet with a part of w is answered
+// (the engine promises it; a missing one would be a bug, and is counted as
+// an outlet with no data rather than dropped); an outlet whose
+// active_since is at or after w.To is not in the answer.
 func (r *rater) compute(ctx context.Context, w metrics.Window, outlets []Outlet) (map[string]metrics.Outlet, error) {
 	if len(outlets) == 0 {
 		return map[string]metrics.Outlet{}, nil
 	}
-	ids := make([]string, len(outlets))
+	js := make([]metrics.Judged, len(outlets))
 	for i := range outlets {
-		ids[i] = outlets[i].ID
+		js[i] = metrics.Judged{ID: outlets[i].ID, ActiveSince: outlets[i].ActiveSince}
 	}
-	res, err := r.cache.get(ctx, w, ids, func(ctx context.Context) (map[string]metrics.Outlet, error) {
-		return r.engine.Outlets(ctx, w, ids)
-	})
+	ask := func(ctx context.Context, jw metrics.Window, ids []string) (map[string]metrics.Outlet, error) {
+		res, err := r.cache.get(ctx, jw, ids, func(ctx context.Context) (map[string]metrics.Outlet, error) {
+			return r.engine.Outlets(ctx, jw, ids)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("metrics for %d outlets over %s..%s: %w", len(ids), jw.From.Format(time.RFC3339), jw.To.Format(time.RFC3339), err)
+		}
+		return res, nil
+	}
+	res, err := metrics.OutletsJudged(ctx, ask, w, js)
 	if err != nil {
-		return nil, fmt.Errorf("metrics for %d outlets over %s..%s: %w", len(ids), w.From.Format(time.RFC3339), w.To.Format(time.RFC3339), err)
+		return nil, err
 	}
-	for _, id := range ids {
-		if _, ok := res[id]; !ok {
-			// The answer may be shared (cache): fill a copy, never it.
-			filled := make(map[string]metrics.Outlet, len(ids))
-			for k, v := range res {
-				filled[k] = v
+	for _, j := range js { // res is our own map (never the cache's): fill it
+		if jw, ok := metrics.JudgedWindow(w, j.ActiveSince); ok {
+			if _, ok := res[j.ID]; !ok {
+				res[j.ID] = metrics.Outlet{WindowMinutes: jw.Minutes()}
 			}
-			for _, id := range ids {
-				if _, ok := filled[id]; !ok {
-					filled[id] = metrics.Outlet{WindowMinutes: w.Minutes()}
-				}
-			}
-			return filled, nil
 		}
 	}
 	return res, nil
+}
+
+// judgedFrom is what an answer says of the part of w an outlet was judged
+// on: the start of that part when later than w.From, else nil.
+func judgedFrom(w metrics.Window, since time.Time) *time.Time {
+	jw, ok := metrics.JudgedWindow(w, since)
+	if !ok {
+		t := since.UTC()
+		return &t
+	}
+	if jw.From.After(w.From) {
+		return &jw.From
+	}
+	return nil
 }
 
 // outlet computes one outlet (active or not: its own rates always answer).
@@ -241,6 +260,7 @@ func (r *rater) outlet(ctx context.Context, o Outlet, w metrics.Window) (outletR
 	if err != nil {
 		return outletRates{}, err
 	}
+	// Not in the answer: it joined at or after to, so nothing is judged.
 	return makeOutletRates(o, w, res[o.ID], r.targets), nil
 }
 
@@ -264,13 +284,17 @@ func rollUp(outlets []Outlet, res map[string]metrics.Outlet, groupBy string, t m
 		accs["city"] = &metrics.Group{}
 	}
 	for i := range outlets {
+		m, ok := res[outlets[i].ID]
+		if !ok {
+			continue // joined at or after to: left out, like an inactive outlet
+		}
 		k := groupKey(&outlets[i], groupBy)
 		a := accs[k]
 		if a == nil {
 			a = &metrics.Group{}
 			accs[k] = a
 		}
-		a.Add(res[outlets[i].ID], t)
+		a.Add(m, t)
 	}
 	out := make([]groupRates, 0, len(accs))
 	for k, a := range accs {
@@ -282,14 +306,15 @@ func rollUp(outlets []Outlet, res map[string]metrics.Outlet, groupBy string, t m
 
 // wasteFreeOutlet is one outlet of GET /v1/waste-free.
 type wasteFreeOutlet struct {
-	Outlet      string   `json:"outlet"`
-	District    string   `json:"district"`
-	Operator    string   `json:"operator"`
-	Pass        bool     `json:"pass"`
-	GreenRate   *float64 `json:"green_rate"`
-	Covered     bool     `json:"covered"`
-	BinCoverage float64  `json:"bin_coverage"`
-	Reasons     []reason `json:"reasons"`
+	Outlet      string     `json:"outlet"`
+	District    string     `json:"district"`
+	Operator    string     `json:"operator"`
+	JudgedFrom  *time.Time `json:"judged_from,omitempty"`
+	Pass        bool       `json:"pass"`
+	GreenRate   *float64   `json:"green_rate"`
+	Covered     bool       `json:"covered"`
+	BinCoverage float64    `json:"bin_coverage"`
+	Reasons     []reason   `json:"reasons"`
 }
 
 // wasteFree evaluates every active outlet matching f, in id order.
@@ -300,14 +325,17 @@ func (r *rater) wasteFree(ctx context.Context, w metrics.Window, f outletFilter)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]wasteFreeOutlet, len(outlets))
-	for i, o := range outlets {
-		m := res[o.ID]
-		reasons := reasonsOf(m.WasteFree(r.targets))
-		out[i] = wasteFreeOutlet{
-			Outlet: o.ID, District: o.District, Operator: o.Operator, Pass: len(reasons) == 0,
-			GreenRate: m.Parcels.Rates().Green, Covered: m.Covered(), BinCoverage: m.BinCoverage(), Reasons: reasons,
+	out := make([]wasteFreeOutlet, 0, len(outlets))
+	for _, o := range outlets {
+		m, ok := res[o.ID]
+		if !ok {
+			continue // joined at or after to: nothing to evaluate
 		}
+		reasons := reasonsOf(m.WasteFree(r.targets))
+		out = append(out, wasteFreeOutlet{
+			Outlet: o.ID, District: o.District, Operator: o.Operator, JudgedFrom: judgedFrom(w, o.ActiveSince), Pass: len(reasons) == 0,
+			GreenRate: m.Parcels.Rates().Green, Covered: m.Covered(), BinCoverage: m.BinCoverage(), Reasons: reasons,
+		})
 	}
 	return out, nil
 }

@@ -32,15 +32,18 @@ const (
 
 // Outlet is one entry of the registry.
 type Outlet struct {
-	ID       string    `json:"id"`
-	Name     string    `json:"name"`
-	District string    `json:"district"`
-	Address  string    `json:"address"`
-	Lat      float64   `json:"lat"`
-	Lon      float64   `json:"lon"`
-	Operator string    `json:"operator"`
-	Active   bool      `json:"active"`
-	Updated  time.Time `json:"updated"`
+	ID       string  `json:"id"`
+	Name     string  `json:"name"`
+	District string  `json:"district"`
+	Address  string  `json:"address"`
+	Lat      float64 `json:"lat"`
+	Lon      float64 `json:"lon"`
+	Operator string  `json:"operator"`
+	Active   bool    `json:"active"`
+	// ActiveSince is when the outlet went into service or joined GreenPost
+	// (metrics-v1 v1.1; zero: always): it is judged only from then on.
+	ActiveSince time.Time `json:"active_since,omitzero"`
+	Updated     time.Time `json:"updated"`
 }
 
 // validate checks an outlet against the registry's rules and returns the
@@ -99,12 +102,12 @@ type entry struct {
 func (e *entry) record() store.OutletRecord {
 	o := &e.Outlet
 	return store.OutletRecord{ID: o.ID, Name: o.Name, District: o.District, Address: o.Address, Operator: o.Operator,
-		Lat: o.Lat, Lon: o.Lon, Active: o.Active, Deleted: e.Deleted, Updated: o.Updated}
+		Lat: o.Lat, Lon: o.Lon, Active: o.Active, ActiveSince: o.ActiveSince, Deleted: e.Deleted, Updated: o.Updated}
 }
 
 func entryOf(r *store.OutletRecord) entry {
 	return entry{Outlet: Outlet{ID: r.ID, Name: r.Name, District: r.District, Address: r.Address, Operator: r.Operator,
-		Lat: r.Lat, Lon: r.Lon, Active: r.Active, Updated: r.Updated}, Deleted: r.Deleted}
+		Lat: r.Lat, Lon: r.Lon, Active: r.Active, ActiveSince: r.ActiveSince, Updated: r.Updated}, Deleted: r.Deleted}
 }
 
 // registry is the in-memory copy of the outlet_registry measurement.

@@ -33,7 +33,10 @@ type seriesAnswer struct {
 	Step   string    `json:"step"`
 	From   time.Time `json:"from"`
 	To     time.Time `json:"to"`
-	Points []point   `json:"points"`
+	// JudgedFrom: the outlet's active_since cut the window; the points
+	// start here (metrics-v1 v1.1).
+	JudgedFrom *time.Time `json:"judged_from,omitempty"`
+	Points     []point    `json:"points"`
 }
 
 // fillSource gives the fill level of an outlet's bins per step. The metrics

@@ -61,7 +61,7 @@ func TestAgreesWithSimulatorTruth(t *testing.T) {
 	rep := truth.Report(start, end)
 
 	var reg bytes.Buffer
-	if err := c.WriteRegistry(&reg); err != nil {
+	if err := c.WriteRegistry(&reg, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, mode := range []string{"rollup", "raw"} {

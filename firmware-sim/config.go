@@ -58,6 +58,7 @@ type config struct {
 	TruthFile          string
 	CredentialsFile    string
 	RegistryFile       string
+	ActiveSince        time.Time // the registry's active_since; zero: the start of this run's data
 	DistrictsFile      string
 	Districts          []city.District
 	Faults             []string
@@ -112,6 +113,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&c.TruthFile, "truth", "", "write the ground truth as JSON at the end")
 	fs.StringVar(&c.RegistryFile, "registry", "", "write the simulated outlets as registry CSV at the start")
 	fs.StringVar(&c.CredentialsFile, "credentials", "", "credentials.csv of gpctl provision: each device logs in with its own password")
+	activeSince := fs.String("active-since", "", "the registry's active_since, RFC 3339 (default: the start of this run's data, rounded down to the minute)")
 	fs.StringVar(&c.DistrictsFile, "districts", "", "CSV of districts (id,name,lat,lon,spread,weight); default Wuhan's 13")
 	faults := fs.String("faults", "", "comma-separated faults: "+strings.Join(knownFaults, ", "))
 	fs.StringVar(&c.ScenarioFile, "scenario", "", "JSON file of fault rates (see docs/firmware-sim.md); enables the faults it names")
@@ -224,6 +226,13 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	if c.Step < time.Second {
 		r.Problem("-step", "%v: want at least 1s", c.Step)
+	}
+	if *activeSince != "" {
+		t, err := time.Parse(time.RFC3339, *activeSince)
+		if err != nil {
+			r.Problem("-active-since", "%q: want an RFC 3339 time", *activeSince)
+		}
+		c.ActiveSince = t
 	}
 	now := time.Now()
 	c.End = now.Truncate(c.Step)

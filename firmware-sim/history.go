@@ -82,16 +82,22 @@ func (h *historyDevice) report(buf []byte, t time.Time, cfg *config, now time.Ti
 	return buf, &m, "", nil
 }
 
-func runHistory(ctx context.Context, cfg config, c *city.City, log *slog.Logger) (map[string]any, error) {
-	end := cfg.End
-	start := end.Add(-time.Duration(cfg.Days) * 24 * time.Hour)
-	// A point older than 30 days fails telemetry-v1 (ts_past): keep the
-	// oldest ones a minute inside the limit, so every point is valid when
-	// written (and over MQTT, when the collector receives it).
+// historyStart is where the history begins: -days before -end, clipped so
+// that a point older than 30 days, which fails telemetry-v1 (ts_past), is
+// never made: the oldest ones stay a minute inside the limit, so every
+// point is valid when written (and over MQTT, when the collector gets it).
+func historyStart(cfg config, log *slog.Logger) time.Time {
+	start := cfg.End.Add(-time.Duration(cfg.Days) * 24 * time.Hour)
 	if oldest := time.Now().Add(-telemetry.MaxPast + time.Minute).Truncate(time.Minute); start.Before(oldest) {
 		log.Info("history clipped to telemetry-v1's 30 days", "from", oldest, "asked", start)
 		start = oldest
 	}
+	return start
+}
+
+// runHistory makes the data of [start, cfg.End) (start from historyStart).
+func runHistory(ctx context.Context, cfg config, c *city.City, start time.Time, log *slog.Logger) (map[string]any, error) {
+	end := cfg.End
 	var truth *city.Truth
 	if cfg.TruthFile != "" {
 		truth = city.NewTruth(c)

@@ -26,13 +26,12 @@ type liveStats struct {
 	sent, acked, malformed, duplicates, reboots, offline, reconnects, selfCheck atomic.Int64
 }
 
-// runLive runs every device of the city on its own schedule until ctx ends
+// runLive runs every device (from start, the truth's from) of the city on its own schedule until ctx ends
 // (SIGTERM, -duration) or every device has had its -reports slots, then
 // writes the truth.
-func runLive(ctx context.Context, cfg config, c *city.City, log *slog.Logger) (map[string]any, error) {
+func runLive(ctx context.Context, cfg config, c *city.City, start time.Time, log *slog.Logger) (map[string]any, error) {
 	truth := city.NewTruth(c)
 	st := &liveStats{}
-	start := time.Now()
 	// Each device is one goroutine, owned by the group; a device returns an
 	// error only when retrying cannot help (the broker refused it).
 	g, gctx := errgroup.WithContext(ctx)

@@ -48,11 +48,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log.Info("started", "mode", cfg.Mode, "mqtt", cfg.MQTTURL, "outlets", cfg.Outlets, "bins", cfg.Bins,
 		"devices", devices, "seed", cfg.Seed, "faults", strings.Join(cfg.Faults, ","), "rates", cfg.Fault.String())
+	// The simulated data starts here: the truth's from, and (rounded down
+	// to the minute) the outlets' active_since in the registry, so the API
+	// judges them from when their data begins (metrics-v1 v1.1).
+	start := time.Now()
+	if cfg.Mode == modeHistory {
+		start = historyStart(cfg, log)
+	}
 	if cfg.RegistryFile != "" {
-		if err := writeFileAtomic(cfg.RegistryFile, c.WriteRegistry); err != nil {
+		// A device with a skewed clock may stamp reports up to SkewMax
+		// before the start (the truth's from widens for them too).
+		first := start
+		if cfg.Mode == modeLive && cfg.Fault.SkewShare > 0 {
+			first = start.Add(-cfg.Fault.SkewMax)
+		}
+		since := first.UTC().Truncate(time.Minute)
+		if !cfg.ActiveSince.IsZero() {
+			since = cfg.ActiveSince // an earlier run's data start (make run keeps it)
+		}
+		err := writeFileAtomic(cfg.RegistryFile, func(w io.Writer) error { return c.WriteRegistry(w, since) })
+		if err != nil {
 			return fmt.Errorf("registry: %w", err)
 		}
-		log.Info("registry written", "file", cfg.RegistryFile, "outlets", len(c.Outlets))
+		log.Info("registry written", "file", cfg.RegistryFile, "outlets", len(c.Outlets), "active_since", since)
 	}
 	if cfg.Mode != modeHistory || !cfg.Influx {
 		if err := raiseFileLimit(uint64(devices) + 32); err != nil {
@@ -67,11 +85,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	var summary map[string]any
 	switch cfg.Mode {
 	case modeLive:
-		summary, err = runLive(ctx, cfg, c, log)
+		summary, err = runLive(ctx, cfg, c, start, log)
 	case modeLoad:
 		summary, err = runLoad(ctx, cfg, c, log)
 	case modeHistory:
-		summary, err = runHistory(ctx, cfg, c, log)
+		summary, err = runHistory(ctx, cfg, c, start, log)
 	}
 	if summary != nil {
 		summary["mode"] = cfg.Mode

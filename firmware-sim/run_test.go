@@ -47,6 +47,7 @@ func TestBadSettingsExit2(t *testing.T) {
 		{nil, []string{"-mode", "load", "-faults", "reboot"}, "-faults"},
 		{nil, []string{"-malformed-rate", "2"}, "-malformed-rate"},
 		{nil, []string{"-skew-max", "25h"}, "-skew-max"},
+		{nil, []string{"-active-since", "yesterday"}, "-active-since"},
 		{nil, []string{"-scenario", "/nonexistent/scenario.json"}, "-scenario"},
 		{[]string{"GP_MQTT_URL=http://127.0.0.1:9001"}, nil, "GP_MQTT_URL"}, // ws:// and wss:// are taken (ws_test.go)
 		{[]string{"GP_INFLUX_URL=influx"}, nil, "GP_INFLUX_URL"},
@@ -67,7 +68,9 @@ func TestBadSettingsExit2(t *testing.T) {
 func TestSIGTERMDrains(t *testing.T) {
 	m := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
 	truth := filepath.Join(t.TempDir(), "truth.json")
-	p := testenv.StartMain(t, []string{"GP_MQTT_URL=" + m.URL}, "-outlets", "2", "-interval", "50ms", "-truth", truth)
+	reg := filepath.Join(t.TempDir(), "registry.csv")
+	p := testenv.StartMain(t, []string{"GP_MQTT_URL=" + m.URL}, "-outlets", "2", "-interval", "50ms", "-truth", truth,
+		"-registry", reg, "-active-since", "2026-11-20T08:00:00+08:00")
 	if err := p.WaitOutput(`"msg":"started"`, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -83,6 +86,11 @@ func TestSIGTERMDrains(t *testing.T) {
 	}
 	if _, err := os.Stat(truth); err != nil {
 		t.Fatalf("truth not written: %v", err)
+	}
+	// -active-since (make run's first start, kept with its data) wins over
+	// this run's start.
+	if b, err := os.ReadFile(reg); err != nil || strings.Count(string(b), ",2026-11-20T00:00:00Z\n") != 2 {
+		t.Fatalf("registry %v:\n%s", err, b)
 	}
 }
 

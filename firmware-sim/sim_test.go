@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -323,6 +324,23 @@ func TestSameSeedSameData(t *testing.T) {
 		if res.registry, err = os.ReadFile(filepath.Join(dir, "r.csv")); err != nil {
 			t.Fatal(err)
 		}
+		// Every outlet is active since the data's start rounded down to the
+		// minute: the truth's from, or before it by up to -skew-max (the
+		// skew fault is on: a skewed clock may stamp reports that early).
+		// That column depends on the clock, the rest on the seed alone.
+		recs, err := csv.NewReader(bytes.NewReader(res.registry)).ReadAll()
+		if err != nil || len(recs) != 4 || recs[0][8] != "active_since" {
+			t.Fatalf("registry %v: %s", err, res.registry)
+		}
+		var rest bytes.Buffer
+		for _, rec := range recs[1:] {
+			since, err := time.Parse(time.RFC3339, rec[8])
+			if err != nil || since.After(res.truth.From) || since.Before(res.truth.From.Add(-11*time.Minute)) || since.Second() != 0 {
+				t.Fatalf("%s active_since %q: want a whole minute at most -skew-max (10m) before the truth's from %v", rec[0], rec[8], res.truth.From)
+			}
+			rest.WriteString(strings.Join(rec[:8], ",") + "\n")
+		}
+		res.registry = rest.Bytes()
 		for _, r := range l.all() {
 			if r.retained { // a retained copy sent on subscribe, not a new message
 				continue
@@ -449,9 +467,19 @@ func TestHistoryToInflux(t *testing.T) {
 	end := time.Now().Truncate(time.Hour).UTC().Format(time.RFC3339)
 	env := map[string]string{"GP_INFLUX_URL": in.URL, "GP_INFLUX_BUCKET": in.Bucket}
 	args := []string{"-mode", "history", "-influx", "-days", "1", "-step", "10m", "-outlets", "5", "-bins", "2",
-		"-seed", "3", "-end", end, "-faults", "reboot", "-reboot-rate", "0.01", "-truth", filepath.Join(dir, "t.json")}
+		"-seed", "3", "-end", end, "-faults", "reboot", "-reboot-rate", "0.01", "-truth", filepath.Join(dir, "t.json"),
+		"-registry", filepath.Join(dir, "r.csv")}
 	s := runSim(t, env, args...)
 	truth := readTruth(t, filepath.Join(dir, "t.json"))
+	// The registry's outlets are active since the history's start (a day
+	// before -end, a whole hour): the truth's from.
+	reg, err := os.ReadFile(filepath.Join(dir, "r.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := truth.From.Format(time.RFC3339); strings.Count(string(reg), ","+want+"\n") != 5 || !truth.From.Equal(truth.To.Add(-24*time.Hour)) {
+		t.Fatalf("registry's active_since: want %s for each of 5 outlets (truth %v..%v):\n%s", want, truth.From, truth.To, reg)
+	}
 	points := int(s["points"].(float64))
 	// 15 devices, 144 reports each, plus one status each.
 	if points != 15*144+15 {

@@ -66,8 +66,12 @@ GP_API_ADDR=127.0.0.1:8080 GP_API_KEYS="admin:$key" bin/api >"$data/logs/api.log
 pids+=($!)
 for _ in $(seq 100); do curl -fs http://127.0.0.1:8080/healthz >/dev/null 2>&1 && curl -fs http://127.0.0.1:9100/healthz >/dev/null 2>&1 && break; sleep 0.2; done
 
+# The outlets are judged from when their data began (active_since): the
+# first run's start, kept with the data.
+[ -s "$data/active-since" ] || date -u +%Y-%m-%dT%H:%M:00Z >"$data/active-since"
 GP_MQTT_URL=tcp://127.0.0.1:1883 bin/firmware-sim -outlets "$outlets" -interval 10s -speed 60 \
-  -credentials "$data/credentials/credentials.csv" -registry "$data/registry.csv" -truth "$data/truth.json" >"$data/logs/firmware-sim.log" 2>&1 &
+  -credentials "$data/credentials/credentials.csv" -registry "$data/registry.csv" -active-since "$(cat "$data/active-since")" \
+  -truth "$data/truth.json" >"$data/logs/firmware-sim.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do [ -s "$data/registry.csv" ] && break; sleep 0.2; done
 curl -fs -XPOST -H "Authorization: Bearer $key" -H "Content-Type: text/csv" \

@@ -371,19 +371,25 @@ func (d DeviceRef) TelemetryTopic() string {
 // StatusTopic is the device's status topic, also its Last Will topic.
 func (d DeviceRef) StatusTopic() string { return telemetry.StatusTopic(d.Outlet.ID, d.Kind, d.ID) }
 
-// RegistryHeader is the header of the API's registry import (api-v1).
-var RegistryHeader = []string{"id", "name", "district", "address", "lat", "lon", "operator", "active"}
+// RegistryHeader is the header of the API's registry import (api-v1, with
+// metrics-v1 v1.1's active_since).
+var RegistryHeader = []string{"id", "name", "district", "address", "lat", "lon", "operator", "active", "active_since"}
 
-// WriteRegistry writes the outlets as CSV in the API's import format.
-func (c *City) WriteRegistry(w io.Writer) error {
+// WriteRegistry writes the outlets as CSV in the API's import format, each
+// active since activeSince (zero: the column is left empty, "always").
+func (c *City) WriteRegistry(w io.Writer, activeSince time.Time) error {
 	cw := csv.NewWriter(w)
 	if err := cw.Write(RegistryHeader); err != nil {
 		return err
 	}
+	since := ""
+	if !activeSince.IsZero() {
+		since = activeSince.UTC().Format(time.RFC3339Nano)
+	}
 	for _, o := range c.Outlets {
 		rec := []string{o.ID, o.Name, o.District, o.Address,
 			strconv.FormatFloat(o.Lat, 'f', 6, 64), strconv.FormatFloat(o.Lon, 'f', 6, 64),
-			o.Operator, strconv.FormatBool(o.Active)}
+			o.Operator, strconv.FormatBool(o.Active), since}
 		if err := cw.Write(rec); err != nil {
 			return err
 		}

@@ -107,7 +107,7 @@ func TestMalformedHaveTheirReason(t *testing.T) {
 func TestSameSeedSameCityAndData(t *testing.T) {
 	registry := func(seed int64) string {
 		var b bytes.Buffer
-		if err := mustCity(t, Config{Seed: seed, Outlets: 200, Bins: 2}).WriteRegistry(&b); err != nil {
+		if err := mustCity(t, Config{Seed: seed, Outlets: 200, Bins: 2}).WriteRegistry(&b, time.Time{}); err != nil {
 			t.Fatal(err)
 		}
 		return b.String()
@@ -141,15 +141,21 @@ func TestSameSeedSameCityAndData(t *testing.T) {
 func TestRegistryCSV(t *testing.T) {
 	c := mustCity(t, Config{Seed: 1, Outlets: 1300, Bins: 2})
 	var b bytes.Buffer
-	if err := c.WriteRegistry(&b); err != nil {
+	since := time.Date(2026, 11, 20, 8, 0, 0, 0, time.FixedZone("CST", 8*3600))
+	if err := c.WriteRegistry(&b, since); err != nil {
 		t.Fatal(err)
 	}
 	recs, err := csv.NewReader(&b).ReadAll()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(recs[0], ","); got != "id,name,district,address,lat,lon,operator,active" {
+	if got := strings.Join(recs[0], ","); got != "id,name,district,address,lat,lon,operator,active,active_since" {
 		t.Fatalf("header %q", got)
+	}
+	for _, rec := range recs[1:] {
+		if rec[8] != "2026-11-20T00:00:00Z" {
+			t.Fatalf("active_since %q, want the start in UTC", rec[8])
+		}
 	}
 	if len(recs) != 1301 {
 		t.Fatalf("%d rows", len(recs)-1)

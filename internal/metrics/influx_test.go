@@ -203,6 +203,8 @@ var handCases = []struct {
 		"b=0: 100, 50, 20. Bin 12:20 serves 12:20..12:33 (14). Counter 11:40..11:55 and 12:10..12:25: 32"},
 }
 
+func ptr(o Outlet) *Outlet { return &o }
+
 func outletWith(minutes int, classes map[telemetry.Class]int64, boxes int64, bins, serving, counters, counting int) Outlet {
 	o := Outlet{WindowMinutes: minutes, Parcels: Parcels{BoxesRecovered: boxes}, BinsReporting: bins, ServingMinutes: serving,
 		CountersReporting: counters, CounterReportingMinutes: counting}
@@ -256,6 +258,45 @@ func TestHandComputed(t *testing.T) {
 			}
 		})
 	}
+	// metrics-v1 v1.1: an outlet is judged from its active_since on.
+	t.Run("active_since", func(t *testing.T) {
+		w := Window{at("2030-03-12T08:10:00Z"), at("2030-03-12T11:20:00Z")}
+		for _, c := range []struct {
+			outlet, since string
+			want          *Outlet // nil: left out of the answer
+			explain       string
+		}{
+			{"h-reset", "2030-03-12T09:29:30Z", ptr(outletWith(110, map[telemetry.Class]int64{recyclable: 15}, 0, 0, 0, 1, 32)),
+				"judged from 09:30 (the next whole minute): b=5 (08:40); 8-5=3, 20-8=12; boxes b=4, none after: 0. Fresh 09:30..09:45, 10:00..10:15"},
+			{"h-stale", "2030-03-12T08:59:59.5Z", ptr(outletWith(140, nil, 0, 1, 32, 0, 0)),
+				"from 09:00: 09:00..09:15 (16), 11:00..11:15 (16); the 08:05 report is stale by then"},
+			{"h-full", "2030-03-12T07:00:00Z", ptr(handCases[9].want), "before from: the whole window, as without it"},
+			{"h-full", "", ptr(handCases[9].want), "absent: always"},
+			{"h-stale", "2030-03-12T11:20:00Z", nil, "at to: left out"},
+			{"h-stale", "2030-03-13T00:00:00Z", nil, "after to: left out"},
+		} {
+			var since time.Time
+			if c.since != "" {
+				since = at(c.since)
+			}
+			for name, e := range engines {
+				got, err := OutletsJudged(ctx, e.Outlets, w, []Judged{{ID: c.outlet, ActiveSince: since}, {ID: "h-nodata"}})
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				m, ok := got[c.outlet]
+				switch {
+				case c.want == nil && ok:
+					t.Errorf("%s %s since %s: %+v; want it left out (%s)", name, c.outlet, c.since, m, c.explain)
+				case c.want != nil && !reflect.DeepEqual(m, *c.want):
+					t.Errorf("%s %s since %s:\n got %+v\nwant %+v (%s)", name, c.outlet, c.since, m, *c.want, c.explain)
+				}
+				if got["h-nodata"] != outletWith(190, nil, 0, 0, 0, 0, 0) {
+					t.Errorf("%s: an outlet without active_since beside it: %+v", name, got["h-nodata"])
+				}
+			}
+		}
+	})
 	t.Run("rates", func(t *testing.T) {
 		o := handCases[2].want // h-decrease: 45 green of 47
 		if got := *Ratio(o.Parcels.Green(), o.Parcels.Total()); got != 45.0/47 {
