@@ -73,11 +73,12 @@ bench-api: tools build
 	$(GO) test -run '^$$' -bench . -benchmem ./api/
 	$(GO) run ./bench/api -bin bin
 
-# The metrics engine on its own at city scale (1,000 outlets × 31 days in a
-# private InfluxDB 1.8.10, filled once into ~/.cache/greenpost/bench-data):
-# roll-up build and load, concurrent clients, and the naive raw path.
-bench-metrics: tools
-	$(GO) run ./bench/apiscale
+# The metrics engine on its own at city scale (the simulator's 1,000 outlets
+# × 30 days in a private InfluxDB 1.8.10, filled once into
+# ~/.cache/greenpost/bench-data): roll-up build and load, concurrent clients,
+# and the naive raw path.
+bench-metrics: tools build
+	$(GO) run ./bench/apiscale -bin bin
 
 # End to end on this machine, side by side in one run: the broker's ceiling,
 # the collector, a tuned Telegraf 1.37 (built once), latency at 5k msg/s.

@@ -1,18 +1,17 @@
 // Command apiscale measures the metrics engine (internal/metrics) at city
-// scale: 1,000 outlets (2 bins + 1 counter each) at 5-minute reports in a
-// private InfluxDB 1.8.10, the roll-up built from scratch and loaded after a
+// scale: the simulator's city of 1,000 outlets (2 bins + 1 counter each) at
+// 5-minute reports for 30 days in a private InfluxDB 1.8.10, the roll-up built from scratch and loaded after a
 // restart, then concurrent clients asking for the city and its districts
 // over 30 days, one outlet over 30 days, and more, beside the naive path
 // that computes metrics-v1 from raw points per request.
 //
 // The filled data directory is kept (by default under the user cache) and
-// reused when the generator's settings match, so only the first run pays
-// for writing ~27 M points.
+// reused when the city's settings match, so only the first run pays for
+// writing ~26 M points; later runs put "now" where that history ended.
 package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -49,13 +48,14 @@ type flags struct {
 
 func run() error {
 	cache, _ := os.UserCacheDir()
-	var c genConfig
+	var c cityConfig
 	var f flags
 	flag.IntVar(&c.Outlets, "outlets", 1000, "outlets (each with one counter and -bins bins)")
 	flag.IntVar(&c.Bins, "bins", 2, "bins per outlet")
-	flag.IntVar(&c.Days, "days", 31, "days of data (a 30-day window then has a full day of look-back)")
-	flag.DurationVar(&c.Interval, "interval", 5*time.Minute, "report interval of every device")
-	flag.Uint64Var(&c.Seed, "seed", 1, "seed of the generated city")
+	flag.IntVar(&c.Days, "days", 30, "days of data (at most 30: older points fail telemetry-v1)")
+	flag.DurationVar(&c.Step, "interval", 5*time.Minute, "report interval of every device")
+	flag.Int64Var(&c.Seed, "seed", 1, "seed of the simulated city")
+	bin := flag.String("bin", "bin", "directory with firmware-sim (make build)")
 	dataRoot := flag.String("data", filepath.Join(cache, "greenpost", "bench-data"), "where filled data directories are kept")
 	flag.IntVar(&f.clients, "clients", 4, "concurrent clients")
 	flag.DurationVar(&f.duration, "duration", 20*time.Second, "how long each scenario runs")
@@ -66,16 +66,12 @@ func run() error {
 	buildOnly := flag.Bool("build-only", false, "stop after building the roll-up")
 	only := flag.String("only", "", "run only the warm scenarios whose names contain this")
 	flag.Parse()
-	c.End = time.Date(2026, 1, 31, 0, 37, 0, 0, time.UTC)
-	c.Version = genVersion
 	ctx := context.Background()
 
-	key, _ := json.Marshal(c)
-	dir := filepath.Join(*dataRoot, fmt.Sprintf("o%d-b%d-d%d-i%s-s%d-v%d", c.Outlets, c.Bins, c.Days, c.Interval, c.Seed, c.Version))
-	marker := filepath.Join(dir, "filled.json")
-	filled := false
-	if b, err := os.ReadFile(marker); err == nil && string(b) == string(key) {
-		filled = true
+	dir := c.dir(*dataRoot)
+	filled, ok := filledConfig(dir)
+	if ok {
+		c = filled
 	} else if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
@@ -90,19 +86,23 @@ func run() error {
 	}
 	defer st.Close()
 	fmt.Printf("# apiscale: %d outlets × %d bins + 1 counter, %d days at %v, InfluxDB 1.8.10 at %s (data %s)\n",
-		c.Outlets, c.Bins, c.Days, c.Interval, in.URL, dir)
-	if !filled {
-		fmt.Println("filling (once; the data directory is kept for later runs) ...")
+		c.Outlets, c.Bins, c.Days, c.Step, in.URL, dir)
+	if !ok {
+		fmt.Println("filling with the simulator (once; the data directory is kept for later runs) ...")
 		cpu0, t0 := in.cpuSeconds(), time.Now()
-		n, err := fill(ctx, st, c, 3, nil)
-		if err != nil {
+		if c, err = fillCity(*bin, in, dir, c); err != nil {
 			return err
 		}
 		el := time.Since(t0)
-		fmt.Printf("| fill | %d points in %v (%.0fk points/s), influxd %.0f CPU s |\n", n, el.Round(time.Second), float64(n)/el.Seconds()/1000, in.cpuSeconds()-cpu0)
-		if err := os.WriteFile(marker, key, 0o644); err != nil {
-			return err
-		}
+		fmt.Printf("| fill | %v, influxd %.0f CPU s |\n", el.Round(time.Second), in.cpuSeconds()-cpu0)
+	}
+	all, district, err := cityOutlets(dir)
+	if err != nil {
+		return err
+	}
+	districts := map[string]bool{}
+	for _, d := range district {
+		districts[d] = true
 	}
 
 	now := c.End
@@ -174,12 +174,6 @@ func run() error {
 	// The same engine with nothing shared between requests: every request
 	// reads its edges and the newest minutes from InfluxDB itself.
 	unshared := eng.WithLiveTTL(0)
-	var all []string
-	district := map[string]string{}
-	for i := 0; i < c.Outlets; i++ {
-		all = append(all, outletID(i))
-		district[outletID(i)] = districtOf(i)
-	}
 	to := now.Truncate(time.Minute)
 	w30 := metrics.Window{From: to.Add(-30 * 24 * time.Hour), To: to}
 	w24 := metrics.Window{From: to.Add(-24 * time.Hour), To: to}
@@ -198,7 +192,7 @@ func run() error {
 			groups[d].add(r)
 			groups["city"].add(r)
 		}
-		if len(groups) != 13 || groups["city"].outlets != c.Outlets {
+		if len(groups) != len(districts)+1 || groups["city"].outlets != c.Outlets {
 			return fmt.Errorf("groups: %d, city %d outlets", len(groups), groups["city"].outlets)
 		}
 		return nil
@@ -209,7 +203,7 @@ func run() error {
 	if err := cityAndDistricts(ctx, eng, w30); err != nil {
 		return err
 	}
-	fmt.Printf("| cold: city + 12 districts, 30 days, first request after the restart | %.0f ms | reads the raw hour the window starts in |\n", float64(time.Since(t0).Microseconds())/1000)
+	fmt.Printf("| cold: city + its districts, 30 days, first request after the restart | %.0f ms | reads the raw hour the window starts in |\n", float64(time.Since(t0).Microseconds())/1000)
 
 	// 4. Warm, with concurrent clients, while the worker runs its cycles.
 	fmt.Printf("\n%d concurrent clients, %v per scenario, roll-up worker running (cycle every 30 s):\n\n", f.clients, f.duration)
@@ -219,8 +213,8 @@ func run() error {
 		name string
 		fn   func(ctx context.Context, rng *rand.Rand) error
 	}{
-		{"city + 12 districts, 30 days", func(ctx context.Context, _ *rand.Rand) error { return cityAndDistricts(ctx, eng, w30) }},
-		{"city + 12 districts, 30 days, live reads not shared", func(ctx context.Context, _ *rand.Rand) error { return cityAndDistricts(ctx, unshared, w30) }},
+		{"city + its districts, 30 days", func(ctx context.Context, _ *rand.Rand) error { return cityAndDistricts(ctx, eng, w30) }},
+		{"city + its districts, 30 days, live reads not shared", func(ctx context.Context, _ *rand.Rand) error { return cityAndDistricts(ctx, unshared, w30) }},
 		{"one outlet, 30 days", func(ctx context.Context, rng *rand.Rand) error {
 			_, err := eng.Outlets(ctx, w30, []string{all[rng.IntN(len(all))]})
 			return err
@@ -229,7 +223,7 @@ func run() error {
 			_, err := unshared.Outlets(ctx, w30, []string{all[rng.IntN(len(all))]})
 			return err
 		}},
-		{"city + 12 districts, last 24 h", func(ctx context.Context, _ *rand.Rand) error { return cityAndDistricts(ctx, eng, w24) }},
+		{"city + its districts, last 24 h", func(ctx context.Context, _ *rand.Rand) error { return cityAndDistricts(ctx, eng, w24) }},
 		{"one outlet, hourly series over 30 days (720 steps)", func(ctx context.Context, rng *rand.Rand) error {
 			w := metrics.Window{From: to.Add(-30 * 24 * time.Hour).Truncate(time.Hour), To: to}
 			_, err := eng.Series(ctx, all[rng.IntN(len(all))], w, time.Hour)
