@@ -63,11 +63,11 @@ func run() error {
 	ctx := context.Background()
 
 	dir := filepath.Join(*root, fmt.Sprintf("o%d-d%d-s%s-seed%d", p.Outlets, p.Days, p.Step, p.Seed))
-	in, err := startInfluxd(dir)
+	in, err := testenv.NewKeptInflux(dir)
 	if err != nil {
 		return err
 	}
-	defer in.stop()
+	defer in.Stop()
 	registry := filepath.Join(dir, "registry.csv")
 	// History ends at the last whole step before the data was written, so
 	// the windows below (ending now) include its last hours live.
@@ -137,7 +137,7 @@ func run() error {
 		fmt.Println("| question | p50 | p95 | p99 | max | api CPU / request | influxd CPU / request |")
 		fmt.Println("|---|---|---|---|---|---|---|")
 		for _, q := range questions {
-			res, err := measure(client, api.base, key, q.path, *clients, *requests, api.pid(), in.pid())
+			res, err := measure(client, api.base, key, q.path, *clients, *requests, api.pid(), in.PID())
 			if err != nil {
 				api.stop()
 				return fmt.Errorf("%s: %w", q.name, err)
@@ -170,7 +170,7 @@ func run() error {
 			{"one outlet, 30 days", metrics.Window{From: now.Add(-30 * 24 * time.Hour), To: now}, ids[:1]},
 			{"city, 24 hours", metrics.Window{From: now.Add(-24 * time.Hour), To: now}, ids},
 		} {
-			c0 := cpuSeconds(in.pid())
+			c0 := cpuSeconds(in.PID())
 			t1 := time.Now()
 			_, err := raw.Outlets(ctx, rq.w, rq.outlets)
 			el := time.Since(t1)
@@ -178,7 +178,7 @@ func run() error {
 			if err != nil {
 				status = "error: " + err.Error()
 			}
-			fmt.Printf("| %s | %v | %s | %.2f s |\n", rq.name, lang, status, cpuSeconds(in.pid())-c0)
+			fmt.Printf("| %s | %v | %s | %.2f s |\n", rq.name, lang, status, cpuSeconds(in.PID())-c0)
 		}
 	}
 	fmt.Println("(a city-wide 30-day raw scan is not run: InfluxDB's notes measured 32.7 s and 13.6 GiB for it)")
@@ -293,7 +293,7 @@ type apiProc struct {
 
 var startedAddr = regexp.MustCompile(`"msg":"started"[^}]*"addr":"([^"]+)"`)
 
-func startAPI(bin string, in *influxd, key, cacheTTL string) (*apiProc, error) {
+func startAPI(bin string, in *testenv.Influx, key, cacheTTL string) (*apiProc, error) {
 	cmd := exec.Command(bin)
 	cmd.Env = []string{"GP_API_ADDR=127.0.0.1:0", "GP_API_CACHE_TTL=" + cacheTTL, "GP_INFLUX_URL=" + in.URL, "GP_INFLUX_BUCKET=" + in.Bucket,
 		"GP_API_KEYS=admin:" + key, "GP_API_RATE_LIMIT=100000", "GP_API_RATE_BURST=100000", "GP_API_REQUEST_TIMEOUT=5m",
@@ -327,18 +327,3 @@ func startAPI(bin string, in *influxd, key, cacheTTL string) (*apiProc, error) {
 func (p *apiProc) pid() int { return p.PID() }
 
 func (p *apiProc) stop() { p.Stop(syscall.SIGTERM, 30*time.Second) }
-
-// influxd is a private InfluxDB 1.8.10 on a data directory kept between runs.
-type influxd struct{ *testenv.Influx }
-
-func startInfluxd(dir string) (*influxd, error) {
-	in, err := testenv.NewInflux(dir, testenv.InfluxOptions{BulkLoad: true, StartTimeout: 5 * time.Minute})
-	if err != nil {
-		return nil, err
-	}
-	return &influxd{in}, nil
-}
-
-func (in *influxd) pid() int { return in.PID() }
-
-func (in *influxd) stop() { in.Stop() }

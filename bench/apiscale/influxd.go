@@ -1,25 +1,20 @@
 package main
 
 import (
-	"time"
-
 	"github.com/greenpost/greenpost/internal/testenv"
 )
 
 // influxd is a private InfluxDB 1.8.10 on a data directory that outlives the
-// run, so that the 26 M points are written once and reused.
+// run (testenv.NewKeptInflux), so that the 26 M points are written once.
 type influxd struct{ *testenv.Influx }
 
 func startInfluxd(dir string) (*influxd, error) {
-	// Opening 26 M points' shards takes a while.
-	in, err := testenv.NewInflux(dir, testenv.InfluxOptions{BulkLoad: true, StartTimeout: 5 * time.Minute})
+	in, err := testenv.NewKeptInflux(dir)
 	if err != nil {
 		return nil, err
 	}
 	return &influxd{in}, nil
 }
-
-func (in *influxd) stop() { in.Stop() }
 
 // rssMiB is influxd's resident memory now.
 func (in *influxd) rssMiB() float64 {

@@ -79,7 +79,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	defer in.stop()
+	defer in.Stop()
 	st, err := store.Open(store.Config{URL: in.URL, Bucket: in.Bucket, Timeout: 10 * time.Minute})
 	if err != nil {
 		return err

@@ -4,11 +4,19 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // NewInflux starts an influxd in dir for a program (a benchmark); the caller
 // stops it. A dir that holds data from an earlier run is reused as it is.
 func NewInflux(dir string, opts InfluxOptions) (*Influx, error) { return startInfluxWith(dir, opts) }
+
+// NewKeptInflux starts an influxd on a data directory that outlives the
+// run, as the benchmarks keep their filled cities: bulk-load options, and
+// time to open the shards of tens of millions of points.
+func NewKeptInflux(dir string) (*Influx, error) {
+	return NewInflux(dir, InfluxOptions{BulkLoad: true, StartTimeout: 5 * time.Minute})
+}
 
 // NewMosquitto starts a broker in dir for a program; the caller stops it.
 func NewMosquitto(dir string, opts MosquittoOptions) (*Mosquitto, error) {
