@@ -17,6 +17,12 @@ type fluxSource struct{ st *store.Store }
 
 func (fluxSource) name() string { return "flux" }
 
+// fluxNames puts the storage names into the query templates below, so they
+// read as Flux and the names stay declared once (telemetry, store).
+var fluxNames = strings.NewReplacer("{outlet}", telemetry.TagOutlet, "{device}", telemetry.TagDevice, "{boot}", telemetry.TagBoot,
+	"{kind}", telemetry.TagKind, "{seq}", telemetry.FieldSeq, "{fill_pct}", telemetry.FieldFillPct, "{state}", telemetry.FieldState,
+	"{v}", store.TagRollupVersion, "{data}", store.FieldRollupData)
+
 func fluxTime(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339Nano) }
 
 func fluxOutlets(outlets []string) string {
@@ -29,7 +35,7 @@ func fluxOutlets(outlets []string) string {
 		if i > 0 {
 			b.WriteString(" or ")
 		}
-		b.WriteString("r.outlet == ")
+		b.WriteString("r." + telemetry.TagOutlet + " == ")
 		b.WriteString(store.FluxString(o))
 	}
 	b.WriteString(")")
@@ -56,14 +62,14 @@ func (s fluxSource) raw(ctx context.Context, a, e int64, outlets []string, into 
 	for _, f := range fieldNames {
 		fmt.Fprintf(&fields, "r._field == %q or ", f)
 	}
-	q := s.from(a, e) + fmt.Sprintf(`
-  |> filter(fn: (r) => (r._measurement == %q and (%sr._field == "seq")) or (r._measurement == %q and (r._field == "fill_pct" or r._field == "seq")))%s
-  |> keep(columns: ["_time", "_value", "_measurement", "_field", "outlet", "device", "boot"])`,
+	q := s.from(a, e) + fmt.Sprintf(fluxNames.Replace(`
+  |> filter(fn: (r) => (r._measurement == %q and (%sr._field == "{seq}")) or (r._measurement == %q and (r._field == "{fill_pct}" or r._field == "{seq}")))%s
+  |> keep(columns: ["_time", "_value", "_measurement", "_field", "{outlet}", "{device}", "{boot}"])`),
 		telemetry.MeasurementCounter, fields.String(), telemetry.MeasurementBin, fluxOutlets(outletFilter(outlets)))
 	want := wanted(outlets)
 	// Each table is one (series, field), in time order; the rows of one
 	// point are merged by normalize.
-	return s.st.FluxScan(ctx, q, []string{"_time", "_value", "_measurement", "_field", "outlet", "device", "boot"}, func(v []string) error {
+	return s.st.FluxScan(ctx, q, []string{"_time", "_value", "_measurement", "_field", telemetry.TagOutlet, telemetry.TagDevice, telemetry.TagBoot}, func(v []string) error {
 		o := v[4]
 		if want != nil && !want[o] {
 			return nil
@@ -116,14 +122,14 @@ func (s fluxSource) raw(ctx context.Context, a, e int64, outlets []string, into 
 }
 
 func (s fluxSource) fingerprints(ctx context.Context, a, e int64) (map[fpKey]fingerprint, error) {
-	q := s.from(a, e) + fmt.Sprintf(`
-  |> filter(fn: (r) => (r._measurement == %q or r._measurement == %q) and r._field == "seq")
-  |> group(columns: ["_measurement", "outlet"])
+	q := s.from(a, e) + fmt.Sprintf(fluxNames.Replace(`
+  |> filter(fn: (r) => (r._measurement == %q or r._measurement == %q) and r._field == "{seq}")
+  |> group(columns: ["_measurement", "{outlet}"])
   |> window(every: 1h)
   |> reduce(fn: (r, accumulator) => ({n: accumulator.n + 1, s: accumulator.s + r._value}), identity: {n: 0, s: 0})
-  |> keep(columns: ["_start", "_measurement", "outlet", "n", "s"])`, telemetry.MeasurementCounter, telemetry.MeasurementBin)
+  |> keep(columns: ["_start", "_measurement", "{outlet}", "n", "s"])`), telemetry.MeasurementCounter, telemetry.MeasurementBin)
 	out := map[fpKey]fingerprint{}
-	err := s.st.FluxScan(ctx, q, []string{"_start", "_measurement", "outlet", "n", "s"}, func(v []string) error {
+	err := s.st.FluxScan(ctx, q, []string{"_start", "_measurement", telemetry.TagOutlet, "n", "s"}, func(v []string) error {
 		h, err := parseFluxTime(v[0])
 		if err != nil {
 			return err
@@ -147,12 +153,12 @@ func (s fluxSource) fingerprints(ctx context.Context, a, e int64) (map[fpKey]fin
 }
 
 func (s fluxSource) statuses(ctx context.Context, a, e int64) ([]statusRow, error) {
-	q := s.from(a, e) + fmt.Sprintf(`
-  |> filter(fn: (r) => r._measurement == %q and r._field == "state")
+	q := s.from(a, e) + fmt.Sprintf(fluxNames.Replace(`
+  |> filter(fn: (r) => r._measurement == %q and r._field == "{state}")
   |> last()
-  |> keep(columns: ["_time", "_value", "outlet", "kind", "device"])`, telemetry.MeasurementStatus)
+  |> keep(columns: ["_time", "_value", "{outlet}", "{kind}", "{device}"])`), telemetry.MeasurementStatus)
 	var out []statusRow
-	err := s.st.FluxScan(ctx, q, []string{"_time", "_value", "outlet", "kind", "device"}, func(v []string) error {
+	err := s.st.FluxScan(ctx, q, []string{"_time", "_value", telemetry.TagOutlet, telemetry.TagKind, telemetry.TagDevice}, func(v []string) error {
 		t, err := parseFluxTime(v[0])
 		if err != nil {
 			return err
@@ -168,10 +174,10 @@ func (s fluxSource) rollups(ctx context.Context, v string, a, e int64, outlets [
 		return nil
 	}
 	want := wanted(outlets)
-	q := s.from(a, e) + fmt.Sprintf(`
-  |> filter(fn: (r) => r._measurement == %q and r.v == %s and r._field == "data")%s
-  |> keep(columns: ["_time", "_value", "outlet"])`, store.MeasurementRollup, store.FluxString(v), fluxOutlets(outletFilter(outlets)))
-	return s.st.FluxScan(ctx, q, []string{"_time", "_value", "outlet"}, func(vals []string) error {
+	q := s.from(a, e) + fmt.Sprintf(fluxNames.Replace(`
+  |> filter(fn: (r) => r._measurement == %q and r.{v} == %s and r._field == "{data}")%s
+  |> keep(columns: ["_time", "_value", "{outlet}"])`), store.MeasurementRollup, store.FluxString(v), fluxOutlets(outletFilter(outlets)))
+	return s.st.FluxScan(ctx, q, []string{"_time", "_value", telemetry.TagOutlet}, func(vals []string) error {
 		if want != nil && !want[vals[2]] {
 			return nil
 		}
@@ -184,11 +190,11 @@ func (s fluxSource) rollups(ctx context.Context, v string, a, e int64, outlets [
 }
 
 func (s fluxSource) rollupState(ctx context.Context, v string) (from, to int64, ok bool, err error) {
-	q := fmt.Sprintf(`from(bucket: %s)
+	q := fmt.Sprintf(fluxNames.Replace(`from(bucket: %s)
   |> range(start: 1970-01-01T00:00:00Z)
-  |> filter(fn: (r) => r._measurement == %q and r.v == %s)
+  |> filter(fn: (r) => r._measurement == %q and r.{v} == %s)
   |> last()
-  |> keep(columns: ["_field", "_value"])`, store.FluxString(s.st.Bucket()), store.MeasurementRollupState, store.FluxString(v))
+  |> keep(columns: ["_field", "_value"])`), store.FluxString(s.st.Bucket()), store.MeasurementRollupState, store.FluxString(v))
 	var haveFrom, haveTo bool
 	err = s.st.FluxScan(ctx, q, []string{"_field", "_value"}, func(vals []string) error {
 		n, err := strconv.ParseInt(vals[1], 10, 64)
