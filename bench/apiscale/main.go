@@ -16,8 +16,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -116,7 +114,7 @@ func run() error {
 	// 1. Build the roll-up from scratch.
 	if !f.keep {
 		for _, m := range []string{"rollup", "rollup_state"} {
-			if err := influxQL(in, "DROP MEASUREMENT "+m); err != nil {
+			if err := in.Exec("DROP MEASUREMENT " + m); err != nil {
 				return err
 			}
 		}
@@ -445,21 +443,4 @@ func (p *peakRSS) stop() float64 {
 	close(p.stopCh)
 	<-p.done
 	return p.max
-}
-
-func influxQL(in *influxd, q string) error {
-	c := http.Client{Timeout: 5 * time.Minute}
-	resp, err := c.PostForm(in.URL+"/query", url.Values{"q": {q}, "db": {in.DB}})
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	var b strings.Builder
-	buf := make([]byte, 4096)
-	n, _ := resp.Body.Read(buf)
-	b.Write(buf[:n])
-	if resp.StatusCode != http.StatusOK || strings.Contains(b.String(), `"error"`) {
-		return fmt.Errorf("%s: %s %s", q, resp.Status, b.String())
-	}
-	return nil
 }
