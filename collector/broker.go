@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -22,6 +19,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 	"go.etcd.io/bbolt"
 
+	"github.com/greenpost/greenpost/internal/keyfile"
 	"github.com/greenpost/greenpost/internal/ratelimit"
 	"github.com/greenpost/greenpost/internal/settings"
 	"github.com/greenpost/greenpost/internal/telemetry"
@@ -164,61 +162,45 @@ func readBrokerUsers(path string) (map[string]brokerUser, error) {
 	if path == "" {
 		return nil, nil
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, &settings.Error{Problems: []string{"GP_EMBEDDED_BROKER_USERS_FILE: " + err.Error()}}
+	const usage = "want `device <device id> <sha256 hex> <outlet id> <bin|counter>` or `collector <username> <sha256 hex>`"
+	entries, problems := keyfile.Read(path, usage, roleDevice, roleCollector)
+	for i := range problems {
+		problems[i] = "GP_EMBEDDED_BROKER_USERS_FILE: " + problems[i]
 	}
-	defer f.Close()
 	users := map[string]brokerUser{}
-	var problems []string
 	bad := func(n int, format string, args ...any) {
 		problems = append(problems, fmt.Sprintf("GP_EMBEDDED_BROKER_USERS_FILE: line %d: ", n)+fmt.Sprintf(format, args...))
 	}
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		p := strings.Fields(line)
-		var u brokerUser
+	for _, e := range entries {
+		n := e.Line
+		u := brokerUser{role: e.Role, hash: e.Hash}
 		switch {
-		case p[0] == roleDevice && len(p) == 5:
-			u.role, u.outlet = roleDevice, p[3]
-			u.kind = telemetry.ParseKind(p[4])
+		case e.Role == roleDevice && len(e.More) == 2:
+			u.outlet = e.More[0]
+			u.kind = telemetry.ParseKind(e.More[1])
 			if !telemetry.ValidID(u.outlet) {
 				bad(n, "outlet %q must match [a-z0-9][a-z0-9_-]{0,63}", clip(u.outlet, 80))
 				continue
 			}
 			if u.kind == 0 {
-				bad(n, "kind %q: want bin or counter", clip(p[4], 80))
+				bad(n, "kind %q: want bin or counter", clip(e.More[1], 80))
 				continue
 			}
-		case p[0] == roleCollector && len(p) == 3:
-			u.role = roleCollector
+		case e.Role == roleCollector && len(e.More) == 0:
 		default:
-			bad(n, "want `device <device id> <sha256 hex> <outlet id> <bin|counter>` or `collector <username> <sha256 hex>`")
+			bad(n, usage)
 			continue
 		}
-		if !telemetry.ValidID(p[1]) {
+		if !telemetry.ValidID(e.Name) {
 			// Also refuses + and # (CVE-2017-7650: wildcard usernames bypassing ACLs).
 			bad(n, "username must match [a-z0-9][a-z0-9_-]{0,63}")
 			continue
 		}
-		h, herr := hex.DecodeString(p[2])
-		if herr != nil || len(h) != sha256.Size {
-			bad(n, "hash is not 64 hex digits")
+		if _, dup := users[e.Name]; dup {
+			bad(n, "%s is listed twice", e.Name)
 			continue
 		}
-		if _, dup := users[p[1]]; dup {
-			bad(n, "%s is listed twice", p[1])
-			continue
-		}
-		copy(u.hash[:], h)
-		users[p[1]] = u
-	}
-	if err := sc.Err(); err != nil {
-		problems = append(problems, "GP_EMBEDDED_BROKER_USERS_FILE: "+err.Error())
+		users[e.Name] = u
 	}
 	if len(problems) > 0 {
 		return nil, &settings.Error{Problems: problems}

@@ -39,9 +39,14 @@ func Format(role, name string, secret []byte, more ...string) string {
 
 // Parse reads entries whose role is one of roles. Every bad line is a
 // problem ("line N: ..."); the good lines are returned beside them. A read
-// error is a problem too.
-func Parse(r io.Reader, roles ...string) (entries []Entry, problems []string) {
-	want := fmt.Sprintf("want `<%s> <name> <sha256 hex>`", strings.Join(roles, "|"))
+// error is a problem too. usage says what a line should look like, for a
+// line with another role or fewer than three fields ("" says it from
+// roles).
+func Parse(r io.Reader, usage string, roles ...string) (entries []Entry, problems []string) {
+	want := usage
+	if want == "" {
+		want = fmt.Sprintf("want `<%s> <name> <sha256 hex>`", strings.Join(roles, "|"))
+	}
 	sc := bufio.NewScanner(r)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
@@ -70,11 +75,11 @@ func Parse(r io.Reader, roles ...string) (entries []Entry, problems []string) {
 
 // Read is Parse of the file at path; a file that cannot be opened is the
 // only problem.
-func Read(path string, roles ...string) ([]Entry, []string) {
+func Read(path, usage string, roles ...string) ([]Entry, []string) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, []string{err.Error()}
 	}
 	defer f.Close()
-	return Parse(f, roles...)
+	return Parse(f, usage, roles...)
 }

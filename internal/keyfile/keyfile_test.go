@@ -17,7 +17,7 @@ func TestParse(t *testing.T) {
 		"admin bad-hash abc",
 		"admin short " + strings.Repeat("a", 62),
 	}, "\n")
-	got, problems := Parse(strings.NewReader(in), "admin", "viewer", "device")
+	got, problems := Parse(strings.NewReader(in), "", "admin", "viewer", "device")
 	if len(got) != 2 {
 		t.Fatalf("entries %+v", got)
 	}
@@ -36,7 +36,10 @@ func TestParse(t *testing.T) {
 	if strings.Join(problems, "\n") != strings.Join(want, "\n") {
 		t.Errorf("problems\n%s\nwant\n%s", strings.Join(problems, "\n"), strings.Join(want, "\n"))
 	}
-	if _, p := Read(filepath.Join(t.TempDir(), "missing"), "admin"); len(p) != 1 || !strings.Contains(p[0], "no such file") {
+	if _, p := Read(filepath.Join(t.TempDir(), "missing"), "", "admin"); len(p) != 1 || !strings.Contains(p[0], "no such file") {
 		t.Errorf("missing file: %v", p)
+	}
+	if _, p := Parse(strings.NewReader("root x y"), "want `admin <name> <hash>`", "admin"); len(p) != 1 || p[0] != "line 1: want `admin <name> <hash>`" {
+		t.Errorf("usage: %v", p)
 	}
 }

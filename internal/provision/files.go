@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/greenpost/greenpost/internal/keyfile"
 	"github.com/greenpost/greenpost/internal/telemetry"
 )
 
@@ -176,11 +177,11 @@ func embeddedUsers(creds []Credential) []byte {
 	b.WriteString("# GP_EMBEDDED_BROKER_USERS_FILE, written by gpctl provision: re-run it rather than edit.\n")
 	b.WriteString("# device <device id> <sha256 hex> <outlet id> <bin|counter>  |  collector <username> <sha256 hex>\n")
 	for _, c := range creds {
+		var more []string
 		if c.Role == RoleDevice {
-			fmt.Fprintf(&b, "device %s %s %s %s\n", c.Username, SHA256Hex(c.Password), c.Outlet, c.Kind)
-		} else {
-			fmt.Fprintf(&b, "collector %s %s\n", c.Username, SHA256Hex(c.Password))
+			more = []string{c.Outlet, c.Kind.String()}
 		}
+		b.WriteString(keyfile.Format(c.Role, c.Username, []byte(c.Password), more...) + "\n")
 	}
 	return b.Bytes()
 }
