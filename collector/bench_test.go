@@ -26,7 +26,7 @@ func BenchmarkIngestAndRead(b *testing.B) {
 	}
 	defer sp.Close()
 	q := make(chan message, n)
-	g := &ingester{in: q, spool: sp, m: newMetrics(func() (float64, float64) { return 0, 0 }),
+	g := &ingester{in: q, spool: sp, m: newPromMetrics(func() (float64, float64) { return 0, 0 }),
 		log: slog.New(slog.NewTextHandler(io.Discard, nil)), limiter: newTokenBucket(100),
 		pending: new(atomic.Int64), maxGroup: n}
 	msgs := binMsgs("bench-o1", 64, n, time.Now().Add(-time.Hour))

@@ -70,7 +70,7 @@ type embeddedBroker struct {
 	ln   *guardedListener
 }
 
-func startEmbeddedBroker(cfg config, lim brokerLimits, out chan<- message, stopped <-chan struct{}, log *slog.Logger, m *metrics) (*embeddedBroker, error) {
+func startEmbeddedBroker(cfg config, lim brokerLimits, out chan<- message, stopped <-chan struct{}, log *slog.Logger, m *promMetrics) (*embeddedBroker, error) {
 	users, err := readBrokerUsers(cfg.BrokerUsersFile)
 	if err != nil {
 		return nil, err
@@ -234,7 +234,7 @@ type brokerHook struct {
 	out     chan<- message
 	stopped <-chan struct{}
 	log     *slog.Logger
-	m       *metrics
+	m       *promMetrics
 	srv     *mochi.Server
 	logs    *logLimiter
 }

@@ -495,10 +495,10 @@ func TestEmbeddedBrokerPacketLimits(t *testing.T) {
 // inProcessBroker starts the embedded broker inside the test over real TCP,
 // with limits a test can wait for, and a consumer that acknowledges every
 // message at once.
-func inProcessBroker(t *testing.T, lim brokerLimits, users string) (*embeddedBroker, *metrics, *testenv.SyncBuffer) {
+func inProcessBroker(t *testing.T, lim brokerLimits, users string) (*embeddedBroker, *promMetrics, *testenv.SyncBuffer) {
 	t.Helper()
 	var logs testenv.SyncBuffer
-	m := newMetrics(func() (float64, float64) { return 0, 0 })
+	m := newPromMetrics(func() (float64, float64) { return 0, 0 })
 	out := make(chan message, 16)
 	stopped := make(chan struct{})
 	cfg := config{EmbeddedBroker: "127.0.0.1:0", BrokerUsersFile: users, SpoolDir: t.TempDir()}

@@ -19,7 +19,7 @@ type opsServer struct {
 // ready reports why the collector cannot take traffic, or "" when it can.
 type readiness func() string
 
-func newOpsServer(addr string, m *metrics, ready readiness) (*opsServer, error) {
+func newOpsServer(addr string, m *promMetrics, ready readiness) (*opsServer, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")

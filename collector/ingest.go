@@ -20,7 +20,7 @@ import (
 type ingester struct {
 	in      <-chan message
 	spool   *spool.Spool
-	m       *metrics
+	m       *promMetrics
 	log     *slog.Logger
 	limiter *ratelimit.Bucket
 	// retainedLog limits the warnings about invalid retained messages.

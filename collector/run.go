@@ -32,7 +32,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// The metrics come first: the spool reports damage from its first read on.
 	var sp *spool.Spool
 	pending := new(atomic.Int64)
-	m := newMetrics(func() (float64, float64) { return float64(pending.Load()), float64(sp.Stats().Bytes) })
+	m := newPromMetrics(func() (float64, float64) { return float64(pending.Load()), float64(sp.Stats().Bytes) })
 	sp, err = spool.Open(cfg.SpoolDir, spool.Options{MaxBytes: cfg.SpoolMaxBytes, OnDamage: spoolDamage(m, log)})
 	if err != nil {
 		return err
@@ -153,7 +153,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // spoolDamage counts and logs damaged spool records, which the spool has
 // stepped over and copied to a quarantine file.
-func spoolDamage(m *metrics, log *slog.Logger) func(spool.Damage) {
+func spoolDamage(m *promMetrics, log *slog.Logger) func(spool.Damage) {
 	return func(d spool.Damage) {
 		m.spoolDamaged.Add(float64(d.Records))
 		if d.Err != nil {

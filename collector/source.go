@@ -37,7 +37,7 @@ type message struct {
 // does no I/O and never waits on InfluxDB (STYLE rule 8).
 type mqttSource struct {
 	log     *slog.Logger
-	m       *metrics
+	m       *promMetrics
 	out     chan<- message
 	filters map[string]byte
 	client  mqtt.Client
@@ -48,7 +48,7 @@ type mqttSource struct {
 	connected atomic.Bool
 }
 
-func newMQTTSource(cfg config, out chan<- message, log *slog.Logger, m *metrics) (*mqttSource, error) {
+func newMQTTSource(cfg config, out chan<- message, log *slog.Logger, m *promMetrics) (*mqttSource, error) {
 	s := &mqttSource{log: log, m: m, out: out, stopped: make(chan struct{}), filters: map[string]byte{}}
 	for _, f := range []string{telemetry.FilterTelemetry, telemetry.FilterStatus} {
 		if cfg.ShareGroup != "" {

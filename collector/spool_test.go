@@ -19,7 +19,7 @@ import (
 )
 
 // ingestAll runs messages through the ingester into sp, as one group.
-func ingestAll(t *testing.T, sp *spool.Spool, m *metrics, pending *atomic.Int64, msgs []testMsg) {
+func ingestAll(t *testing.T, sp *spool.Spool, m *promMetrics, pending *atomic.Int64, msgs []testMsg) {
 	t.Helper()
 	q := make(chan message, len(msgs))
 	for _, msg := range msgs {

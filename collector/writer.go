@@ -28,7 +28,7 @@ var _ sink = (*store.Store)(nil)
 type writer struct {
 	spool         *spool.Spool
 	sink          sink
-	m             *metrics
+	m             *promMetrics
 	log           *slog.Logger
 	pending       *atomic.Int64 // points in the spool, shared with the ingester
 	batchSize     int

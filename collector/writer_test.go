@@ -52,7 +52,7 @@ func newTestWriter(t *testing.T, s sink, batch int) (*writer, *spool.Spool) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sp.Close() })
-	m := newMetrics(func() (float64, float64) { return 0, 0 })
+	m := newPromMetrics(func() (float64, float64) { return 0, 0 })
 	return &writer{spool: sp, sink: s, m: m, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		pending: new(atomic.Int64), batchSize: batch, flushInterval: 10 * time.Millisecond, maxBackoff: 50 * time.Millisecond}, sp
 }

@@ -8,14 +8,16 @@ import (
 	"github.com/greenpost/greenpost/internal/telemetry"
 )
 
-// Reasons for dropping beyond telemetry's: a point InfluxDB refused even
-// alone, and a dead letter over the rate limit (counted, not written).
+// The one reason for dropping beyond telemetry's: a point InfluxDB refused
+// even alone. (A dead letter over the rate limit is counted by
+// deadLetterSkips, by telemetry's reason, and not written.)
 const (
 	reasonInfluxRejected telemetry.Reason = "influx_rejected"
 )
 
-// metrics are what an operator watches (docs/collector.md lists them).
-type metrics struct {
+// promMetrics are the Prometheus metrics an operator watches
+// (docs/collector.md lists them); "metrics" alone names the figures engine.
+type promMetrics struct {
 	reg *prometheus.Registry
 
 	received         prometheus.Counter
@@ -43,9 +45,9 @@ type metrics struct {
 	retainedInvalid  *prometheus.CounterVec // invalid retained replays, by reason
 }
 
-func newMetrics(spoolStats func() (records, bytes float64)) *metrics {
+func newPromMetrics(spoolStats func() (records, bytes float64)) *promMetrics {
 	const ns = "greenpost_collector_"
-	m := &metrics{reg: prometheus.NewRegistry()}
+	m := &promMetrics{reg: prometheus.NewRegistry()}
 	m.received = prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "messages_received_total", Help: "MQTT messages received."})
 	m.accepted = prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "messages_accepted_total", Help: "Valid messages made durable, by device kind and channel."}, []string{"kind", "channel"})
 	m.invalid = prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "messages_invalid_total", Help: "Invalid messages, by reason."}, []string{"reason"})
@@ -86,7 +88,7 @@ func newMetrics(spoolStats func() (records, bytes float64)) *metrics {
 }
 
 // influxUpValue reads the influx_up gauge.
-func (m *metrics) influxUpValue() float64 {
+func (m *promMetrics) influxUpValue() float64 {
 	var out dto.Metric
 	m.influxUp.Write(&out)
 	return out.GetGauge().GetValue()
