@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/greenpost/greenpost/internal/ratelimit"
 )
 
 // keyring checks presented keys against the configured SHA-256 hashes.
@@ -71,25 +72,17 @@ func requireRole(need string, keys *keyring, limit *limiter) fiber.Handler {
 	}
 }
 
-// limiter is a token bucket per key: rate tokens per second, up to burst.
-// Keys are configured, so the set of buckets is bounded.
+// limiter is a token bucket per key (internal/ratelimit): rate tokens per
+// second, up to burst. Keys are configured, so the set of buckets is bounded.
 type limiter struct {
-	rate  float64
-	burst float64
-
 	mu      sync.Mutex
-	buckets []bucket
-}
-
-type bucket struct {
-	tokens float64
-	last   time.Time
+	buckets []*ratelimit.Bucket
 }
 
 func newLimiter(keys int, rate float64, burst int) *limiter {
-	l := &limiter{rate: rate, burst: float64(burst), buckets: make([]bucket, keys)}
+	l := &limiter{buckets: make([]*ratelimit.Bucket, keys)}
 	for i := range l.buckets {
-		l.buckets[i].tokens = l.burst
+		l.buckets[i] = ratelimit.New(rate, float64(burst))
 	}
 	return l
 }
@@ -99,14 +92,5 @@ func newLimiter(keys int, rate float64, burst int) *limiter {
 func (l *limiter) take(i int, now time.Time) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b := &l.buckets[i]
-	if !b.last.IsZero() {
-		b.tokens = min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
-	}
-	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
-		return 0
-	}
-	return time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+	return l.buckets[i].Take(now)
 }

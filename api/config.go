@@ -1,16 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"crypto/sha256"
-	"encoding/hex"
 	"log/slog"
 	"math"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/greenpost/greenpost/internal/keyfile"
 	"github.com/greenpost/greenpost/internal/metrics"
 	"github.com/greenpost/greenpost/internal/settings"
 	"github.com/greenpost/greenpost/internal/telemetry"
@@ -118,38 +116,21 @@ func loadConfig(getenv func(string) string) (config, error) {
 	return c, r.Err()
 }
 
-// readKeysFile reads `<role> <name> <sha256 hex of key>` lines; blank lines
-// and lines starting with # are skipped.
+// readKeysFile reads `<role> <name> <sha256 hex of key>` lines
+// (internal/keyfile); blank lines and lines starting with # are skipped.
 func readKeysFile(r *settings.Reader, path string) []apiKey {
-	f, err := os.Open(path)
-	if err != nil {
-		r.Problem("GP_API_KEYS_FILE", "%v", err)
-		return nil
+	const usage = "want `<viewer|admin> <name> <sha256 hex>`"
+	entries, problems := keyfile.Read(path, usage, roleViewer, roleAdmin)
+	for _, p := range problems {
+		r.Problem("GP_API_KEYS_FILE", "%s", p)
 	}
-	defer f.Close()
 	var keys []apiKey
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
+	for _, e := range entries {
+		if len(e.More) > 0 {
+			r.Problem("GP_API_KEYS_FILE", "line %d: %s", e.Line, usage)
 			continue
 		}
-		parts := strings.Fields(line)
-		if len(parts) != 3 || !validRole(parts[0]) {
-			r.Problem("GP_API_KEYS_FILE", "line %d: want `<viewer|admin> <name> <sha256 hex>`", n)
-			continue
-		}
-		h, err := hex.DecodeString(parts[2])
-		if err != nil || len(h) != sha256.Size {
-			r.Problem("GP_API_KEYS_FILE", "line %d: the hash is not 64 hex digits", n)
-			continue
-		}
-		k := apiKey{Role: parts[0], Name: parts[1]}
-		copy(k.Hash[:], h)
-		keys = append(keys, k)
-	}
-	if err := sc.Err(); err != nil {
-		r.Problem("GP_API_KEYS_FILE", "%v", err)
+		keys = append(keys, apiKey{Role: e.Role, Name: e.Name, Hash: e.Hash})
 	}
 	return keys
 }
