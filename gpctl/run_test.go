@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,5 +32,30 @@ func TestRun(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, provision.MosquittoPasswd)); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestProbe: gpctl probe passes on 2xx only (the containers' healthcheck),
+// and a missing or malformed URL is a usage error.
+func TestProbe(t *testing.T) {
+	status := http.StatusOK
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(status) }))
+	defer srv.Close()
+	var out, errb bytes.Buffer
+	if err := run(context.Background(), []string{"gpctl", "probe", srv.URL + "/healthz"}, os.Getenv, &out, &errb); err != nil {
+		t.Errorf("probe of a healthy server: %v", err)
+	}
+	status = http.StatusServiceUnavailable
+	if err := run(context.Background(), []string{"gpctl", "probe", srv.URL + "/healthz"}, os.Getenv, &out, &errb); err == nil || settings.Usage(err) {
+		t.Errorf("probe of a 503: %v, want a failure", err)
+	}
+	srv.Close()
+	if err := run(context.Background(), []string{"gpctl", "probe", srv.URL}, os.Getenv, &out, &errb); err == nil || settings.Usage(err) {
+		t.Errorf("probe of a closed port: %v, want a failure", err)
+	}
+	for _, args := range [][]string{{"gpctl", "probe"}, {"gpctl", "probe", "tcp://x:1"}, {"gpctl", "probe", "a", "b"}} {
+		if err := run(context.Background(), args, os.Getenv, &out, &errb); !settings.Usage(err) {
+			t.Errorf("%v: %v, want a usage error", args, err)
+		}
 	}
 }

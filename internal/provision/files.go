@@ -136,7 +136,7 @@ func ReadCredentials(path string) ([]Credential, error) {
 // the lines of added, moved and revoked clients. Each file is replaced
 // atomically.
 func Write(dir string, creds []Credential) error {
-	for _, d := range []string{dir, filepath.Join(dir, "mosquitto"), filepath.Join(dir, "emqx")} {
+	for _, d := range []string{dir, filepath.Join(dir, "mosquitto"), filepath.Join(dir, "emqx"), filepath.Join(dir, CollectorsDir)} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return err
 		}
@@ -167,6 +167,37 @@ func Write(dir string, creds []Credential) error {
 	} {
 		if err := writeAtomic(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
 			return err
+		}
+	}
+	return writeCollectorPasswords(filepath.Join(dir, CollectorsDir), creds)
+}
+
+// writeCollectorPasswords keeps one file per collector user in dir, named
+// like the user and holding its password: what a container platform mounts
+// as GP_MQTT_PASSWORD_FILE (a Kubernetes secret made from the directory
+// has one key per pod name). A revoked collector's file is removed.
+func writeCollectorPasswords(dir string, creds []Credential) error {
+	keep := map[string]bool{}
+	for _, c := range creds {
+		if c.Role != RoleCollector {
+			continue
+		}
+		keep[c.Username] = true
+		if err := writeAtomic(filepath.Join(dir, c.Username), []byte(c.Password+"\n"), 0o600); err != nil {
+			return err
+		}
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		// Only names a collector could have: nothing else an operator put
+		// there is touched (temporary files start with a dot).
+		if !e.IsDir() && !keep[e.Name()] && telemetry.ValidID(e.Name()) {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

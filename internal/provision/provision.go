@@ -35,6 +35,7 @@ const (
 	MosquittoACL    = "mosquitto/acl"    // acl_file: one block per user (0644)
 	EMQXUsers       = "emqx/users.csv"   // built-in database import (0600)
 	EMQXACL         = "emqx/acl.conf"    // file authorization source (0644)
+	CollectorsDir   = "collectors"       // one file per collector user holding its password (0600): GP_MQTT_PASSWORD_FILE
 	ShareGroup      = "collector"        // the collectors' $share group (GP_MQTT_SHARE_GROUP)
 	credentialsHead = "role,username,client_id,password,outlet,kind"
 )

@@ -135,6 +135,40 @@ func TestRerun(t *testing.T) {
 	}
 }
 
+// TestCollectorPasswordFiles: each collector user's password is in
+// collectors/<user> (0600), for GP_MQTT_PASSWORD_FILE; a re-run keeps it,
+// a dropped collector's file goes, and files that are no user's stay.
+func TestCollectorPasswordFiles(t *testing.T) {
+	dir := t.TempDir()
+	dev := writeFile(t, dir, "d.csv", "device,outlet,kind\nb-1,o-1,bin\n")
+	out := filepath.Join(dir, "out")
+	run(t, "-out", out, "-devices", dev, "-collectors", "collector-1,collector-2")
+	first := credMap(t, out)
+	for _, c := range []string{"collector-1", "collector-2"} {
+		name := filepath.Join(CollectorsDir, c)
+		if got := read(t, out, name); got != first[c].Password+"\n" {
+			t.Errorf("%s holds %q, want the password of %s", name, got, c)
+		}
+		if st, err := os.Stat(filepath.Join(out, name)); err != nil || st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v, %v; want mode 0600", name, st.Mode(), err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, CollectorsDir, "b-1")); err == nil {
+		t.Error("a device got a collector password file")
+	}
+	writeFile(t, filepath.Join(out, CollectorsDir), "README.txt", "the operator's note")
+	run(t, "-out", out, "-devices", dev, "-collectors", "collector-2")
+	if got := read(t, out, filepath.Join(CollectorsDir, "collector-2")); got != first["collector-2"].Password+"\n" {
+		t.Errorf("collector-2's file changed on a re-run: %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(out, CollectorsDir, "collector-1")); !os.IsNotExist(err) {
+		t.Errorf("the revoked collector-1's password file is still there: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(out, CollectorsDir, "README.txt")); err != nil {
+		t.Errorf("a file that is no user's was removed: %v", err)
+	}
+}
+
 // TestMosquittoHashInterop: a hash that Debian's mosquitto_passwd wrote is
 // checked right, and ours has its shape. (That Debian's mosquitto accepts
 // our password file is proven by logging in: collector's
