@@ -34,8 +34,25 @@ var Known = []string{
 // are documented with the binary. Binaries append to it in init.
 var Extra []string
 
-// Secrets may also be given as NAME_FILE.
-var secrets = []string{"GP_MQTT_PASSWORD", "GP_INFLUX_TOKEN", "GP_API_KEYS"}
+// Secrets may also be given as NAME_FILE. GP_API_KEYS has no such form:
+// runtime-v1 gives GP_API_KEYS_FILE a meaning of its own (the file of hashed
+// keys), and reading it as "GP_API_KEYS from a file" made the documented
+// production setup exit 2. FileFormClashes keeps such a clash from coming
+// back.
+var secrets = []string{"GP_MQTT_PASSWORD", "GP_INFLUX_TOKEN"}
+
+// FileFormClashes returns the secrets whose NAME_FILE form is also a setting
+// of its own (in Known or Extra): one variable read as two things. A binary's
+// tests call it after the binary has added its Extra settings.
+func FileFormClashes() []string {
+	var out []string
+	for _, s := range secrets {
+		if f := s + "_FILE"; slices.Contains(Known, f) || slices.Contains(Extra, f) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
 
 // Error is a bad setting. Main exits with code 2 for it.
 type Error struct{ Problems []string }

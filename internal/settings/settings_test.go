@@ -88,3 +88,21 @@ func TestUnknown(t *testing.T) {
 		t.Errorf("Unknown = %v", got)
 	}
 }
+
+// TestKeysFileIsNotASecretFile: GP_API_KEYS_FILE is runtime-v1's keys file,
+// never "GP_API_KEYS read from a file" (that reading made the documented
+// production setup exit 2), and no secret's NAME_FILE names another setting.
+func TestKeysFileIsNotASecretFile(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "api-keys")
+	os.WriteFile(f, []byte("admin ops 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"), 0o600)
+	r := NewReader(env(map[string]string{"GP_API_KEYS_FILE": f}))
+	if v := r.String("GP_API_KEYS", ""); v != "" {
+		t.Errorf("GP_API_KEYS read from GP_API_KEYS_FILE: %q", v)
+	}
+	if err := r.Err(); err != nil {
+		t.Errorf("GP_API_KEYS_FILE alone: %v", err)
+	}
+	if c := FileFormClashes(); len(c) > 0 {
+		t.Errorf("secrets whose NAME_FILE is a setting of its own: %v", c)
+	}
+}
