@@ -5,8 +5,11 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
+	"testing"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -249,4 +252,23 @@ func readDockerfile(rel string, b []byte) ([]DeployEnv, error) {
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// ComposeSetup runs deploy/compose/setup.sh as an operator would, with
+// gpctl built from this tree and the secrets written to dir instead of
+// deploy/compose/secrets; args are setup.sh's (-registry, -devices, ...).
+func ComposeSetup(t testing.TB, dir string, args ...string) {
+	t.Helper()
+	root := RepoRoot(t)
+	gpctl := filepath.Join(t.TempDir(), "gpctl")
+	build := exec.Command("go", "build", "-o", gpctl, "./gpctl")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./gpctl: %v\n%s", err, out)
+	}
+	cmd := exec.Command(filepath.Join(root, "deploy", "compose", "setup.sh"), args...)
+	cmd.Env = append(os.Environ(), "GPCTL="+gpctl, "GREENPOST_SECRETS="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("setup.sh %v: %v\n%s", args, err, out)
+	}
 }
