@@ -24,6 +24,7 @@ tools:
 	@echo "influxd:   $$(deploy/tools/ensure-influxd.sh)"
 	@echo "mosquitto: $$(deploy/tools/ensure-mosquitto.sh)"
 	@echo "chromium:  $$(deploy/tools/ensure-chromium.sh)"
+	@echo "promtool:  $$(deploy/tools/ensure-promtool.sh)"
 	@echo "golangci-lint: $$(deploy/tools/ensure-golangci-lint.sh)"
 
 vet:
