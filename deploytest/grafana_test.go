@@ -122,14 +122,14 @@ func TestDashboardFluxOnInfluxDB(t *testing.T) {
 		tele.add("counter,outlet=%s,device=%s,boot=%d reusable=%di,recyclable=%di,biodegradable=0i,original=0i,plastic=%di,foam=%di,other=0i,seq=1i %d",
 			outlet, dev, boot, reusable, recyclable, plastic, foam, ns(at))
 	}
-	counter("o-1", "c-1", 1, -2*time.Hour, 10, 100, 20, 0) // the baseline (within 24 h)
-	counter("o-1", "c-1", 1, 10*m, 12, 130, 25, 0)         // +2 +30 +5
-	counter("o-1", "c-1", 1, 70*m, 1, 4, 2, 0)             // a reset: +1 +4 +2
-	counter("o-1", "c-1", 2, 80*m, 0, 7, 0, 0)             // a new boot counts from 0: +7
-	counter("o-2", "c-2", 1, -25*time.Hour, 0, 1000, 0, 0) // too old to be a baseline
-	counter("o-2", "c-2", 1, 30*m, 0, 1010, 0, 5)          // so +1010 +5
-	counter("o-3", "c-3", 1, 30*m, 0, 50, 0, 0)            // deleted from the registry
-	counter("o-4", "c-4", 1, 30*m, 0, 0, 9, 0)             // inactive
+	counter("o-1", "c-1", 1, -2*time.Hour, 10, 100, 20, 0)          // the baseline (within 24 h)
+	counter("o-1", "c-1", 1, 10*m, 12, 130, 25, 0)                  // +2 +30 +5
+	counter("o-1", "c-1", 1, 70*m, 1, 4, 2, 0)                      // a reset: +1 +4 +2
+	counter("o-1", "c-1", 2, 80*m, 0, 7, 0, 0)                      // a new boot counts from 0: +7
+	counter("o-2", "c-2", 1, -25*time.Hour, 0, 1000, 0, 0)          // too old to be a baseline
+	counter("o-2", "c-2", 1, 30*m, 0, 1010, 0, 5)                   // so +1010 +5
+	counter("o-3", "c-3", 1, 30*m, 0, 50, 0, 0)                     // deleted from the registry
+	counter("o-4", "c-4", 1, 30*m, 0, 0, 9, 0)                      // inactive
 	counter("o-1", "c-1", 2, 3*time.Hour+time.Minute, 0, 900, 0, 0) // after the range
 	bin := func(outlet, dev string, boot int, at time.Duration, fill float64) {
 		tele.add("bin,outlet=%s,device=%s,boot=%d fill_pct=%g,deposits=1i,seq=1i %d", outlet, dev, boot, fill, ns(at))
@@ -348,4 +348,3 @@ func sameRows(got, want [][]any) bool {
 	}
 	return true
 }
-

@@ -78,7 +78,7 @@ func TestMetricNamesExist(t *testing.T) {
 
 	var dev mqtt.Client
 	testenv.Eventually(t, 30*time.Second, func() string {
-		opts := mqtt.NewClientOptions().AddBroker("tcp://"+broker).SetClientID("b-1").SetUsername("b-1").
+		opts := mqtt.NewClientOptions().AddBroker("tcp://" + broker).SetClientID("b-1").SetUsername("b-1").
 			SetProtocolVersion(4).SetAutoReconnect(false).SetConnectTimeout(2 * time.Second)
 		dev = mqtt.NewClient(opts)
 		if tok := dev.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
