@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"os"
@@ -17,12 +18,12 @@ import (
 	"github.com/greenpost/greenpost/internal/testenv"
 )
 
-// shippedMosquitto is Debian's mosquitto running deploy/cluster's
-// mosquitto.conf with the password file and ACL that `gpctl provision`
-// wrote into dir. Only the site's lines differ from the shipped file: the
-// paths (into dir and the test's certificates), the port, and the user
-// (root, which can read the test's 0600 files). Every other line, the whole
-// policy, is the shipped one.
+// shippedMosquitto is Debian's mosquitto running one of deploy/'s
+// Mosquitto configs with the password file and ACL that `gpctl provision`
+// wrote. Only the site's lines differ from the shipped file: the paths
+// (into the provisioned directory and the certificates), the port, and the
+// user (root, which can read the test's 0600 files). Every other line, the
+// whole policy, is the shipped one.
 type shippedMosquitto struct {
 	*testenv.Mosquitto
 	url   string // ssl://localhost:port
@@ -30,14 +31,60 @@ type shippedMosquitto struct {
 	creds map[string]string // username → password, from credentials.csv
 }
 
-func startShippedMosquitto(t *testing.T, provDir string) *shippedMosquitto {
+// shippedConfig is one Mosquitto config under deploy/: where it is, the
+// paths it names as shipped, and how a test gets the files it needs.
+type shippedConfig struct {
+	file                                  string // relative to the repository
+	passwd, acl, ca, cert, key, persisted string // as the shipped file names them
+	// prepare makes the provisioned files (registry and devices given) and
+	// the certificates, as an operator of this install would.
+	prepare func(t *testing.T, registry, devices, collectors string) (provDir string, certs testenv.Certs)
+}
+
+var shippedConfigs = []shippedConfig{
+	{
+		file:   "deploy/cluster/mosquitto/mosquitto.conf",
+		passwd: "/etc/mosquitto/passwd", acl: "/etc/mosquitto/acl", ca: "/etc/mosquitto/certs/ca.pem",
+		cert: "/etc/mosquitto/certs/server.pem", key: "/etc/mosquitto/certs/server.key", persisted: "/var/lib/mosquitto/",
+		prepare: func(t *testing.T, registry, devices, collectors string) (string, testenv.Certs) {
+			return provisionFiles(t, registry, devices, collectors), testenv.NewCerts(t, t.TempDir())
+		},
+	},
+	{
+		// The compose install, with what its setup.sh makes: gpctl
+		// provision's files and its own CA and server certificate.
+		file:   "deploy/compose/mosquitto/mosquitto.conf",
+		passwd: "/mosquitto/secrets/passwd", acl: "/mosquitto/secrets/acl", ca: "/mosquitto/secrets/ca.pem",
+		cert: "/mosquitto/secrets/server.pem", key: "/mosquitto/secrets/server.key", persisted: "/mosquitto/data/",
+		prepare: func(t *testing.T, registry, devices, collectors string) (string, testenv.Certs) {
+			if collectors != "collector-1,collector-2" {
+				t.Fatalf("compose's setup.sh provisions collector-1 and collector-2, not %s", collectors)
+			}
+			dir := t.TempDir()
+			reg, dev := filepath.Join(dir, "registry.csv"), filepath.Join(dir, "devices.csv")
+			os.WriteFile(reg, []byte(registry), 0o644)
+			os.WriteFile(dev, []byte(devices), 0o644)
+			secrets := filepath.Join(dir, "secrets")
+			testenv.ComposeSetup(t, secrets, "-registry", reg, "-devices", dev)
+			certs := testenv.Certs{CAFile: filepath.Join(secrets, "certs", "ca.pem"), CertFile: filepath.Join(secrets, "certs", "server.pem"),
+				KeyFile: filepath.Join(secrets, "certs", "server.key"), Roots: x509.NewCertPool()}
+			ca, err := os.ReadFile(certs.CAFile)
+			if err != nil || !certs.Roots.AppendCertsFromPEM(ca) {
+				t.Fatalf("setup.sh's CA: %v", err)
+			}
+			return filepath.Join(secrets, "provision"), certs
+		},
+	},
+}
+
+func startShippedMosquitto(t *testing.T, sc shippedConfig, devices, collectors string) *shippedMosquitto {
 	t.Helper()
-	shipped, err := os.ReadFile("../deploy/cluster/mosquitto/mosquitto.conf")
+	shipped, err := os.ReadFile(filepath.Join("..", sc.file))
 	if err != nil {
 		t.Fatal(err)
 	}
+	provDir, certs := sc.prepare(t, msRegistry, devices, collectors)
 	dir := t.TempDir()
-	certs := testenv.NewCerts(t, dir)
 	addr := testenv.FreeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
 	user := "user mosquitto"
@@ -45,14 +92,14 @@ func startShippedMosquitto(t *testing.T, provDir string) *shippedMosquitto {
 		user = "user root"
 	}
 	site := map[string]string{
-		"listener 8883":                            "listener " + port + " 127.0.0.1",
-		"password_file /etc/mosquitto/passwd":      "password_file " + filepath.Join(provDir, provision.MosquittoPasswd),
-		"acl_file /etc/mosquitto/acl":              "acl_file " + filepath.Join(provDir, provision.MosquittoACL),
-		"cafile /etc/mosquitto/certs/ca.pem":       "cafile " + certs.CAFile,
-		"certfile /etc/mosquitto/certs/server.pem": "certfile " + certs.CertFile,
-		"keyfile /etc/mosquitto/certs/server.key":  "keyfile " + certs.KeyFile,
-		"persistence_location /var/lib/mosquitto/": "persistence_location " + dir + "/",
-		"user mosquitto":                           user,
+		"listener 8883":                        "listener " + port + " 127.0.0.1",
+		"password_file " + sc.passwd:           "password_file " + filepath.Join(provDir, provision.MosquittoPasswd),
+		"acl_file " + sc.acl:                   "acl_file " + filepath.Join(provDir, provision.MosquittoACL),
+		"cafile " + sc.ca:                      "cafile " + certs.CAFile,
+		"certfile " + sc.cert:                  "certfile " + certs.CertFile,
+		"keyfile " + sc.key:                    "keyfile " + certs.KeyFile,
+		"persistence_location " + sc.persisted: "persistence_location " + dir + "/",
+		"user mosquitto":                       user,
 	}
 	var conf bytes.Buffer
 	for _, line := range strings.Split(string(shipped), "\n") {
@@ -63,7 +110,7 @@ func startShippedMosquitto(t *testing.T, provDir string) *shippedMosquitto {
 		conf.WriteString(line + "\n")
 	}
 	if len(site) > 0 {
-		t.Fatalf("the shipped mosquitto.conf lacks the site lines %v: update this test with it", site)
+		t.Fatalf("the shipped %s lacks the site lines %v: update this test with it", sc.file, site)
 	}
 	path := filepath.Join(dir, "mosquitto.conf")
 	os.WriteFile(path, conf.Bytes(), 0o644)
@@ -87,14 +134,17 @@ func (m *shippedMosquitto) client(t *testing.T, clientID, user, pass string, han
 	})
 }
 
-// provisionFiles runs `gpctl provision` on a registry of two outlets and a
-// device list, as an operator would.
-func provisionFiles(t *testing.T, devices string, collectors string) string {
+// msRegistry is a registry of two outlets.
+const msRegistry = "id,name,district,address,lat,lon,operator,active\n" +
+	"ms-o1,One,jianghan,,30.6,114.3,SF Express,true\nms-o2,Two,wuchang,,30.5,114.3,JD Logistics,true\n"
+
+// provisionFiles runs `gpctl provision` on a registry and a device list,
+// as an operator would.
+func provisionFiles(t *testing.T, registry, devices string, collectors string) string {
 	t.Helper()
 	dir := t.TempDir()
 	reg, dev := filepath.Join(dir, "registry.csv"), filepath.Join(dir, "devices.csv")
-	os.WriteFile(reg, []byte("id,name,district,address,lat,lon,operator,active\n"+
-		"ms-o1,One,jianghan,,30.6,114.3,SF Express,true\nms-o2,Two,wuchang,,30.5,114.3,JD Logistics,true\n"), 0o644)
+	os.WriteFile(reg, []byte(registry), 0o644)
 	os.WriteFile(dev, []byte(devices), 0o644)
 	out := filepath.Join(dir, "out")
 	var stdout, stderr bytes.Buffer
@@ -107,14 +157,23 @@ func provisionFiles(t *testing.T, devices string, collectors string) string {
 const msDevices = "device,outlet,kind\nms-b1,ms-o1,bin\nms-b2,ms-o1,bin\nms-c1,ms-o1,counter\nms-b3,ms-o2,bin\n"
 
 // TestMosquittoShippedConfig runs the collector against Debian's Mosquitto
-// with exactly the shipped config and the provisioned users: wrong
-// credentials are refused, the collector user reads through $share, a
-// device publishes (and leaves a Will) only under its own outlet, kind and
-// id, and a device connecting with the collector's client id takes nothing
-// over: the collector keeps its session and no device message is lost.
+// with exactly each shipped config (the cluster's, and compose's with the
+// files its setup.sh makes) and the provisioned users: wrong credentials
+// are refused, the collector user reads through $share, a device publishes
+// (and leaves a Will) only under its own outlet, kind and id, and a device
+// connecting with the collector's client id takes nothing over: the
+// collector keeps its session and no device message is lost.
 func TestMosquittoShippedConfig(t *testing.T) {
-	in := testenv.SharedInflux(t)
-	mq := startShippedMosquitto(t, provisionFiles(t, msDevices, "collector-1,collector-2"))
+	for _, sc := range shippedConfigs {
+		t.Run(sc.file, func(t *testing.T) {
+			testShippedMosquitto(t, startShippedMosquitto(t, sc, msDevices, "collector-1,collector-2"))
+		})
+	}
+}
+
+func testShippedMosquitto(t *testing.T, mq *shippedMosquitto) {
+	// Its own InfluxDB: every config runs the same devices and counts.
+	in := testenv.StartInflux(t)
 	pwFile := filepath.Join(t.TempDir(), "mqtt-password")
 	os.WriteFile(pwFile, []byte(mq.creds["collector-1"]+"\n"), 0o600)
 	c := startCollector(t, append(influxEnv(in), "GP_MQTT_URL="+mq.url, "GP_MQTT_CA_FILE="+mq.certs.CAFile,
