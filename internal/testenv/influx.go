@@ -24,6 +24,9 @@ type Influx struct {
 	Dir    string // data, meta and wal live here
 	srv    *server
 	start  time.Duration // how long boot waits for /ping
+	// Admin and AdminPassword are the admin user of an influxd started
+	// with InfluxOptions.Auth; InfluxQL and Exec use them.
+	Admin, AdminPassword string
 }
 
 // InfluxdPath finds the influxd binary: $GREENPOST_INFLUXD, the cache that `make
@@ -55,6 +58,21 @@ type InfluxOptions struct {
 	// StartTimeout bounds the wait for /ping (default 60s; opening a large
 	// data directory's shards takes minutes).
 	StartTimeout time.Duration
+	// Auth turns authentication on, with an admin user (Influx.Admin):
+	// programs then need a token, "user:password" of a user with the
+	// rights they need, as with InfluxDB 2.x tokens.
+	Auth bool
+}
+
+// StartInfluxWith starts a private influxd shaped by opts for one test.
+func StartInfluxWith(tb testing.TB, opts InfluxOptions) *Influx {
+	tb.Helper()
+	in, err := startInfluxWith(tb.TempDir(), opts)
+	if err != nil {
+		tb.Fatalf("testenv: %v", err)
+	}
+	tb.Cleanup(in.Stop)
+	return in
 }
 
 func startInflux(dir string) (*Influx, error) { return startInfluxWith(dir, InfluxOptions{}) }
@@ -101,7 +119,7 @@ bind-address = %q
   bind-address = %q
   flux-enabled = true
   log-enabled = false
-  auth-enabled = false
+  auth-enabled = %t
   max-body-size = %d
 [logging]
   level = "warn"
@@ -110,7 +128,7 @@ bind-address = %q
 [subscriber]
   enabled = false
 `, hostPort(rpcPort), filepath.Join(dir, "meta"), filepath.Join(dir, "data"), filepath.Join(dir, "wal"), cacheSize,
-		queryTimeout, hostPort(httpPort), maxBody)
+		queryTimeout, hostPort(httpPort), opts.Auth, maxBody)
 	confPath := filepath.Join(dir, "influxdb.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		return nil, err
@@ -126,6 +144,15 @@ bind-address = %q
 	if err := in.boot(); err != nil {
 		in.Stop()
 		return nil, err
+	}
+	if opts.Auth {
+		// The first user of a server with no users may be made without
+		// credentials, and must be an admin.
+		if err := in.Exec("CREATE USER admin WITH PASSWORD 'admin-secret' WITH ALL PRIVILEGES"); err != nil {
+			in.Stop()
+			return nil, err
+		}
+		in.Admin, in.AdminPassword = "admin", "admin-secret"
 	}
 	if err := in.Exec("CREATE DATABASE " + in.DB); err != nil {
 		err = fmt.Errorf("%w\n%s", err, in.srv.tail())
@@ -161,7 +188,15 @@ func (in *Influx) Exec(q string) error {
 // JSON answer.
 func (in *Influx) InfluxQL(q string) (string, error) {
 	c := http.Client{Timeout: 30 * time.Second}
-	resp, err := c.PostForm(in.URL+"/query", url.Values{"q": {q}, "db": {in.DB}})
+	req, err := http.NewRequest(http.MethodPost, in.URL+"/query", strings.NewReader(url.Values{"q": {q}, "db": {in.DB}}.Encode()))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if in.Admin != "" {
+		req.SetBasicAuth(in.Admin, in.AdminPassword)
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		return "", err
 	}
