@@ -81,16 +81,16 @@ func apiGet(url, key string, into any) (int, error) {
 // TestInfluxDB2Paths runs the collector and the API (as the images build
 // them) the way an InfluxDB 2.x install runs them, on the 1.8.10 this
 // machine has, forcing every 2.x-specific path 1.8 can be made to take:
-// - InfluxQL switched off (the stand-in answers /query as 2.x does for a
-//   bucket without a DBRP mapping): the API's figures come from Flux alone
-//   and are exact;
-// - tokens with only the rights storage-v1 gives each program (1.8's
-//   auth on, users as tokens): the collector may only write the telemetry
-//   bucket, the API only read it and read and write its own;
-// - an org on every v2 request (1.8 ignores it; 2.x refuses a request
-//   without one);
-// - bucket names without "/" (gp, gp_api), as 2.x names them;
-// - a wrong token stops the collector with exit code 1 (2.x answers 401).
+//   - InfluxQL switched off (the stand-in answers /query as 2.x does for a
+//     bucket without a DBRP mapping): the API's figures come from Flux alone
+//     and are exact;
+//   - tokens with only the rights storage-v1 gives each program (1.8's
+//     auth on, users as tokens): the collector may only write the telemetry
+//     bucket, the API only read it and read and write its own;
+//   - an org on every v2 request (1.8 ignores it; 2.x refuses a request
+//     without one);
+//   - bucket names without "/" (gp, gp_api), as 2.x names them;
+//   - a wrong token stops the collector with exit code 1 (2.x answers 401).
 func TestInfluxDB2Paths(t *testing.T) {
 	bins := images(t)
 	in := testenv.StartInfluxWith(t, testenv.InfluxOptions{Auth: true})
@@ -169,8 +169,8 @@ func TestInfluxDB2Paths(t *testing.T) {
 	win := "from=" + F.Format(time.RFC3339) + "&to=" + F.Add(time.Hour).Format(time.RFC3339)
 	testenv.Eventually(t, 90*time.Second, func() string {
 		var r struct {
-			Parcels struct{ Total, Green int } `json:"parcels"`
-			BinCoverage float64 `json:"bin_coverage"`
+			Parcels     struct{ Total, Green int } `json:"parcels"`
+			BinCoverage float64                    `json:"bin_coverage"`
 		}
 		if _, err := apiGet("http://"+apiAddr+"/v1/outlets/o-b1/rates?"+win, viewer, &r); err != nil {
 			return "rates: " + err.Error()
