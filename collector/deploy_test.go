@@ -17,3 +17,9 @@ func TestDeployFilesSettingsAccepted(t *testing.T) {
 			return err
 		})
 }
+
+// TestSettingsTable: README.md's configuration table lists exactly the
+// settings this program's loader reads.
+func TestSettingsTable(t *testing.T) {
+	testenv.CheckSettingsTable(t, "collector", testenv.SettingsRead(func(getenv func(string) string) { loadConfig(getenv) }))
+}

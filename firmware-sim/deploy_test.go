@@ -17,3 +17,11 @@ func TestDeployFilesSettingsAccepted(t *testing.T) {
 			return err
 		})
 }
+
+// TestSettingsTable: README.md's configuration table lists exactly the
+// settings the simulator's loader reads.
+func TestSettingsTable(t *testing.T) {
+	testenv.CheckSettingsTable(t, "firmware-sim", testenv.SettingsRead(func(getenv func(string) string) {
+		loadConfig([]string{"firmware-sim"}, getenv, io.Discard)
+	}))
+}
