@@ -1,9 +1,7 @@
 package deploytest
 
 import (
-	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -27,20 +25,6 @@ func osMkdirTemp() (string, error) { return os.MkdirTemp(tempRoot, "images-") }
 // deployPath is a path under deploy/.
 func deployPath(t *testing.T, parts ...string) string {
 	return filepath.Join(append([]string{testenv.RepoRoot(t), "deploy"}, parts...)...)
-}
-
-// runScript runs a script of deploy/ with env added and returns its output;
-// a failure fails the test.
-func runScript(t *testing.T, env []string, script string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(script, args...)
-	cmd.Env = append(os.Environ(), env...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s %v: %v\n%s", script, args, err, out.String())
-	}
-	return out.String()
 }
 
 // registryCSV and devicesCSV are a small city in the operator's formats.
