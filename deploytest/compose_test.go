@@ -2,12 +2,14 @@ package deploytest
 
 import (
 	"bufio"
+	"fmt"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -286,6 +288,11 @@ func TestComposeWiring(t *testing.T) {
 	}
 	if !slices.Contains(mq.Ports, conf["listener"]+":"+conf["listener"]) {
 		t.Errorf("mosquitto publishes %v, its listener is %s", mq.Ports, conf["listener"])
+	}
+	// Its healthcheck looks for that port listening in /proc/net/tcp (hex).
+	port, _ := strconv.Atoi(conf["listener"])
+	if hc := strings.Join(mq.Healthcheck.Test, " "); !strings.Contains(hc, fmt.Sprintf(":%X ", port)) || !strings.Contains(hc, " 0A'") {
+		t.Errorf("mosquitto's healthcheck %q does not look for port %d listening", hc, port)
 	}
 
 	// The simulator enrols like the devices: its city is what setup.sh
