@@ -42,7 +42,8 @@ esac
 // rights storage-v1 and the API need (collector: write gp; api: read gp,
 // read and write gp_api; grafana: read both), using the operator token;
 // it writes them for the programs to read; a second run changes nothing;
-// without InfluxDB's own bucket it stops with a clear message.
+// without InfluxDB's own bucket it waits for it (InfluxDB's first-start
+// setup may still be running), then stops with a clear message.
 func TestInfluxTokensScript(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "bin")
@@ -104,9 +105,16 @@ func TestInfluxTokensScript(t *testing.T) {
 		t.Errorf("the second run called influx:\n%s", mustRead(t, log))
 	}
 
+	// InfluxDB's own setup not done yet: it waits for the bucket, then
+	// gives up with a clear message.
 	os.RemoveAll(tokens)
 	os.WriteFile(buckets, nil, 0o644)
+	os.Remove(log)
+	env = append(env, "WAIT_SECONDS=2")
 	if out, err := run(); err == nil || !strings.Contains(out, "no bucket gp in org city") {
 		t.Errorf("without InfluxDB's bucket: %v\n%s", err, out)
+	}
+	if n := strings.Count(mustRead(t, log), "bucket list --org city --name gp --json"); n != 2 {
+		t.Errorf("asked for the bucket %d times while waiting 2 s, want 2 (now and after 2 s)", n)
 	}
 }

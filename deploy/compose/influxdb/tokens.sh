@@ -30,7 +30,14 @@ field() { sed -n 's/^[[:space:]]*"'"$1"'":[[:space:]]*"\([^"]*\)".*/\1/p' | head
 
 bucket_id() { influx bucket list --org "$org" --name "$1" --json 2>/dev/null | field id || true; }
 
-gp_id="$(bucket_id "$bucket")"
+# InfluxDB may answer before its first-start setup has made the org and
+# the bucket: wait for them (WAIT_SECONDS, 120 by default).
+gp_id=""
+for ((waited = 0; ; waited += 2)); do
+  gp_id="$(bucket_id "$bucket")"
+  [ -z "$gp_id" ] && [ "$waited" -lt "${WAIT_SECONDS:-120}" ] || break
+  sleep 2
+done
 [ -n "$gp_id" ] || { echo "tokens.sh: no bucket $bucket in org $org: did InfluxDB's setup run?" >&2; exit 1; }
 api_id="$(bucket_id "$api_bucket")"
 if [ -z "$api_id" ]; then
