@@ -203,6 +203,9 @@ func TestComposeWiring(t *testing.T) {
 			t.Errorf("%s: MQTT user %q empty or shared", name, user)
 		}
 		users[user] = true
+		if env["GP_MQTT_CLIENT_ID"] != user {
+			t.Errorf("%s: client id %q: want its username %q (a container's host name changes when it is re-created, and with it the session)", name, env["GP_MQTT_CLIENT_ID"], user)
+		}
 		if m, ok := covering(mounts(t, c, name), env["GP_MQTT_PASSWORD_FILE"]); !ok || c.Secrets[m.source].File != "./secrets/"+provision.CollectorsDir+"/"+user && c.Secrets[m.source].File != "./secrets/provision/"+provision.CollectorsDir+"/"+user {
 			t.Errorf("%s: its password file is not gpctl provision's file of %s", name, user)
 		}
