@@ -84,7 +84,10 @@ type Outlet struct {
 	Operator string
 	Active   bool
 
-	ParcelsPerDay float64                       // mean over a day
+	ParcelsPerDay float64                       // mean over a usual day (see DayFactor)
+	DayVar        float64                       // σ of the log of the day-to-day factor (see DayFactor)
+	WeekendFactor float64                       // volume on Saturdays and Sundays against the mean
+	varSeed       uint64                        // seeds DayFactor's draws
 	GreenShare    float64                       // expected share of green parcels
 	Mix           [telemetry.NumClasses]float64 // cumulative class probabilities
 	BoxShare      float64                       // cartons taken back per parcel
@@ -231,9 +234,25 @@ func New(cfg Config) (*City, error) {
 				o.BinCapacity = math.Max(20, math.Round(o.BinCapacity*0.6))
 			}
 		}
+		varyDays(o, cfg.Seed)
 		c.Outlets = append(c.Outlets, o)
 	}
 	return c, nil
+}
+
+// varyDays gives the outlet its day-to-day character and, for one outlet in
+// ten, bins far larger than its traffic needs (they never fill between
+// rounds: a model must not call them filling). Drawn from a stream of its
+// own, so the outlets' other draws stay what they were.
+func varyDays(o *Outlet, seed int64) {
+	r := rand.New(rand.NewPCG(uint64(seed)^0x64617973, uint64(o.Index))) // "days"
+	o.varSeed = r.Uint64()
+	o.DayVar = 0.10 + 0.10*r.Float64()
+	// Offices' outlets are quieter at weekends, residential ones busier.
+	o.WeekendFactor = 0.6 + 0.7*r.Float64()
+	if r.Float64() < 0.1 {
+		o.BinCapacity = math.Round(o.BinCapacity * 3)
+	}
 }
 
 // classMix draws an outlet's packaging mix around its green share and returns

@@ -3,6 +3,7 @@ package city
 import (
 	"bytes"
 	"encoding/csv"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -212,10 +213,12 @@ func TestBelievable(t *testing.T) {
 
 	// A week of 5-minute reports.
 	full, emptied, reports := 0, 0, 0
+	neverFull := 0
 	var parcels, green int64
 	now := t0.Add(7 * 24 * time.Hour)
 	for _, ref := range c.Devices() {
 		d := c.NewDevice(ref)
+		binFull := false
 		for at := t0; at.Before(now); at = at.Add(5 * time.Minute) {
 			d.Advance(at)
 			m, err := telemetry.Decode(ref.TelemetryTopic(), d.AppendTelemetry(nil, at.UnixMilli()), now)
@@ -227,10 +230,16 @@ func TestBelievable(t *testing.T) {
 				if m.Bin.FillPct >= FullPct {
 					full++
 				}
+				if d.FillPct() >= FullPct {
+					binFull = true
+				}
 				if m.Bin.Emptied {
 					emptied++
 				}
 			}
+		}
+		if ref.Kind == telemetry.KindBin && !binFull {
+			neverFull++
 		}
 		if ref.Kind == telemetry.KindCounter {
 			for cl, v := range d.Parcels() {
@@ -243,6 +252,10 @@ func TestBelievable(t *testing.T) {
 	}
 	if share := float64(full) / float64(reports); share < 0.01 || share > 0.3 {
 		t.Errorf("bins full in %.1f%% of reports, want a few percent", share*100)
+	}
+	// Some bins (the oversized ones, and bins of quiet outlets) never fill.
+	if neverFull < 300*2/20 || neverFull > 300*2*6/10 {
+		t.Errorf("%d of %d bins never full in a week", neverFull, 300*2)
 	}
 	// About one collection per bin per day or more.
 	if emptied < 300*2*7*8/10 {
@@ -269,5 +282,86 @@ func TestArrivalCurve(t *testing.T) {
 	b := o.Expected(t0.Add(90*time.Minute), t0.Add(133*time.Minute)) + o.Expected(t0.Add(133*time.Minute), t0.Add(200*time.Minute))
 	if d := a - b; d > 1e-9 || d < -1e-9 {
 		t.Fatalf("%v != %v", a, b)
+	}
+}
+
+// TestSensorNoise checks what a bin's sensor reads against the true level:
+// unbiased, with the documented noise and a rare glitch, always 0..100,
+// and the same reading for the same device and (virtual) time.
+func TestSensorNoise(t *testing.T) {
+	c := mustCity(t, Config{Seed: 11, Outlets: 40, Bins: 2})
+	var n, glitches int
+	var sum, sum2 float64
+	for _, ref := range c.Devices() {
+		if ref.Kind != telemetry.KindBin {
+			continue
+		}
+		d := c.NewDevice(ref)
+		for at := t0; at.Before(t0.Add(3 * 24 * time.Hour)); at = at.Add(5 * time.Minute) {
+			d.Advance(at)
+			r := d.ReadingPct()
+			if r < 0 || r > 100 {
+				t.Fatalf("%s: reading %v", ref.ID, r)
+			}
+			if r != d.ReadingPct() {
+				t.Fatalf("%s: two readings at one time differ", ref.ID)
+			}
+			truth := d.FillPct()
+			if truth < 5 || truth > 95 {
+				continue // clamped near the ends
+			}
+			e := r - truth
+			if math.Abs(e) > 5*sensorSigma {
+				glitches++
+				continue
+			}
+			n++
+			sum += e
+			sum2 += e * e
+		}
+	}
+	mean := sum / float64(n)
+	sd := math.Sqrt(sum2/float64(n) - mean*mean)
+	if math.Abs(mean) > 0.05 || math.Abs(sd-sensorSigma) > 0.1 {
+		t.Errorf("sensor error: mean %.3f, σ %.3f over %d readings; want 0 and %.1f", mean, sd, n, sensorSigma)
+	}
+	// Glitches are one reading in sensorGlitchEvery, and most move it
+	// more than 5 σ.
+	share := float64(glitches) / float64(n+glitches)
+	if share < 0.3/sensorGlitchEvery || share > 1.5/sensorGlitchEvery {
+		t.Errorf("glitches in %.4f of readings, want about %.4f", share, 1.0/sensorGlitchEvery)
+	}
+}
+
+// TestDaysDiffer checks the day-to-day factor: busier and quieter days
+// around a mean of about 1, weekends by the outlet's weekend factor, and a
+// day of Expected equal to the mean volume times that day's factor.
+func TestDaysDiffer(t *testing.T) {
+	c := mustCity(t, Config{Seed: 12, Outlets: 50, Bins: 2})
+	var logs []float64
+	for _, o := range c.Outlets {
+		if o.DayVar < 0.1 || o.DayVar > 0.2 || o.WeekendFactor < 0.6 || o.WeekendFactor > 1.3 {
+			t.Fatalf("%s: day variation %.3f, weekend factor %.3f", o.ID, o.DayVar, o.WeekendFactor)
+		}
+		for d := range 140 {
+			day := time.Date(2026, 1, 1, 0, 0, 0, 0, Local).AddDate(0, 0, d)
+			f := o.DayFactor(day.Add(13 * time.Hour))
+			if got, want := o.Expected(day, day.Add(24*time.Hour)), o.ParcelsPerDay*f; math.Abs(got-want) > 1e-6*want {
+				t.Fatalf("%s %s: a day holds %.3f parcels, want %.3f", o.ID, day.Format("2006-01-02"), got, want)
+			}
+			if wd := day.Weekday(); wd == time.Saturday || wd == time.Sunday {
+				f /= o.WeekendFactor
+			}
+			logs = append(logs, math.Log(f))
+		}
+	}
+	var sum, sum2 float64
+	for _, l := range logs {
+		sum += l
+		sum2 += l * l
+	}
+	mean, sd := sum/float64(len(logs)), math.Sqrt(sum2/float64(len(logs))-(sum/float64(len(logs)))*(sum/float64(len(logs))))
+	if math.Abs(mean+0.011) > 0.02 || sd < 0.08 || sd > 0.2 {
+		t.Errorf("log day factor: mean %.3f, σ %.3f", mean, sd)
 	}
 }

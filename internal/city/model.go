@@ -33,18 +33,50 @@ const localOffsetMs = 8 * 3600 * 1000
 
 // Expected returns the mean number of parcels the outlet receives in
 // [t0, t1): its daily volume spread over the local hours by the arrival
-// curve. Within the interval arrivals are Poisson.
+// curve, times the local day's factor (DayFactor). Within the interval
+// arrivals are Poisson.
 func (o *Outlet) Expected(t0, t1 time.Time) float64 {
 	a, b := t0.UnixMilli()+localOffsetMs, t1.UnixMilli()+localOffsetMs
 	var sum float64
+	day, factor := int64(math.MinInt64), 1.0
 	for a < b {
 		hourStart := a - mod(a, 3600_000)
 		end := min(b, hourStart+3600_000)
 		h := mod(hourStart, 86400_000) / 3600_000
-		sum += hourShare[h] * float64(end-a) / 3600_000
+		if d := floorDiv(hourStart, 86400_000); d != day {
+			day, factor = d, o.dayFactor(d)
+		}
+		sum += hourShare[h] * factor * float64(end-a) / 3600_000
 		a = end
 	}
 	return sum * o.ParcelsPerDay
+}
+
+// DayFactor is how busy the local day that t falls in is against the
+// outlet's mean: its weekend factor on Saturdays and Sundays, times a
+// log-normal draw for the day, shared in part by the whole city (a sales
+// day, rain) and in part the outlet's own. A model that learned the
+// outlet's usual day must notice a busier one. 1 when the outlet has no
+// day-to-day variation (DayVar 0 and WeekendFactor 0 or 1).
+func (o *Outlet) DayFactor(t time.Time) float64 {
+	return o.dayFactor(floorDiv(t.UnixMilli()+localOffsetMs, 86400_000))
+}
+
+func (o *Outlet) dayFactor(day int64) float64 {
+	f := 1.0
+	// 1970-01-01 was a Thursday: day 2 is a Saturday.
+	if wd := mod(day, 7); (wd == 2 || wd == 3) && o.WeekendFactor > 0 {
+		f = o.WeekendFactor
+	}
+	if o.DayVar > 0 {
+		// Half the variance is the city's, half the outlet's; the mean
+		// factor stays 1 (minus σ²/2 on the log).
+		zc := normal(splitmix(o.varSeed ^ 0x63697479 ^ uint64(day)<<24)) // "city": the same for every outlet
+		zo := normal(splitmix(o.varSeed ^ uint64(o.Index+1)<<44 ^ uint64(day)))
+		s := o.DayVar / math.Sqrt2
+		f *= math.Exp(s*zc + s*zo - o.DayVar*o.DayVar/2)
+	}
+	return f
 }
 
 // Collection returns the latest collection round of the outlet's bins in
@@ -83,11 +115,12 @@ func (o *Outlet) Collection(seed int64, t0, t1 time.Time) (time.Time, bool) {
 // Device is the state of one simulated device. It is not safe for
 // concurrent use: each device has one owner.
 type Device struct {
-	Ref   DeviceRef
-	seed  int64
-	data  *rand.Rand // readings: arrivals, classes, battery, radio
-	flt   *rand.Rand // fault decisions, kept apart so faults leave readings alone
-	sched *rand.Rand // report times, kept apart so faults leave the schedule alone
+	Ref    DeviceRef
+	seed   int64
+	idHash uint64     // of the device id, for draws that are a function of time
+	data   *rand.Rand // readings: arrivals, classes, battery, radio
+	flt    *rand.Rand // fault decisions, kept apart so faults leave readings alone
+	sched  *rand.Rand // report times, kept apart so faults leave the schedule alone
 
 	Boot, Seq int64 // Seq is the seq of the next message
 	last      time.Time
@@ -112,11 +145,12 @@ func (c *City) NewDevice(ref DeviceRef) *Device {
 	h.Write([]byte(ref.ID))
 	id := h.Sum64()
 	d := &Device{
-		Ref:   ref,
-		seed:  c.Seed,
-		data:  rand.New(rand.NewPCG(uint64(c.Seed), id)),
-		flt:   rand.New(rand.NewPCG(uint64(c.Seed)^0x66617531, id)), // "fau1"
-		sched: rand.New(rand.NewPCG(uint64(c.Seed)^0x73636831, id)), // "sch1"
+		Ref:    ref,
+		seed:   c.Seed,
+		idHash: id,
+		data:   rand.New(rand.NewPCG(uint64(c.Seed), id)),
+		flt:    rand.New(rand.NewPCG(uint64(c.Seed)^0x66617531, id)), // "fau1"
+		sched:  rand.New(rand.NewPCG(uint64(c.Seed)^0x73636831, id)), // "sch1"
 	}
 	d.Boot = int64(1 + d.data.IntN(8))
 	if ref.Kind == telemetry.KindBin {
@@ -200,9 +234,35 @@ func (d *Device) Reboot() {
 	d.deposits = 0
 }
 
-// FillPct is the bin's fill level as it reports it (one decimal).
+// FillPct is the bin's true fill level (one decimal).
 func (d *Device) FillPct() float64 {
 	return math.Min(100, math.Round(d.items/d.Ref.Outlet.BinCapacity*1000)/10)
+}
+
+// Sensor noise of a bin's level sensor (an ultrasonic range finder looking
+// down at a heap of boxes): every reading is off by a normal error of
+// sensorSigma points, and one reading in sensorGlitchEvery is a glitch off
+// by up to ±sensorGlitch points (a box held over the sensor, an echo off
+// the lid). Readings stay within 0..100.
+const (
+	sensorSigma       = 0.8
+	sensorGlitchEvery = 400
+	sensorGlitch      = 30.0
+)
+
+// ReadingPct is what the bin's sensor reads now (at the device's virtual
+// time, the last Advance): the true level plus the sensor's noise, one
+// decimal. The noise is a pure function of the seed, the device and that
+// time, so it draws nothing from the device's streams (the same arrivals
+// with or without it) and the same seed gives the same readings whatever
+// the wall clock stamps the message with.
+func (d *Device) ReadingPct() float64 {
+	h := splitmix(uint64(d.seed) ^ d.idHash ^ uint64(d.last.UnixMilli())*0x9e3779b97f4a7c15)
+	v := d.items/d.Ref.Outlet.BinCapacity*100 + sensorSigma*normal(h)
+	if g := splitmix(h ^ 0x676c6974); g%sensorGlitchEvery == 0 { // "glit"
+		v += sensorGlitch * (2*unit(splitmix(g)) - 1)
+	}
+	return math.Round(math.Max(0, math.Min(100, v))*10) / 10
 }
 
 // Parcels returns the counter's cumulative parcels by class since boot.
@@ -246,6 +306,16 @@ func binomial(r *rand.Rand, n int, p float64) int {
 	mean := float64(n) * p
 	k := int(math.Round(mean + math.Sqrt(mean*(1-p))*r.NormFloat64()))
 	return min(n, max(0, k))
+}
+
+// unit maps a hash to [0, 1).
+func unit(h uint64) float64 { return float64(h>>11) / (1 << 53) }
+
+// normal maps a hash to a standard normal draw (Box–Muller).
+func normal(h uint64) float64 {
+	u1 := unit(h)
+	u2 := unit(splitmix(h))
+	return math.Sqrt(-2*math.Log(1-u1)) * math.Cos(2*math.Pi*u2)
 }
 
 func splitmix(x uint64) uint64 {

@@ -31,7 +31,7 @@ func (d *Device) AppendTelemetry(dst []byte, ts int64) []byte {
 		return append(dst, '}')
 	}
 	dst = append(dst, `,"fill_pct":`...)
-	dst = strconv.AppendFloat(dst, d.FillPct(), 'f', -1, 64)
+	dst = strconv.AppendFloat(dst, d.ReadingPct(), 'f', -1, 64)
 	dst = append(dst, `,"deposits":`...)
 	dst = strconv.AppendInt(dst, d.deposits, 10)
 	dst = append(dst, `,"weight_kg":`...)
