@@ -7,7 +7,7 @@ PKGS := ./...
 # go test output of the last `make test`, for reading failures.
 TESTLOG ?= $(CURDIR)/.cache/test.log
 
-.PHONY: all run build test tools vet lint screenshots bench bench-telemetry bench-spool bench-collector bench-sim bench-api bench-metrics clean
+.PHONY: all run build test tools vet lint screenshots bench bench-telemetry bench-spool bench-collector bench-sim bench-api bench-metrics bench-ops clean
 
 all: build
 
@@ -57,7 +57,7 @@ screenshots: tools
 
 # Benchmarks (never timed assertions in tests). See docs/benchmarks.md.
 # Each part adds its own bench-<part> target to this list.
-bench: bench-telemetry bench-spool bench-collector bench-sim bench-api bench-metrics
+bench: bench-telemetry bench-spool bench-collector bench-sim bench-api bench-metrics bench-ops
 
 bench-telemetry:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/telemetry/
@@ -80,6 +80,12 @@ bench-api: tools build
 # and the naive raw path.
 bench-metrics: tools build
 	$(GO) run ./bench/apiscale -bin bin
+
+# The collection list's fill model (internal/fill) backtested on 30 days ×
+# 400 outlets of simulator history in a private InfluxDB 1.8.10 (filled once
+# into ~/.cache/greenpost/bench-ops), beside the naive baseline.
+bench-ops: tools build
+	$(GO) run ./bench/ops -bin bin
 
 # End to end on this machine, side by side in one run: the broker's ceiling,
 # the collector, a tuned Telegraf 1.37 (built once), latency at 5k msg/s.

@@ -1,0 +1,293 @@
+package fill
+
+import (
+	"cmp"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// index holds bins' reports in memory, compactly: per bin a base time and,
+// per report, its offset from it (uint32 ms: 49 days) and its reading as a
+// float32 — 8 bytes a report. Readings pass through float32 on every path
+// (the raw path too), so an answer does not depend on where its reports
+// came from.
+//
+// Report slices are copy-on-write: a reader takes a bin's slices under the
+// read lock and may use them after it, because a writer never changes an
+// array a reader may hold; it builds new ones and swaps them in.
+type index struct {
+	o Options
+
+	mu   sync.RWMutex
+	bins map[binKey]*series
+}
+
+type binKey struct{ outlet, device string }
+
+type series struct {
+	key  binKey
+	base int64    // ms
+	off  []uint32 // ms since base, strictly ascending
+	pct  []float32
+
+	// gen counts changes of the reports: a profile learned from an older
+	// generation is not kept.
+	gen atomic.Uint64
+	// Profiles learned for day starts, dropped when reports they rest on
+	// change. Guarded by its own lock: requests fill it while they only
+	// hold the index's read lock.
+	pmu      sync.Mutex
+	profiles map[int64]*Profile
+}
+
+func newIndex(o Options) *index {
+	return &index{o: o.withDefaults(), bins: map[binKey]*series{}}
+}
+
+// view is one bin's reports as a reader took them.
+type view struct {
+	s    *series
+	gen  uint64
+	base int64
+	off  []uint32
+	pct  []float32
+}
+
+func (v *view) len() int        { return len(v.off) }
+func (v *view) t(i int) int64   { return v.base + int64(v.off[i]) }
+func (v *view) at(i int) Report { return Report{T: v.t(i), Pct: float64(v.pct[i])} }
+func (v *view) search(t int64) int { // first index with time >= t
+	if t <= v.base {
+		return 0
+	}
+	d := t - v.base
+	if d > int64(^uint32(0)) {
+		return len(v.off)
+	}
+	i, _ := slices.BinarySearch(v.off, uint32(d))
+	return i
+}
+
+// reports decodes the reports with from <= T < to into buf, and the
+// `before` reports before from.
+func (v *view) reports(buf []Report, from, to int64, before int) []Report {
+	buf = buf[:0]
+	for i := max(0, v.search(from)-before); i < len(v.off) && v.t(i) < to; i++ {
+		buf = append(buf, v.at(i))
+	}
+	return buf
+}
+
+// views returns every bin of the given outlets (all when outlets is nil),
+// in outlet and device order.
+func (x *index) views(outlets map[string]bool) []view {
+	x.mu.RLock()
+	out := make([]view, 0, len(x.bins))
+	for k, s := range x.bins {
+		if outlets != nil && !outlets[k.outlet] {
+			continue
+		}
+		out = append(out, view{s: s, gen: s.gen.Load(), base: s.base, off: s.off, pct: s.pct})
+	}
+	x.mu.RUnlock()
+	slices.SortFunc(out, func(a, b view) int {
+		return cmp.Or(cmp.Compare(a.s.key.outlet, b.s.key.outlet), cmp.Compare(a.s.key.device, b.s.key.device))
+	})
+	return out
+}
+
+// binReports are one bin's reports from a read, sorted by time.
+type binReports struct {
+	key binKey
+	rs  []Report
+}
+
+// merge writes reports into the index: a report with the time of one already
+// there replaces it (InfluxDB does the same with a point written twice).
+// It returns how many reports were new or changed.
+func (x *index) merge(in []binReports) int {
+	changed := 0
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, b := range in {
+		if len(b.rs) == 0 {
+			continue
+		}
+		s := x.bins[b.key]
+		if s == nil {
+			s = &series{key: b.key, base: b.rs[0].T}
+			x.bins[b.key] = s
+		}
+		n, first := s.mergeLocked(b.rs)
+		if n > 0 {
+			changed += n
+			s.forget(first, x.o)
+		}
+	}
+	return changed
+}
+
+// mergeLocked builds the bin's new slices from the old ones and rs; it
+// returns how many reports were new or changed and the earliest of them.
+func (s *series) mergeLocked(rs []Report) (int, int64) {
+	base := min(s.base, rs[0].T)
+	if len(s.off) == 0 {
+		base = rs[0].T
+	}
+	off := make([]uint32, 0, len(s.off)+len(rs))
+	pct := make([]float32, 0, len(s.off)+len(rs))
+	changed, first := 0, int64(0)
+	note := func(t int64) {
+		if changed == 0 || t < first {
+			first = t
+		}
+		changed++
+	}
+	i, j := 0, 0
+	for i < len(s.off) || j < len(rs) {
+		var t int64
+		var p float32
+		switch {
+		case j == len(rs) || (i < len(s.off) && s.base+int64(s.off[i]) < rs[j].T):
+			t, p = s.base+int64(s.off[i]), s.pct[i]
+			i++
+		case i == len(s.off) || rs[j].T < s.base+int64(s.off[i]):
+			t, p = rs[j].T, float32(rs[j].Pct)
+			note(t)
+			j++
+		default: // the same time: the read wins
+			t, p = rs[j].T, float32(rs[j].Pct)
+			if p != s.pct[i] {
+				note(t)
+			}
+			i++
+			j++
+		}
+		// Two reports of one read at the same time (two boots): the later
+		// one is the one kept.
+		if n := len(off); n > 0 && base+int64(off[n-1]) == t {
+			pct[n-1] = p
+			continue
+		}
+		if t-base > int64(^uint32(0)) {
+			// Beyond 49 days of the base: the trim moves the base on long
+			// before that; a report so far ahead is not kept.
+			continue
+		}
+		off = append(off, uint32(t-base))
+		pct = append(pct, p)
+	}
+	if changed > 0 || base != s.base {
+		s.base, s.off, s.pct = base, off, pct
+		s.gen.Add(1)
+	}
+	return changed, first
+}
+
+// forget drops the profiles that rest on reports at or after t: those of
+// the days whose history window holds t.
+func (s *series) forget(t int64, o Options) {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	for day := range s.profiles {
+		if o.ProfileStart(day) <= t && t < day {
+			delete(s.profiles, day)
+		}
+	}
+}
+
+// trim drops reports before t (and bins left without any), moving each
+// base forward so offsets keep their range.
+func (x *index) trim(t int64) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for k, s := range x.bins {
+		v := view{base: s.base, off: s.off, pct: s.pct}
+		i := v.search(t)
+		if i == len(s.off) {
+			delete(x.bins, k)
+			continue
+		}
+		if i == 0 {
+			continue
+		}
+		nb := v.t(i)
+		off := make([]uint32, len(s.off)-i)
+		for j := range off {
+			off[j] = uint32(v.t(i+j) - nb)
+		}
+		s.base, s.off, s.pct = nb, off, slices.Clone(s.pct[i:])
+		s.gen.Add(1)
+		s.pmu.Lock()
+		for day := range s.profiles {
+			if day < t {
+				delete(s.profiles, day)
+			}
+		}
+		s.pmu.Unlock()
+	}
+}
+
+// stats returns the number of bins and reports held.
+func (x *index) stats() (bins, reports int) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	for _, s := range x.bins {
+		reports += len(s.off)
+	}
+	return len(x.bins), reports
+}
+
+// Bin is one bin's prediction.
+type Bin struct {
+	Outlet, Device string
+	Prediction
+}
+
+// judge predicts every bin in views at `at` with the look-ahead ahead.
+// Quiet bins are left out.
+func (x *index) judge(vs []view, at int64, ahead time.Duration) []Bin {
+	var out []Bin
+	day := DayStart(at)
+	var buf []Report
+	var sc scratch
+	for i := range vs {
+		v := &vs[i]
+		p := v.profile(day, x.o, &buf)
+		// The cycle's reports and the one before them (for a stale bin).
+		buf = v.reports(buf, at-x.o.Cycle.Milliseconds(), at+1, 1)
+		pr := predict(p, buf, at, ahead, x.o, &sc)
+		if pr.State == Quiet {
+			continue
+		}
+		out = append(out, Bin{Outlet: v.s.key.outlet, Device: v.s.key.device, Prediction: pr})
+	}
+	return out
+}
+
+// profile returns the bin's curve for the day starting at day, learning it
+// from the view's reports the first time it is asked for.
+func (v *view) profile(day int64, o Options, buf *[]Report) *Profile {
+	s := v.s
+	s.pmu.Lock()
+	p, ok := s.profiles[day]
+	s.pmu.Unlock()
+	if ok {
+		return p
+	}
+	*buf = v.reports(*buf, o.ProfileStart(day), day, 0)
+	lp := Learn(*buf, day, o)
+	p = &lp
+	s.pmu.Lock()
+	// Kept only if no merge came in between (it would have dropped it).
+	if s.gen.Load() == v.gen {
+		if s.profiles == nil {
+			s.profiles = map[int64]*Profile{}
+		}
+		s.profiles[day] = p
+	}
+	s.pmu.Unlock()
+	return p
+}

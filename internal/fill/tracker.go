@@ -1,0 +1,316 @@
+package fill
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Source reads bins' fill reports from where the telemetry is stored
+// (internal/store implements it over InfluxDB).
+type Source interface {
+	// BinReports calls fn for every bin report (a point with fill_pct) with
+	// from <= time < to of the given outlets (every outlet when outlets is
+	// nil), in any order; times in ms. The strings are only valid during
+	// the call.
+	BinReports(ctx context.Context, from, to time.Time, outlets []string, fn func(outlet, device string, boot, t int64, pct float64) error) error
+}
+
+// ErrNotReady is returned while the tracker is still loading the reports a
+// question needs.
+var ErrNotReady = errors.New("fill: the bins' recent reports are still being loaded")
+
+// TrackerConfig configures a Tracker. Zero fields take the defaults.
+type TrackerConfig struct {
+	Source     Source
+	Options    Options
+	Interval   time.Duration // how often new reports are read (30 s)
+	Recheck    time.Duration // how far back every fifth read looks again for late reports (3 h)
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Now        func() time.Time
+}
+
+// Tracker keeps every bin's recent reports in memory, follows InfluxDB, and
+// judges bins at a time `at`: from memory when `at` is recent enough
+// (within a day, see Keep), else from a read of the reports `at` needs.
+// Both paths run the same code on the same reports, so a list reprinted
+// from history equals the one printed then (late reports aside).
+type Tracker struct {
+	cfg TrackerConfig
+	x   *index
+
+	mu          sync.Mutex
+	ready       bool
+	coveredFrom int64 // ms: every report since then is in memory
+	readTo      int64 // ms: reports before this have been read at least once
+	warmed      int64 // the day whose curves were last learned ahead of requests
+
+	reads   *prometheus.CounterVec
+	seconds *prometheus.HistogramVec
+}
+
+// Keep is how much history the tracker holds: the curve's days before the
+// day of `at` and a day for `at` itself, plus a day for reprinting the list
+// as it was in the morning. At 5-minute reports, 8 bytes a report: 2,000
+// bins ≈ 40 MiB.
+func (o Options) Keep() time.Duration {
+	o = o.withDefaults()
+	return time.Duration(o.ProfileDays+2)*24*time.Hour + time.Duration(maxGap)*time.Millisecond
+}
+
+// NewTracker returns a tracker; Run fills and follows it.
+func NewTracker(cfg TrackerConfig) *Tracker {
+	if cfg.Interval <= 0 {
+		cfg.Interval = 30 * time.Second
+	}
+	if cfg.Recheck <= 0 {
+		cfg.Recheck = 3 * time.Hour
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	cfg.Options = cfg.Options.withDefaults()
+	t := &Tracker{cfg: cfg, x: newIndex(cfg.Options),
+		reads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "greenpost_fill_reads_total",
+			Help: "Reads of bin reports by the collection list's tracker, by kind (load, poll, recheck, raw) and result.",
+		}, []string{"kind", "result"}),
+		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "greenpost_fill_read_seconds",
+			Help:    "Duration of the tracker's reads of bin reports, by kind.",
+			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"kind"}),
+	}
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(t.reads, t.seconds,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "greenpost_fill_bins", Help: "Bins whose recent reports the tracker holds."},
+				func() float64 { b, _ := t.x.stats(); return float64(b) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "greenpost_fill_reports", Help: "Bin reports the tracker holds in memory."},
+				func() float64 { _, r := t.x.stats(); return float64(r) }))
+	}
+	return t
+}
+
+// Ready reports whether the initial load is done.
+func (t *Tracker) Ready() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.ready
+}
+
+// Run loads the last Keep of reports (a day per read, oldest first), then
+// every Interval reads what came since the last read (with a margin for
+// reports stored a little late), every fifth time the last Recheck again,
+// and drops what fell out of Keep. It returns when ctx ends; failed reads
+// are logged, counted and retried at the next interval.
+func (t *Tracker) Run(ctx context.Context) error {
+	keep := t.cfg.Options.Keep()
+	tick := time.NewTicker(t.cfg.Interval)
+	defer tick.Stop()
+	for {
+		now := t.cfg.Now()
+		err := t.load(ctx, now.Add(-keep), now)
+		if err == nil {
+			t.warm(now)
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		t.cfg.Logger.Warn("loading bin reports failed, retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+	for n := 1; ; n++ {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		now := t.cfg.Now()
+		t.mu.Lock()
+		from := time.UnixMilli(t.readTo).Add(-2 * time.Minute)
+		t.mu.Unlock()
+		kind := "poll"
+		if n%5 == 0 {
+			from, kind = now.Add(-t.cfg.Recheck), "recheck"
+		}
+		if err := t.read(ctx, kind, from, now); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			t.cfg.Logger.Warn("reading bin reports failed", "kind", kind, "err", err)
+			continue
+		}
+		t.warm(now)
+		if n%120 == 0 {
+			t.trim(now.Add(-keep))
+		}
+	}
+}
+
+// warm learns every bin's curve for the day of now once that day begins,
+// so that no request pays for it (about a millisecond a bin).
+func (t *Tracker) warm(now time.Time) {
+	day := DayStart(now.UnixMilli())
+	if day == t.warmed {
+		return
+	}
+	t.warmed = day
+	var buf []Report
+	for _, v := range t.x.views(nil) {
+		v.profile(day, t.cfg.Options, &buf)
+	}
+}
+
+// load reads [from, to) a day at a time and marks the tracker ready.
+func (t *Tracker) load(ctx context.Context, from, to time.Time) error {
+	start := time.Now()
+	for a := from; a.Before(to); a = a.Add(24 * time.Hour) {
+		if err := t.read(ctx, "load", a, minTime(a.Add(24*time.Hour), to)); err != nil {
+			return err
+		}
+	}
+	t.mu.Lock()
+	t.ready, t.coveredFrom = true, from.UnixMilli()
+	t.mu.Unlock()
+	bins, reports := t.x.stats()
+	t.cfg.Logger.Info("bin reports loaded", "bins", bins, "reports", reports, "from", from, "seconds", time.Since(start).Seconds())
+	return nil
+}
+
+// read reads [from, to) into memory.
+func (t *Tracker) read(ctx context.Context, kind string, from, to time.Time) error {
+	start := time.Now()
+	in, err := t.fetch(ctx, from, to, nil)
+	t.seconds.WithLabelValues(kind).Observe(time.Since(start).Seconds())
+	if err != nil {
+		t.reads.WithLabelValues(kind, "error").Inc()
+		return err
+	}
+	t.reads.WithLabelValues(kind, "ok").Inc()
+	t.x.merge(in)
+	t.mu.Lock()
+	t.readTo = max(t.readTo, to.UnixMilli())
+	t.mu.Unlock()
+	return nil
+}
+
+// fetch reads the reports of [from, to) of the given outlets (nil: all),
+// grouped by bin, each bin's in time order.
+func (t *Tracker) fetch(ctx context.Context, from, to time.Time, outlets []string) ([]binReports, error) {
+	byBin := map[binKey]int{}
+	var out []binReports
+	var boots [][]int64
+	err := t.cfg.Source.BinReports(ctx, from, to, outlets, func(outlet, device string, boot, ts int64, pct float64) error {
+		k := binKey{outlet, device}
+		i, ok := byBin[k]
+		if !ok {
+			// Strings of a scan are only valid during the call.
+			k = binKey{string([]byte(outlet)), string([]byte(device))}
+			i = len(out)
+			byBin[k] = i
+			out = append(out, binReports{key: k})
+			boots = append(boots, nil)
+		}
+		out[i].rs = append(out[i].rs, Report{T: ts, Pct: pct})
+		boots[i] = append(boots[i], boot)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bin reports %s..%s: %w", from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339), err)
+	}
+	for i := range out {
+		// By time, and of two reports at one time (two boots) the later
+		// boot last: the merge keeps the last (metrics-v1's engine decides
+		// the same way).
+		idx := make([]int, len(out[i].rs))
+		for j := range idx {
+			idx[j] = j
+		}
+		rs, bs := out[i].rs, boots[i]
+		slices.SortFunc(idx, func(a, b int) int {
+			if c := cmp.Compare(rs[a].T, rs[b].T); c != 0 {
+				return c
+			}
+			return cmp.Compare(bs[a], bs[b])
+		})
+		sorted := make([]Report, len(rs))
+		for j, k := range idx {
+			sorted[j] = rs[k]
+		}
+		out[i].rs = sorted
+	}
+	return out, nil
+}
+
+func (t *Tracker) trim(before time.Time) {
+	t.x.trim(before.UnixMilli())
+	t.mu.Lock()
+	t.coveredFrom = max(t.coveredFrom, before.UnixMilli())
+	t.mu.Unlock()
+}
+
+// Judge predicts every bin of the given outlets (all when outlets is nil)
+// at `at`, looking ahead `ahead`, and returns the bins that are full,
+// filling within the look-ahead, or stale, in outlet and device order.
+// It answers from memory when memory holds every report the question
+// needs; otherwise it reads them (ErrNotReady while memory is loading and
+// the question is about the recent past).
+func (t *Tracker) Judge(ctx context.Context, at time.Time, ahead time.Duration, outlets []string) ([]Bin, error) {
+	a := at.UnixMilli()
+	need := t.cfg.Options.ProfileStart(a)
+	var want map[string]bool
+	if outlets != nil {
+		want = make(map[string]bool, len(outlets))
+		for _, o := range outlets {
+			want[o] = true
+		}
+	}
+	t.mu.Lock()
+	ready, covered := t.ready, t.coveredFrom
+	t.mu.Unlock()
+	if ready && need >= covered {
+		return t.x.judge(t.x.views(want), a, ahead), nil
+	}
+	if !ready && at.After(t.cfg.Now().Add(-t.cfg.Options.Keep())) {
+		return nil, ErrNotReady
+	}
+	if outlets != nil && len(outlets) == 0 {
+		return nil, nil
+	}
+	// Older than memory: read what this question needs into an index of
+	// its own and judge it with the same code.
+	start := time.Now()
+	in, err := t.fetch(ctx, time.UnixMilli(need), time.UnixMilli(a+1), outlets)
+	t.seconds.WithLabelValues("raw").Observe(time.Since(start).Seconds())
+	if err != nil {
+		t.reads.WithLabelValues("raw", "error").Inc()
+		return nil, err
+	}
+	t.reads.WithLabelValues("raw", "ok").Inc()
+	x := newIndex(t.cfg.Options)
+	x.merge(in)
+	return x.judge(x.views(want), a, ahead), nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}

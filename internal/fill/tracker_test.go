@@ -1,0 +1,286 @@
+package fill
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/greenpost/greenpost/internal/testenv"
+)
+
+// memSource is a Source over reports in memory, which a test may add to.
+type memSource struct {
+	mu    sync.Mutex
+	bins  map[binKey][]Report
+	boots map[binKey][]int64
+	reads int
+	fail  error
+}
+
+func newMemSource() *memSource {
+	return &memSource{bins: map[binKey][]Report{}, boots: map[binKey][]int64{}}
+}
+
+func (m *memSource) add(outlet, device string, boot int64, rs ...Report) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := binKey{outlet, device}
+	m.bins[k] = append(m.bins[k], rs...)
+	for range rs {
+		m.boots[k] = append(m.boots[k], boot)
+	}
+}
+
+func (m *memSource) BinReports(ctx context.Context, from, to time.Time, outlets []string, fn func(outlet, device string, boot, t int64, pct float64) error) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.reads++
+	if m.fail != nil {
+		return m.fail
+	}
+	keys := make([]binKey, 0, len(m.bins))
+	for k := range m.bins {
+		keys = append(keys, k)
+	}
+	// Any order: the tracker must not rely on it.
+	slices.SortFunc(keys, func(a, b binKey) int { return -cmp.Compare(a.device, b.device) })
+	for _, k := range keys {
+		if outlets != nil && !slices.Contains(outlets, k.outlet) {
+			continue
+		}
+		for i, r := range m.bins[k] {
+			if r.T >= from.UnixMilli() && r.T < to.UnixMilli() {
+				if err := fn(k.outlet, k.device, m.boots[k][i], r.T, r.Pct); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func TestIndexMerge(t *testing.T) {
+	x := newIndex(DefaultOptions())
+	k := binKey{"o-1", "b-1"}
+	t0 := day0 + 3*dayMs
+	if n := x.merge([]binReports{{k, []Report{{t0, 10}, {t0 + step, 11}, {t0 + 2*step, 12}}}}); n != 3 {
+		t.Fatalf("first merge: %d changed", n)
+	}
+	// The same reports again change nothing; one changed value, one new
+	// report between, and one before the base do.
+	if n := x.merge([]binReports{{k, []Report{{t0, 10}, {t0 + step, 11}, {t0 + 2*step, 12}}}}); n != 0 {
+		t.Fatalf("a repeated read changed %d", n)
+	}
+	n := x.merge([]binReports{{k, []Report{{t0 - step, 9}, {t0 + step, 11.5}, {t0 + step + 1000, 11.7}}}})
+	if n != 3 {
+		t.Fatalf("late reports: %d changed, want 3", n)
+	}
+	vs := x.views(nil)
+	if len(vs) != 1 {
+		t.Fatalf("%d bins", len(vs))
+	}
+	got := vs[0].reports(nil, 0, t0+dayMs, 0)
+	want := []Report{{t0 - step, 9}, {t0, 10}, {t0 + step, 11.5}, {t0 + step + 1000, float64(float32(11.7))}, {t0 + 2*step, 12}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("reports\n%v\nwant\n%v", got, want)
+	}
+	// Two reports at one time in one read (two boots): the last wins.
+	x.merge([]binReports{{k, []Report{{t0 + 3*step, 40}, {t0 + 3*step, 41}}}})
+	if got := x.views(nil)[0].reports(nil, t0+3*step, t0+4*step, 0); !slices.Equal(got, []Report{{t0 + 3*step, 41}}) {
+		t.Fatalf("same time twice: %v", got)
+	}
+	// A view taken before a merge keeps what it saw.
+	old := x.views(nil)[0]
+	x.merge([]binReports{{k, []Report{{t0, 77}}}})
+	if r := old.at(old.search(t0)); r.Pct != 10 {
+		t.Fatalf("a merge changed a reader's view: %v", r)
+	}
+	x.trim(t0 + step)
+	if got := x.views(nil)[0].reports(nil, 0, t0+dayMs, 0); got[0].T != t0+step || len(got) != 4 {
+		t.Fatalf("after trim: %v", got)
+	}
+	x.trim(t0 + dayMs)
+	if b, r := x.stats(); b != 0 || r != 0 {
+		t.Fatalf("trim left %d bins, %d reports", b, r)
+	}
+}
+
+// city adds n outlets with two synthetic bins each over days days.
+func (m *memSource) city(n, days int) {
+	for i := range n {
+		for j, b := range []synthBin{
+			{rate: busyDay(1 + float64(i%4)/2), emptyHour: (6 + i) % 24, sigma: 0.8, glitchEvery: 211, seed: uint64(i)},
+			{rate: busyDay(0.5 + float64(i%3)), emptyHour: -1, sigma: 0.6, glitchEvery: 389, seed: uint64(100 + i)},
+		} {
+			rs, _ := b.reports(days)
+			m.add(outletName(i), outletName(i)+"-b"+string(rune('1'+j)), 1, rs...)
+		}
+	}
+}
+
+func outletName(i int) string { return "o-" + string(rune('a'+i)) }
+
+// until waits for cond with testenv.Eventually.
+func until(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	testenv.Eventually(t, 10*time.Second, func() string {
+		if cond() {
+			return ""
+		}
+		return "waiting for " + what
+	})
+}
+
+func ready(t *testing.T, tr *Tracker) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tr.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	until(t, "the tracker loaded", tr.Ready)
+}
+
+func TestMemoryAndRawPathsAgree(t *testing.T) {
+	src := newMemSource()
+	src.city(6, 12)
+	end := time.UnixMilli(day0 + 12*dayMs)
+	mem := NewTracker(TrackerConfig{Source: src, Interval: time.Hour, Now: func() time.Time { return end }})
+	ready(t, mem)
+	// A tracker whose clock is a month on: every question of day 11 is
+	// older than its memory, so it reads what each needs.
+	raw := NewTracker(TrackerConfig{Source: src, Interval: time.Hour, Now: func() time.Time { return end.Add(30 * 24 * time.Hour) }})
+	ctx := context.Background()
+	lists := 0
+	for h := range 24 {
+		at := end.Add(-24*time.Hour + time.Duration(h)*time.Hour + 7*time.Minute)
+		for _, outlets := range [][]string{nil, {outletName(1), outletName(4)}} {
+			a, err := mem.Judge(ctx, at, 24*time.Hour, outlets)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := src.reads
+			b, err := raw.Judge(ctx, at, 24*time.Hour, outlets)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if src.reads != before+1 {
+				t.Fatalf("the raw path did not read")
+			}
+			if !slices.Equal(a, b) {
+				t.Fatalf("at %s, outlets %v: memory and raw differ:\n%+v\n%+v", at, outlets, a, b)
+			}
+			lists += len(a)
+			for _, bin := range a {
+				if outlets != nil && !slices.Contains(outlets, bin.Outlet) {
+					t.Fatalf("bin of another outlet: %+v", bin)
+				}
+			}
+		}
+	}
+	if lists == 0 {
+		t.Fatal("no bin was ever listed: the comparison compared nothing")
+	}
+}
+
+func TestTrackerFollowsNewAndLateReports(t *testing.T) {
+	src := newMemSource()
+	src.city(2, 9)
+	var mu sync.Mutex
+	now := time.UnixMilli(day0 + 9*dayMs)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	reg := prometheus.NewRegistry()
+	tr := NewTracker(TrackerConfig{Source: src, Interval: 5 * time.Millisecond, Recheck: time.Hour, Now: clock, Registerer: reg})
+	at := time.UnixMilli(day0 + 9*dayMs)
+	if _, err := tr.Judge(context.Background(), at, time.Hour, nil); !errors.Is(err, ErrNotReady) {
+		t.Fatalf("before the load: %v, want ErrNotReady", err)
+	}
+	ready(t, tr)
+	// A new report says the first bin is full.
+	k := binKey{outletName(0), outletName(0) + "-b1"}
+	mu.Lock()
+	now = now.Add(time.Minute)
+	mu.Unlock()
+	src.add(k.outlet, k.device, 1, Report{T: at.UnixMilli() + 30_000, Pct: 97})
+	state := func() State {
+		bins, err := tr.Judge(context.Background(), at.Add(time.Minute), time.Hour, []string{k.outlet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range bins {
+			if b.Device == k.device {
+				return b.State
+			}
+		}
+		return Quiet
+	}
+	until(t, "the new report was read", func() bool { return state() == Full })
+	// A late report (written now, stamped an hour ago, inside Recheck)
+	// changes a day's curve once the recheck has read it: the profile
+	// learned before must not be kept.
+	day := DayStart(at.UnixMilli())
+	view := tr.x.views(map[string]bool{k.outlet: true})[0]
+	var buf []Report
+	before := *view.profile(day, tr.cfg.Options, &buf)
+	// The reading at 10:00 two days ago, resent 3 points higher (an
+	// InfluxDB point written again with another value replaces the old).
+	v0 := tr.x.views(map[string]bool{k.outlet: true})[0]
+	late := v0.at(v0.search(day - 2*dayMs + 10*hourMs))
+	late.Pct += 3
+	src.add(k.outlet, k.device, 1, late)
+	mu.Lock()
+	now = time.UnixMilli(late.T).Add(30 * time.Minute) // the recheck reaches back to it
+	mu.Unlock()
+	until(t, "the late report was read", func() bool {
+		v := tr.x.views(map[string]bool{k.outlet: true})[0]
+		i := v.search(late.T)
+		return i < v.len() && v.at(i) == Report{late.T, float64(float32(late.Pct))}
+	})
+	view = tr.x.views(map[string]bool{k.outlet: true})[0]
+	after := *view.profile(day, tr.cfg.Options, &buf)
+	fresh := newIndex(tr.cfg.Options)
+	all := view.reports(nil, 0, day+dayMs, 0)
+	fresh.merge([]binReports{{k, all}})
+	if want := *fresh.views(nil)[0].profile(day, tr.cfg.Options, &buf); after != want || after == before {
+		t.Fatalf("the late report did not renew the curve:\nbefore %+v\nafter  %+v\nwant   %+v", before, after, want)
+	}
+	if n := testutil.ToFloat64(tr.reads.WithLabelValues("load", "ok")); n < 1 {
+		t.Errorf("load reads counted: %v", n)
+	}
+	if n, _ := testutil.GatherAndCount(reg, "greenpost_fill_bins"); n != 1 {
+		t.Errorf("greenpost_fill_bins registered %d times", n)
+	}
+}
+
+func TestTrackerRetriesAFailedLoad(t *testing.T) {
+	src := newMemSource()
+	src.city(1, 9)
+	src.fail = errors.New("influxdb is down")
+	tr := NewTracker(TrackerConfig{Source: src, Interval: 5 * time.Millisecond, Now: func() time.Time { return time.UnixMilli(day0 + 9*dayMs) }})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tr.Run(ctx) }()
+	until(t, "a failed read", func() bool { src.mu.Lock(); defer src.mu.Unlock(); return src.reads >= 2 })
+	if tr.Ready() {
+		t.Fatal("ready after failed reads")
+	}
+	src.mu.Lock()
+	src.fail = nil
+	src.mu.Unlock()
+	until(t, "ready after InfluxDB came back", tr.Ready)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
