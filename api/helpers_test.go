@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/greenpost/greenpost/internal/fill"
 	"github.com/greenpost/greenpost/internal/metrics"
 	"github.com/greenpost/greenpost/internal/store"
 	"github.com/greenpost/greenpost/internal/testenv"
@@ -100,6 +102,37 @@ func (f *fakeEngine) set(fn func(f *fakeEngine)) {
 	fn(f)
 }
 
+// fakeJudge stands in for internal/fill's tracker: it answers the bins a
+// test sets and records what it was asked.
+type fakeJudge struct {
+	mu    sync.Mutex
+	bins  []fill.Bin
+	err   error
+	asked []judgeCall
+}
+
+type judgeCall struct {
+	at      time.Time
+	ahead   time.Duration
+	outlets []string
+}
+
+func (f *fakeJudge) Judge(_ context.Context, at time.Time, ahead time.Duration, outlets []string) ([]fill.Bin, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.asked = append(f.asked, judgeCall{at, ahead, append([]string(nil), outlets...)})
+	if f.err != nil {
+		return nil, f.err
+	}
+	var out []fill.Bin
+	for _, b := range f.bins {
+		if slices.Contains(outlets, b.Outlet) {
+			out = append(out, b)
+		}
+	}
+	return out, nil
+}
+
 // fakeFill answers fill_pct series.
 type fakeFill struct{ vals []*float64 }
 
@@ -142,6 +175,7 @@ type testServer struct {
 	app    *fiber.App
 	reg    *registry
 	engine *fakeEngine
+	judge  *fakeJudge
 	cfg    config
 	db     outletStore
 	logs   *bytes.Buffer
@@ -197,8 +231,9 @@ func newTestServerOn(t *testing.T, mod func(*config), open func(*config) outletS
 		t.Fatal(err)
 	}
 	eng := &fakeEngine{outlets: map[string]metrics.Outlet{}, series: map[string][]metrics.Outlet{}}
-	ts := &testServer{t: t, reg: reg, engine: eng, cfg: cfg, db: db, logs: logs, now: testNow}
-	ts.app = newApp(&deps{cfg: cfg, log: log, db: pingerOf(db), reg: reg, engine: eng, fill: fakeFill{},
+	judge := &fakeJudge{}
+	ts := &testServer{t: t, reg: reg, engine: eng, judge: judge, cfg: cfg, db: db, logs: logs, now: testNow}
+	ts.app = newApp(&deps{cfg: cfg, log: log, db: pingerOf(db), reg: reg, engine: eng, fill: fakeFill{}, bins: judge,
 		now: func() time.Time { return ts.now }, promReg: newPromRegistry()})
 	return ts
 }

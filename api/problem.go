@@ -11,6 +11,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/greenpost/greenpost/internal/fill"
 	"github.com/greenpost/greenpost/internal/metrics"
 	"github.com/greenpost/greenpost/internal/store"
 )
@@ -125,6 +126,8 @@ func classify(err error) *apiError {
 	switch {
 	case errors.Is(err, metrics.ErrNotReady):
 		return &apiError{Code: codeUnavailable, Detail: "the figures for this window are still being prepared (the roll-up is catching up); try again shortly", RetryAfter: 10 * time.Second, Err: err}
+	case errors.Is(err, fill.ErrNotReady):
+		return &apiError{Code: codeUnavailable, Detail: "the bins' recent reports are still being loaded; try again shortly", RetryAfter: 10 * time.Second, Err: err}
 	case errors.Is(err, metrics.ErrBadWindow):
 		return &apiError{Code: codeInvalid, Param: "from", Detail: "the window must be whole minutes with from before to", Err: err}
 	}

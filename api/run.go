@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/greenpost/greenpost/internal/fill"
 	"github.com/greenpost/greenpost/internal/settings"
 	"github.com/greenpost/greenpost/internal/store"
 )
@@ -50,9 +51,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("metrics engine: %w", err)
 	}
+	// The collection list's model keeps every bin's recent reports in
+	// memory and follows InfluxDB (docs/collections.md).
+	bins := fill.NewTracker(fill.TrackerConfig{
+		Source:     db,
+		Options:    fill.Options{FullPct: cfg.FullPct, Staleness: cfg.Staleness},
+		Logger:     log.With("part", "fill"),
+		Registerer: promReg,
+	})
 	app := newApp(&deps{
 		cfg: cfg, log: log, db: db, reg: reg, engine: engine,
-		fill: storeFill{db}, bins: storeFill{db}, now: time.Now, promReg: promReg,
+		fill: storeFill{db}, bins: storeFill{db}, judge: bins, now: time.Now, promReg: promReg,
 	})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -62,9 +71,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// The actual address: with GP_API_ADDR=...:0 the kernel picks the port.
 	log.Info("started", "addr", ln.Addr().String(), "influx", cfg.InfluxURL, "bucket", cfg.Bucket, "api_bucket", cfg.APIBucket, "keys", len(cfg.Keys))
 
-	// Background work (registry refresh, the metrics roll-up worker) has its
-	// own context: it must outlive the HTTP server's drain, because
-	// in-flight requests still read what it maintains.
+	// Background work (registry refresh, the metrics roll-up worker, the
+	// collection list's tracker) has its own context: it must outlive the
+	// HTTP server's drain, because in-flight requests still read what it
+	// maintains.
 	workCtx, stopWork := context.WithCancel(context.Background())
 	defer stopWork()
 	var work errgroup.Group
@@ -72,6 +82,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if engineWorker != nil {
 		work.Go(func() error { return engineWorker(workCtx) })
 	}
+	work.Go(func() error { return bins.Run(workCtx) })
 
 	served := make(chan error, 1)
 	go func() { served <- app.Listener(ln) }()

@@ -28,6 +28,7 @@ type deps struct {
 	engine  metrics.Engine
 	fill    fillSource
 	bins    binSource // each bin's fill and battery (the dashboard's outlet view)
+	judge   binJudge
 	now     clock
 	promReg *prometheus.Registry
 }
@@ -70,6 +71,7 @@ func routes(d *deps) []route {
 		{get, "/v1/series", roleViewer, getGroupSeries(rt, wr)},
 		{get, "/v1/outlets/:id/devices", roleViewer, getOutletDevices(d.reg, al, d.bins, d.now)},
 		{get, "/v1/outlets/:id/fill", roleViewer, getOutletFill(d.reg, d.bins, d.cfg.FullPct, wr)},
+		{get, "/v1/collections", roleViewer, getCollections(d.reg, d.judge, d.now, d.cfg.FullPct)},
 
 		{get, "/", "", redirectDashboard()},
 		{get, "/dashboard/", "", dashboardFile("index.html")},

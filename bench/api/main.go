@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/csv"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -59,7 +60,14 @@ func run() error {
 	clients := flag.Int("clients", 4, "concurrent HTTP clients")
 	requests := flag.Int("requests", 200, "requests per question (after 10 warm-up requests)")
 	bin := flag.String("bin", "bin", "directory with api and firmware-sim (make build)")
+	onlyRE := flag.String("only", "", "measure only the questions whose name matches this regular expression")
+	ttls := flag.String("ttls", "0s,10s", "GP_API_CACHE_TTL of each run of bin/api (comma-separated)")
+	naive := flag.Bool("naive", true, "also time the naive raw scan")
 	flag.Parse()
+	only, err := regexp.Compile(*onlyRE)
+	if err != nil {
+		return fmt.Errorf("-only: %w", err)
+	}
 	ctx := context.Background()
 
 	dir := filepath.Join(*root, fmt.Sprintf("o%d-d%d-s%s-seed%d", p.Outlets, p.Days, p.Step, p.Seed))
@@ -98,7 +106,9 @@ func run() error {
 	ids := outletIDs(reg)
 	now := time.Now().UTC().Truncate(time.Minute)
 	day30 := fmt.Sprintf("from=%s&to=%s", now.Add(-30*24*time.Hour).Format(time.RFC3339), now.Format(time.RFC3339))
-	for _, ttl := range []string{"0s", "10s"} {
+	districts := outletDistricts(reg)
+	ago20h := now.Add(-20 * time.Hour).Format(time.RFC3339)
+	for _, ttl := range strings.Split(*ttls, ",") {
 		api, err := startAPI(filepath.Join(*bin, "api"), in, key, ttl)
 		if err != nil {
 			return err
@@ -107,21 +117,6 @@ func run() error {
 			api.stop()
 			return fmt.Errorf("import: %d %s %v", st, body, err)
 		}
-		// The roll-up worker loads (or builds) at start; until it has
-		// caught up a 30-day city question answers 503.
-		t0 := time.Now()
-		for {
-			st, body, err := do(client, "GET", api.base+"/v1/rates?group_by=city&"+day30, key, "", nil)
-			if err == nil && st == 200 {
-				break
-			}
-			if st != 503 || time.Since(t0) > 20*time.Minute {
-				api.stop()
-				return fmt.Errorf("city roll-up: %d %s %v\n%s", st, body, err, api.log.String())
-			}
-			time.Sleep(2 * time.Second)
-		}
-		fmt.Printf("\nGP_API_CACHE_TTL=%s: bin/api answered a 30-day city question %v after start (roll-up loaded or built)\n", ttl, time.Since(t0).Round(time.Second))
 		questions := []struct {
 			name string
 			path func(r *mrand.Rand) string
@@ -132,11 +127,36 @@ func run() error {
 			{fmt.Sprintf("by outlet (%d groups), 30 days", len(ids)), func(*mrand.Rand) string { return "/v1/rates?group_by=outlet&" + day30 }},
 			{"waste-free, 30 days", func(*mrand.Rand) string { return "/v1/waste-free?" + day30 }},
 			{"alerts (devices over 30 days, 7-day rates)", func(*mrand.Rand) string { return "/v1/alerts" }},
+			{"collection list, city, 24 h ahead", func(*mrand.Rand) string { return "/v1/collections" }},
+			{"collection list, one district, 2 h ahead", func(r *mrand.Rand) string {
+				return "/v1/collections?hours=2&district=" + districts[r.IntN(len(districts))]
+			}},
+			{"collection list, city, as of 20 h ago (from memory)", func(*mrand.Rand) string { return "/v1/collections?at=" + ago20h }},
 		}
-		fmt.Printf("%d concurrent clients, %d requests each question, same window:\n", *clients, *requests)
+		fmt.Printf("\nGP_API_CACHE_TTL=%s: %d concurrent clients, %d requests each question, same window:\n", ttl, *clients, *requests)
 		fmt.Println("| question | p50 | p95 | p99 | max | api CPU / request | influxd CPU / request |")
 		fmt.Println("|---|---|---|---|---|---|---|")
 		for _, q := range questions {
+			if !only.MatchString(q.name) {
+				continue
+			}
+			// The roll-up worker and the collection list's tracker load
+			// (or build) at start; until then their questions answer 503.
+			t0 := time.Now()
+			for {
+				st, body, err := do(client, "GET", api.base+q.path(mrand.New(mrand.NewPCG(1, 1))), key, "", nil)
+				if err == nil && st == 200 {
+					break
+				}
+				if st != 503 || time.Since(t0) > 20*time.Minute {
+					api.stop()
+					return fmt.Errorf("%s: %d %s %v\n%s", q.name, st, body, err, api.log.String())
+				}
+				time.Sleep(2 * time.Second)
+			}
+			if w := time.Since(t0); w > 5*time.Second {
+				fmt.Printf("(%s: first answered %v after its first try: loaded or built)\n", q.name, w.Round(time.Second))
+			}
 			res, err := measure(client, api.base, key, q.path, *clients, *requests, api.pid(), in.PID())
 			if err != nil {
 				api.stop()
@@ -147,6 +167,9 @@ func run() error {
 		api.stop()
 	}
 
+	if !*naive {
+		return nil
+	}
 	// The naive path beside it: internal/metrics reading every raw point of
 	// the window (no roll-up), in this process.
 	st, err := store.Open(store.Config{URL: in.URL, Bucket: in.Bucket, Timeout: 10 * time.Minute})
@@ -276,6 +299,21 @@ func outletIDs(csvBody []byte) []string {
 		ids = append(ids, id)
 	}
 	return ids
+}
+
+// outletDistricts returns the registry CSV's districts, each once, sorted.
+func outletDistricts(csvBody []byte) []string {
+	recs, _ := csv.NewReader(bytes.NewReader(csvBody)).ReadAll()
+	seen := map[string]bool{}
+	var ds []string
+	for i, r := range recs {
+		if i > 0 && len(r) > 2 && !seen[r[2]] {
+			seen[r[2]] = true
+			ds = append(ds, r[2])
+		}
+	}
+	sort.Strings(ds)
+	return ds
 }
 
 // cpuSeconds is a process's user+system CPU time from /proc.

@@ -84,7 +84,7 @@ func NewTracker(cfg TrackerConfig) *Tracker {
 	t := &Tracker{cfg: cfg, x: newIndex(cfg.Options),
 		reads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "greenpost_fill_reads_total",
-			Help: "Reads of bin reports by the collection list's tracker, by kind (load, poll, recheck, raw) and result.",
+			Help: "Reads of bin reports by the collection list's tracker, by kind (load, poll, recheck, rotate, raw) and result.",
 		}, []string{"kind", "result"}),
 		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "greenpost_fill_read_seconds",
@@ -109,11 +109,18 @@ func (t *Tracker) Ready() bool {
 	return t.ready
 }
 
+// rotateSlice is how much older history each recheck reads again.
+const rotateSlice = 6 * time.Hour
+
 // Run loads the last Keep of reports (a day per read, oldest first), then
 // every Interval reads what came since the last read (with a margin for
-// reports stored a little late), every fifth time the last Recheck again,
-// and drops what fell out of Keep. It returns when ctx ends; failed reads
-// are logged, counted and retried at the next interval.
+// reports stored a little late); every fifth time it reads the last
+// Recheck again and one older rotateSlice, rotating back through Keep (so
+// a report stored late is in memory within 5 intervals when it is less
+// than Recheck old, within about Keep/rotateSlice × 5 intervals when
+// older); and every 120th it drops what fell out of Keep. It returns when
+// ctx ends; failed reads are logged, counted and retried at the next
+// interval.
 func (t *Tracker) Run(ctx context.Context) error {
 	keep := t.cfg.Options.Keep()
 	tick := time.NewTicker(t.cfg.Interval)
@@ -135,6 +142,7 @@ func (t *Tracker) Run(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
+	rotate := 0
 	for n := 1; ; n++ {
 		select {
 		case <-ctx.Done():
@@ -149,7 +157,19 @@ func (t *Tracker) Run(ctx context.Context) error {
 		if n%5 == 0 {
 			from, kind = now.Add(-t.cfg.Recheck), "recheck"
 		}
-		if err := t.read(ctx, kind, from, now); err != nil {
+		err := t.read(ctx, kind, from, now)
+		if err == nil && kind == "recheck" {
+			// And one older slice, rotating back through memory, for
+			// reports that arrive later still (a collector's spool
+			// replayed after a long outage).
+			end := now.Add(-t.cfg.Recheck - time.Duration(rotate)*rotateSlice)
+			if end.Before(now.Add(-keep)) {
+				rotate, end = 0, now.Add(-t.cfg.Recheck)
+			}
+			rotate++
+			err = t.read(ctx, "rotate", end.Add(-rotateSlice), end)
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}

@@ -34,16 +34,17 @@ func (s *Store) BinReports(ctx context.Context, from, to time.Time, outlets []st
 		if len(outlets) <= maxOutletFilter {
 			parts := make([]string, len(outlets))
 			for i, o := range outlets {
-				parts[i] = "r.outlet == " + FluxString(o)
+				parts[i] = "r." + telemetry.TagOutlet + " == " + FluxString(o)
 			}
 			filter = "\n  |> filter(fn: (r) => " + strings.Join(parts, " or ") + ")"
 		}
 	}
 	flux := `from(bucket: ` + FluxString(s.cfg.Bucket) + `)
   |> range(start: ` + from.UTC().Format(time.RFC3339Nano) + `, stop: ` + to.UTC().Format(time.RFC3339Nano) + `)
-  |> filter(fn: (r) => r._measurement == "` + telemetry.MeasurementBin + `" and r._field == "fill_pct")` + filter + `
-  |> keep(columns: ["_time", "_value", "outlet", "device", "boot"])`
-	return s.FluxScan(ctx, flux, []string{"_time", "_value", "outlet", "device", "boot"}, func(v []string) error {
+  |> filter(fn: (r) => r._measurement == "` + telemetry.MeasurementBin + `" and r._field == "` + telemetry.FieldFillPct + `")` + filter + `
+  |> keep(columns: ["_time", "_value", "` + telemetry.TagOutlet + `", "` + telemetry.TagDevice + `", "` + telemetry.TagBoot + `"])`
+	cols := []string{"_time", "_value", telemetry.TagOutlet, telemetry.TagDevice, telemetry.TagBoot}
+	return s.FluxScan(ctx, flux, cols, func(v []string) error {
 		if want != nil && !want[v[2]] {
 			return nil
 		}

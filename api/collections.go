@@ -1,0 +1,175 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"math"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/greenpost/greenpost/internal/fill"
+)
+
+// GET /v1/collections (ops-v1): the bins to empty — full, filling within the
+// look-ahead, or stale — as of a time `at`, from internal/fill's model
+// (docs/collections.md).
+
+// binJudge is what the collection list needs of internal/fill.
+type binJudge interface {
+	Judge(ctx context.Context, at time.Time, ahead time.Duration, outlets []string) ([]fill.Bin, error)
+}
+
+var _ binJudge = (*fill.Tracker)(nil)
+
+// Look-ahead of the collection list, in hours.
+const (
+	defaultCollectionHours = 24
+	maxCollectionHours     = 168
+)
+
+// collectionBin is one bin of the list.
+type collectionBin struct {
+	Outlet     string     `json:"outlet"`
+	Name       string     `json:"name"`
+	District   string     `json:"district"`
+	Address    string     `json:"address"`
+	Operator   string     `json:"operator"`
+	Device     string     `json:"device"`
+	FillPct    float64    `json:"fill_pct"`
+	ReportedAt time.Time  `json:"reported_at"`
+	Rate       *float64   `json:"rate_pct_per_hour"`
+	FullAt     *time.Time `json:"full_at"`
+	State      string     `json:"state"`
+	Confidence string     `json:"confidence"`
+}
+
+// collectionsAnswer is GET /v1/collections.
+type collectionsAnswer struct {
+	At      time.Time       `json:"at"`
+	Hours   int             `json:"hours"`
+	FullPct float64         `json:"full_pct"`
+	Bins    []collectionBin `json:"bins"`
+}
+
+func getCollections(reg *registry, judge binJudge, now clock, fullPct float64) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		q, err := readQuery(c, "hours", "district", "operator", "at", "format")
+		if err != nil {
+			return err
+		}
+		csv, err := wantCSV(c)
+		if err != nil {
+			return err
+		}
+		hours := defaultCollectionHours
+		if v, ok := q["hours"]; ok {
+			if hours, err = strconv.Atoi(v); err != nil || hours < 1 || hours > maxCollectionHours {
+				return errInvalid("hours", "hours: want an integer from 1 to %d", maxCollectionHours)
+			}
+		}
+		t := now()
+		at := t
+		if v, ok := q["at"]; ok {
+			if at, err = parseTime("at", v); err != nil {
+				return err
+			}
+			// A minute of clock difference between client and server is
+			// not the future.
+			if at.After(t.Add(time.Minute)) {
+				return errInvalid("at", "at: in the future (the list is judged from reports at or before it)")
+			}
+		}
+		at = at.UTC().Truncate(time.Millisecond)
+		var f outletFilter
+		if f.District, err = q.id("district"); err != nil {
+			return err
+		}
+		if f.Operator, err = q.operator(); err != nil {
+			return err
+		}
+		f.ActiveOnly = true
+		outlets := reg.Select(f)
+		ids := make([]string, len(outlets))
+		byID := make(map[string]*Outlet, len(outlets))
+		for i := range outlets {
+			ids[i] = outlets[i].ID
+			byID[ids[i]] = &outlets[i]
+		}
+		judged, err := judge.Judge(c.UserContext(), at, time.Duration(hours)*time.Hour, ids)
+		if err != nil {
+			return err
+		}
+		bins := collectionList(judged, byID)
+		if csv {
+			return sendCSV(c, collectionCSVHeader, collectionCSVRows(bins))
+		}
+		return c.JSON(collectionsAnswer{At: at, Hours: hours, FullPct: fullPct, Bins: bins})
+	}
+}
+
+// stateOrder is ops-v1's order: full, then filling, then stale.
+var stateOrder = map[fill.State]int{fill.Full: 0, fill.Filling: 1, fill.Stale: 2}
+
+// collectionList turns the model's bins into the list, in ops-v1's order:
+// full by full_at (longest full first), filling by full_at, then stale
+// (longest silent first); ties by outlet and device.
+func collectionList(judged []fill.Bin, outlets map[string]*Outlet) []collectionBin {
+	slices.SortStableFunc(judged, func(a, b fill.Bin) int {
+		if c := cmp.Compare(stateOrder[a.State], stateOrder[b.State]); c != 0 {
+			return c
+		}
+		ka, kb := a.FullAt, b.FullAt
+		if a.State == fill.Stale {
+			ka, kb = a.ReportedAt, b.ReportedAt
+		}
+		return cmp.Or(cmp.Compare(ka, kb), cmp.Compare(a.Outlet, b.Outlet), cmp.Compare(a.Device, b.Device))
+	})
+	out := make([]collectionBin, 0, len(judged))
+	for _, b := range judged {
+		o := outlets[b.Outlet]
+		if o == nil {
+			continue // the model only judged what was asked; belt and braces
+		}
+		cb := collectionBin{Outlet: o.ID, Name: o.Name, District: o.District, Address: o.Address, Operator: o.Operator,
+			Device: b.Device, FillPct: round(b.FillPct, 2), ReportedAt: time.UnixMilli(b.ReportedAt).UTC(),
+			State: string(b.State), Confidence: string(b.Confidence)}
+		if b.HasRate {
+			r := round(b.Rate, 2)
+			cb.Rate = &r
+		}
+		if b.FullAt != 0 {
+			t := time.UnixMilli(b.FullAt).UTC()
+			if b.State == fill.Filling {
+				// A prediction, not a report: to the second is plenty.
+				t = t.Truncate(time.Second)
+			}
+			cb.FullAt = &t
+		}
+		out = append(out, cb)
+	}
+	return out
+}
+
+func round(v float64, digits int) float64 {
+	p := math.Pow(10, float64(digits))
+	return math.Round(v*p) / p
+}
+
+var collectionCSVHeader = []string{"outlet", "name", "district", "address", "operator", "device", "state",
+	"fill_pct", "reported_at", "rate_pct_per_hour", "full_at", "confidence"}
+
+func collectionCSVRows(bs []collectionBin) [][]string {
+	rows := make([][]string, len(bs))
+	for i, b := range bs {
+		full := ""
+		if b.FullAt != nil {
+			full = ftime(*b.FullAt)
+		}
+		rows[i] = []string{b.Outlet, ftext(b.Name), b.District, ftext(b.Address), ftext(b.Operator), b.Device, b.State,
+			fnum(b.FillPct), ftime(b.ReportedAt), fptr(b.Rate), full, b.Confidence}
+	}
+	return rows
+}
