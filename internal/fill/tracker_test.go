@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -281,4 +282,29 @@ func TestTrackerRetriesAFailedLoad(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// BenchmarkJudgeCity judges a city of 2,000 bins (10 days of 5-minute
+// reports each) from memory: the CPU of one whole-city collection list.
+func BenchmarkJudgeCity(b *testing.B) {
+	x := newIndex(DefaultOptions())
+	for i := range 1000 {
+		for j, sb := range []synthBin{
+			{rate: busyDay(1 + float64(i%4)/2), emptyHour: (6 + i) % 24, sigma: 0.8, glitchEvery: 211, seed: uint64(i)},
+			{rate: busyDay(0.5 + float64(i%3)), emptyHour: (14 + i) % 24, sigma: 0.6, glitchEvery: 389, seed: uint64(5000 + i)},
+		} {
+			rs, _ := sb.reports(10)
+			x.merge([]binReports{{binKey{fmt.Sprintf("o-%04d", i), fmt.Sprintf("b-%04d-%d", i, j+1)}, rs}})
+		}
+	}
+	at := day0 + 9*dayMs + 15*hourMs
+	vs := x.views(nil)
+	x.judge(vs, at, 24*time.Hour) // learn the day's curves, as the tracker does when the day begins
+	b.ReportAllocs()
+	b.ResetTimer()
+	listed := 0
+	for b.Loop() {
+		listed = len(x.judge(x.views(nil), at, 24*time.Hour))
+	}
+	b.ReportMetric(float64(listed), "listed")
 }
