@@ -15,8 +15,16 @@ const (
 	// MeasurementRollupState records how far the roll-up was built.
 	MeasurementRollupState = "rollup_state"
 
-	TagID            = "id" // the key of keyed measurements (registry)
-	TagRollupVersion = "v"  // the roll-up's options and meaning
+	// MeasurementTargets holds the target sets: one point per write of a
+	// set, keyed by TagID; the latest point of an id wins.
+	MeasurementTargets = "target_set"
+	// MeasurementAudit holds one point per successful write through the
+	// API, tagged with the key's name; it is only ever appended to.
+	MeasurementAudit = "audit"
+
+	TagID            = "id"  // the key of keyed measurements (registry, target sets)
+	TagAuditKey      = "key" // the name of the API key that made the change
+	TagRollupVersion = "v"   // the roll-up's options and meaning
 
 	FieldRollupData       = "data"        // base64 of an encoded summary; "" is a tombstone
 	FieldRollupServing    = "serving_min" // minutes with a serving bin
@@ -32,4 +40,14 @@ const (
 	FieldRegistryOperator = "operator"
 	FieldRegistryLat      = "lat"
 	FieldRegistryLon      = "lon"
+	FieldTargetsName      = "name"
+	FieldTargetsSource    = "source"
+	FieldTargetsValidFrom = "valid_from" // RFC 3339
+	FieldTargetsValidTo   = "valid_to"   // RFC 3339, "" when open-ended
+	FieldTargetsValues    = "targets"    // JSON object: indicator → number or null
+	FieldTargetsDeleted   = "deleted"
+	FieldAuditMethod      = "method"
+	FieldAuditPath        = "path"
+	FieldAuditTarget      = "target"
+	FieldAuditChange      = "change" // JSON
 )
