@@ -36,12 +36,12 @@ type alert struct {
 
 // alerter computes alerts from device states and the 7-day rates.
 type alerter struct {
-	reg       *registry
-	engine    metrics.Engine
-	rater     *rater
-	opts      metrics.Options
-	lookback  time.Duration
-	greenRate float64
+	reg      *registry
+	engine   metrics.Engine
+	rater    *rater
+	opts     metrics.Options
+	lookback time.Duration
+	targets  *targetBook
 }
 
 // alerts returns the current alerts of the given kinds (all when empty),
@@ -80,8 +80,10 @@ func (a *alerter) alerts(ctx context.Context, now time.Time, kinds []string) ([]
 			}
 		}
 	}
-	if all || want[alertBelowTarget] {
-		w := metrics.Window{From: now.Add(-belowTargetWindow).Truncate(time.Minute), To: now.Truncate(time.Minute)}
+	// below_target: judged by the set in force now; none when it has no
+	// green_rate target.
+	w := metrics.Window{From: now.Add(-belowTargetWindow).Truncate(time.Minute), To: now.Truncate(time.Minute)}
+	if target := a.targets.For(w.To).GreenRate; (all || want[alertBelowTarget]) && target != nil {
 		outlets := a.reg.Select(outletFilter{ActiveOnly: true})
 		res, err := a.rater.compute(ctx, w, outlets)
 		if err != nil {
@@ -89,9 +91,9 @@ func (a *alerter) alerts(ctx context.Context, now time.Time, kinds []string) ([]
 		}
 		for _, o := range outlets {
 			gr := res[o.ID].Parcels.Rates().Green
-			if gr != nil && *gr < a.greenRate {
+			if gr != nil && *gr < *target {
 				out = append(out, alert{Kind: alertBelowTarget, Outlet: o.ID, Since: w.From, Value: gr,
-					Detail: fmt.Sprintf("green_rate %.4f over the last 7 days is below the target %.2f", *gr, a.greenRate)})
+					Detail: fmt.Sprintf("green_rate %.4f over the last 7 days is below the target %.2f", *gr, *target)})
 			}
 		}
 	}

@@ -157,7 +157,7 @@ func TestAPIBucketKeepsTelemetryReadOnly(t *testing.T) {
 	if got, want := showMeasurements(t, in, tele), []string{"bin", "counter"}; !slices.Equal(got, want) {
 		t.Errorf("telemetry database %s holds %v, want only %v", tele, got, want)
 	}
-	if got, want := showMeasurements(t, in, own), []string{"outlet_registry", "rollup", "rollup_state"}; !slices.Equal(got, want) {
+	if got, want := showMeasurements(t, in, own), []string{"audit", "outlet_registry", "rollup", "rollup_state", "target_set"}; !slices.Equal(got, want) {
 		t.Errorf("API database %s holds %v, want %v", own, got, want)
 	}
 }

@@ -209,7 +209,7 @@ func TestCollectionsOnSimulatedHistory(t *testing.T) {
 	}()
 	ts := &testServer{t: t, reg: reg, cfg: cfg, db: st, now: now}
 	ts.app = newApp(&deps{cfg: cfg, log: log, db: st, reg: reg, engine: &fakeEngine{}, fill: fakeFill{}, bins: tr,
-		now: func() time.Time { return ts.now }, promReg: newPromRegistry()})
+		targets: loadedTargets(t, st, reg.stamp), audit: st, now: func() time.Time { return ts.now }, promReg: newPromRegistry()})
 	var regCSV bytes.Buffer
 	if err := c.WriteRegistry(&regCSV, time.Time{}); err != nil {
 		t.Fatal(err)
@@ -323,4 +323,3 @@ func checkAgainstReports(t *testing.T, q string, b collectionBin, rs []fill.Repo
 		t.Errorf("%s at %s: %+v against the last report %+v", q, at, b, last)
 	}
 }
-

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/greenpost/greenpost/internal/keyfile"
-	"github.com/greenpost/greenpost/internal/metrics"
 	"github.com/greenpost/greenpost/internal/settings"
 	"github.com/greenpost/greenpost/internal/telemetry"
 )
@@ -19,7 +18,6 @@ var extraSettings = []string{
 	"GP_API_BUCKET", "GP_API_MAX_WINDOW", "GP_API_REQUEST_TIMEOUT", "GP_API_BODY_LIMIT",
 	"GP_API_RATE_LIMIT", "GP_API_RATE_BURST", "GP_API_REGISTRY_REFRESH", "GP_API_DISTRICTS",
 	"GP_API_STALENESS", "GP_API_FULL_PCT", "GP_API_ALERT_LOOKBACK", "GP_API_CACHE_TTL",
-	"GP_TARGET_GREEN_RATE", "GP_TARGET_OUTLET_COVERAGE", "GP_TARGET_BIN_COVERAGE",
 	"GP_API_TIME_ZONE",
 }
 
@@ -60,7 +58,6 @@ type config struct {
 	FullPct         float64       // metrics-v1 full threshold
 	AlertLookback   time.Duration // devices silent for longer than this drop out of alerts
 	CacheTTL        time.Duration // how long an engine answer is reused (0: never)
-	Targets         metrics.Targets
 	// TimeZone is the city's IANA zone (Asia/Shanghai): the dashboard counts
 	// days and shows times in it.
 	TimeZone string
@@ -86,11 +83,6 @@ func loadConfig(getenv func(string) string) (config, error) {
 		FullPct:         readFloat(r, "GP_API_FULL_PCT", 90, 0, 100),
 		AlertLookback:   r.Duration("GP_API_ALERT_LOOKBACK", 30*24*time.Hour, time.Hour, 366*24*time.Hour),
 		CacheTTL:        r.Duration("GP_API_CACHE_TTL", 10*time.Second, 0, time.Hour),
-		Targets: metrics.Targets{
-			GreenRate:      readFloat(r, "GP_TARGET_GREEN_RATE", 0.90, 0, 1),
-			OutletCoverage: readFloat(r, "GP_TARGET_OUTLET_COVERAGE", 1.00, 0, 1),
-			BinCoverage:    readFloat(r, "GP_TARGET_BIN_COVERAGE", 0.95, 0, 1),
-		},
 	}
 	c.APIBucket = r.String("GP_API_BUCKET", c.Bucket)
 	c.TimeZone = r.String("GP_API_TIME_ZONE", "Asia/Shanghai")

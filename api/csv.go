@@ -93,16 +93,20 @@ func parcelCells(p parcelsJSON) []string {
 
 var groupCSVHeader = append(append([]string{"key", "outlets", "covered_outlets", "outlet_coverage", "bin_coverage", "total", "green"}, classColumns...),
 	"green_rate", "no_secondary_rate", "reusable_rate", "boxes_recovered", "meets_green_rate", "meets_outlet_coverage",
-	"waste_free_outlets", "counter_reporting", "outlets_reporting_parcels", "silent_outlets")
+	"waste_free_outlets", "counter_reporting", "outlets_reporting_parcels", "silent_outlets",
+	"meets_bin_coverage", "meets_no_secondary_rate", "targets_set")
 
-func groupCSVRows(gs []groupRates) [][]string {
+// groupCSVRows: a meets_ cell is empty when the set does not judge that
+// target; targets_set names the set (empty when none holds the window).
+func groupCSVRows(gs []groupRates, j judgedBy) [][]string {
 	rows := make([][]string, len(gs))
 	for i, g := range gs {
 		row := []string{g.Key, strconv.Itoa(g.Outlets), strconv.Itoa(g.CoveredOutlets), fptr(g.OutletCoverage), fptr(g.BinCoverage)}
 		row = append(row, parcelCells(g.Parcels)...)
 		row = append(row, fptr(g.GreenRate), fptr(g.NoSecondaryRate), fptr(g.ReusableRate), fint(g.BoxesRecovered),
-			strconv.FormatBool(g.Meets.GreenRate), strconv.FormatBool(g.Meets.OutletCoverage), strconv.Itoa(g.WasteFreeOutlets),
-			fptr(g.Completeness.CounterReporting), strconv.Itoa(g.Completeness.OutletsReportingParcels), strconv.Itoa(g.Completeness.SilentOutlets))
+			g.Meets.cell("green_rate"), g.Meets.cell("outlet_coverage"), strconv.Itoa(g.WasteFreeOutlets),
+			fptr(g.Completeness.CounterReporting), strconv.Itoa(g.Completeness.OutletsReportingParcels), strconv.Itoa(g.Completeness.SilentOutlets),
+			g.Meets.cell("bin_coverage"), g.Meets.cell("no_secondary_rate"), j.setCell())
 		rows[i] = row
 	}
 	return rows
@@ -128,9 +132,9 @@ func alertCSVRows(as []alert) [][]string {
 	return rows
 }
 
-var wasteFreeCSVHeader = []string{"outlet", "district", "operator", "pass", "green_rate", "covered", "bin_coverage", "failed_bars", "reasons"}
+var wasteFreeCSVHeader = []string{"outlet", "district", "operator", "pass", "green_rate", "covered", "bin_coverage", "failed_bars", "reasons", "targets_set"}
 
-func wasteFreeCSVRows(ws []wasteFreeOutlet) [][]string {
+func wasteFreeCSVRows(ws []wasteFreeOutlet, j judgedBy) [][]string {
 	rows := make([][]string, len(ws))
 	for i, w := range ws {
 		bars := make([]string, len(w.Reasons))
@@ -139,7 +143,7 @@ func wasteFreeCSVRows(ws []wasteFreeOutlet) [][]string {
 			bars[j], details[j] = r.Bar, r.Detail
 		}
 		rows[i] = []string{w.Outlet, w.District, w.Operator, strconv.FormatBool(w.Pass), fptr(w.GreenRate),
-			strconv.FormatBool(w.Covered), fnum(w.BinCoverage), strings.Join(bars, " "), strings.Join(details, "; ")}
+			strconv.FormatBool(w.Covered), fnum(w.BinCoverage), strings.Join(bars, " "), strings.Join(details, "; "), j.setCell()}
 	}
 	return rows
 }

@@ -138,7 +138,7 @@ func e2eServer(t *testing.T, st *store.Store, bucket string, rollup bool) *testS
 	}
 	ts := &testServer{t: t, reg: reg, cfg: cfg, db: st, now: time.Now().UTC()}
 	ts.app = newApp(&deps{cfg: cfg, log: log, db: st, reg: reg, engine: eng, fill: storeFill{st},
-		now: func() time.Time { return ts.now }, promReg: newPromRegistry()})
+		targets: loadedTargets(t, st, reg.stamp), audit: st, now: func() time.Time { return ts.now }, promReg: newPromRegistry()})
 	return ts
 }
 
@@ -189,8 +189,8 @@ func TestFiguresEndToEndByHand(t *testing.T) {
 				if r.Completeness.CountersReporting != w.counters || r.Completeness.CounterReportingMinutes != w.cmin || r.Completeness.WindowMinutes != 120 || r.Completeness.Silent != w.silent {
 					t.Errorf("%s completeness %+v, want counters %d minutes %d silent %v", id, r.Completeness, w.counters, w.cmin, w.silent)
 				}
-				if r.Meets.WasteFree != w.wasteFree {
-					t.Errorf("%s waste_free %v, want %v", id, r.Meets.WasteFree, w.wasteFree)
+				if r.Meets["waste_free"] != w.wasteFree {
+					t.Errorf("%s waste_free %v, want %v", id, r.Meets["waste_free"], w.wasteFree)
 				}
 			}
 

@@ -61,10 +61,15 @@ func putOutlet(reg *registry) fiber.Handler {
 		if err != nil {
 			return err
 		}
+		var before *Outlet
+		if old, ok := reg.Get(id); ok {
+			before = &old
+		}
 		out, err := reg.Put(c.UserContext(), o)
 		if err != nil {
 			return err
 		}
+		audited(c, id, map[string]any{"before": before, "after": out[0]})
 		return c.JSON(out[0])
 	}
 }
@@ -78,6 +83,7 @@ func deleteOutlet(reg *registry) fiber.Handler {
 		if err != nil {
 			return err
 		}
+		before, _ := reg.Get(id)
 		found, err := reg.Delete(c.UserContext(), id)
 		if err != nil {
 			return err
@@ -85,6 +91,7 @@ func deleteOutlet(reg *registry) fiber.Handler {
 		if !found {
 			return errNotFound("no outlet %q", id)
 		}
+		audited(c, id, map[string]any{"before": before})
 		return c.SendStatus(http.StatusNoContent)
 	}
 }
@@ -180,6 +187,7 @@ func importOutlets(reg *registry) fiber.Handler {
 		if bad == nil {
 			bad = []importError{}
 		}
+		auditImport(c, good, len(bad))
 		return c.JSON(importResult{Imported: len(good), Errors: bad})
 	}
 }
@@ -242,11 +250,11 @@ func getOutletRates(reg *registry, rt *rater, wr windowRule) fiber.Handler {
 
 // groupsAnswer is GET /v1/rates.
 type groupsAnswer struct {
-	From    time.Time       `json:"from"`
-	To      time.Time       `json:"to"`
-	GroupBy string          `json:"group_by"`
-	Targets metrics.Targets `json:"targets"`
-	Groups  []groupRates    `json:"groups"`
+	From    time.Time    `json:"from"`
+	To      time.Time    `json:"to"`
+	GroupBy string       `json:"group_by"`
+	Targets judgedBy     `json:"targets"`
+	Groups  []groupRates `json:"groups"`
 }
 
 func getRates(rt *rater, wr windowRule) fiber.Handler {
@@ -274,14 +282,14 @@ func getRates(rt *rater, wr windowRule) fiber.Handler {
 		if f.Operator, err = q.operator(); err != nil {
 			return err
 		}
-		gs, err := rt.groups(c.UserContext(), w, groupBy, f)
+		gs, j, err := rt.groups(c.UserContext(), w, groupBy, f)
 		if err != nil {
 			return err
 		}
 		if csv {
-			return sendCSV(c, groupCSVHeader, groupCSVRows(gs))
+			return sendCSV(c, groupCSVHeader, groupCSVRows(gs, j))
 		}
-		return c.JSON(groupsAnswer{From: w.From, To: w.To, GroupBy: groupBy, Targets: rt.targets, Groups: gs})
+		return c.JSON(groupsAnswer{From: w.From, To: w.To, GroupBy: groupBy, Targets: j, Groups: gs})
 	}
 }
 
@@ -374,7 +382,7 @@ func getAlerts(al *alerter, now clock) fiber.Handler {
 type wasteFreeAnswer struct {
 	From    time.Time         `json:"from"`
 	To      time.Time         `json:"to"`
-	Targets metrics.Targets   `json:"targets"`
+	Targets judgedBy          `json:"targets"`
 	Passing int               `json:"passing"`
 	Outlets []wasteFreeOutlet `json:"outlets"`
 }
@@ -400,12 +408,12 @@ func getWasteFree(rt *rater, wr windowRule) fiber.Handler {
 		if f.Operator, err = q.operator(); err != nil {
 			return err
 		}
-		ws, err := rt.wasteFree(c.UserContext(), w, f)
+		ws, j, err := rt.wasteFree(c.UserContext(), w, f)
 		if err != nil {
 			return err
 		}
 		if csv {
-			return sendCSV(c, wasteFreeCSVHeader, wasteFreeCSVRows(ws))
+			return sendCSV(c, wasteFreeCSVHeader, wasteFreeCSVRows(ws, j))
 		}
 		passing := 0
 		for _, o := range ws {
@@ -413,7 +421,7 @@ func getWasteFree(rt *rater, wr windowRule) fiber.Handler {
 				passing++
 			}
 		}
-		return c.JSON(wasteFreeAnswer{From: w.From, To: w.To, Targets: rt.targets, Passing: passing, Outlets: ws})
+		return c.JSON(wasteFreeAnswer{From: w.From, To: w.To, Targets: j, Passing: passing, Outlets: ws})
 	}
 }
 
@@ -431,9 +439,9 @@ func getHealthz() fiber.Handler {
 	return func(c *fiber.Ctx) error { return c.JSON(health{Status: "ok"}) }
 }
 
-// getReadyz answers 200 when InfluxDB answers a ping and the registry has
-// been loaded; 503 (problem+json) otherwise.
-func getReadyz(db pinger, reg *registry) fiber.Handler {
+// getReadyz answers 200 when InfluxDB answers a ping and the registry and
+// the target sets have been loaded; 503 (problem+json) otherwise.
+func getReadyz(db pinger, reg *registry, targets *targetBook) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
 		defer cancel()
@@ -443,6 +451,9 @@ func getReadyz(db pinger, reg *registry) fiber.Handler {
 		if !reg.Loaded() {
 			return &apiError{Code: codeNotReady, Detail: "the outlet registry has not been loaded yet", RetryAfter: 5 * time.Second}
 		}
-		return c.JSON(health{Status: "ready", Checks: map[string]string{"influxdb": "ok", "registry": "ok"}})
+		if !targets.Loaded() {
+			return &apiError{Code: codeNotReady, Detail: "the target sets have not been loaded yet", RetryAfter: 5 * time.Second}
+		}
+		return c.JSON(health{Status: "ready", Checks: map[string]string{"influxdb": "ok", "registry": "ok", "targets": "ok"}})
 	}
 }

@@ -171,15 +171,16 @@ func openStoreTB(t testing.TB, in *testenv.Influx, bucket string) *store.Store {
 // testServer is the app on a real InfluxDB (a database of its own) with a
 // fake metrics engine and a fixed clock.
 type testServer struct {
-	t      *testing.T
-	app    *fiber.App
-	reg    *registry
-	engine *fakeEngine
-	judge  *fakeJudge
-	cfg    config
-	db     outletStore
-	logs   *bytes.Buffer
-	now    time.Time
+	t       *testing.T
+	app     *fiber.App
+	reg     *registry
+	engine  *fakeEngine
+	judge   *fakeJudge
+	targets *targetBook
+	cfg     config
+	db      outletStore
+	logs    *bytes.Buffer
+	now     time.Time
 }
 
 // testNow is the fixed "now" of handler tests.
@@ -232,10 +233,21 @@ func newTestServerOn(t *testing.T, mod func(*config), open func(*config) outletS
 	}
 	eng := &fakeEngine{outlets: map[string]metrics.Outlet{}, series: map[string][]metrics.Outlet{}}
 	judge := &fakeJudge{}
-	ts := &testServer{t: t, reg: reg, engine: eng, judge: judge, cfg: cfg, db: db, logs: logs, now: testNow}
+	targets := loadedTargets(t, db.(targetStore), reg.stamp)
+	ts := &testServer{t: t, reg: reg, engine: eng, judge: judge, targets: targets, cfg: cfg, db: db, logs: logs, now: testNow}
 	ts.app = newApp(&deps{cfg: cfg, log: log, db: pingerOf(db), reg: reg, engine: eng, fill: fakeFill{}, bins: judge,
-		now: func() time.Time { return ts.now }, promReg: newPromRegistry()})
+		targets: targets, audit: db.(auditStore), now: func() time.Time { return ts.now }, promReg: newPromRegistry()})
 	return ts
+}
+
+// loadedTargets is a target book over db, loaded (the shipped set written).
+func loadedTargets(t testing.TB, db targetStore, stamp *stamper) *targetBook {
+	t.Helper()
+	b := newTargetBook(db, stamp, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	if err := b.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // pingerOf gives /readyz the store's ping (memOutlets always answers).
@@ -253,14 +265,89 @@ func (okPinger) Ping(context.Context) error { return nil }
 // memOutlets keeps registry records in memory under the store's rule: the
 // latest record of an id wins (tombstones included). TestRegistryCRUD runs
 // against it and against InfluxDB alike.
+//
+// It keeps target sets and the audit too (the same rules as internal/store),
+// and can be told to fail writes.
 type memOutlets struct {
-	mu   sync.Mutex
-	recs map[string]store.OutletRecord
+	mu        sync.Mutex
+	recs      map[string]store.OutletRecord
+	sets      map[string]store.TargetSetRecord
+	audit     []store.AuditRecord
+	failWrite error // every write fails with it
+	failAudit error // audit writes fail with it
+}
+
+func (m *memOutlets) WriteTargetSets(_ context.Context, recs []store.TargetSetRecord) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.failWrite != nil {
+		return m.failWrite
+	}
+	if m.sets == nil {
+		m.sets = map[string]store.TargetSetRecord{}
+	}
+	for _, r := range recs {
+		if old, ok := m.sets[r.ID]; !ok || !old.Updated.After(r.Updated) {
+			m.sets[r.ID] = r
+		}
+	}
+	return nil
+}
+
+func (m *memOutlets) LoadTargetSets(context.Context) ([]store.TargetSetRecord, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]store.TargetSetRecord, 0, len(m.sets))
+	for _, r := range m.sets {
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func (m *memOutlets) WriteAudit(_ context.Context, r store.AuditRecord) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.failWrite != nil {
+		return m.failWrite
+	}
+	if m.failAudit != nil {
+		return m.failAudit
+	}
+	m.audit = append(m.audit, r)
+	return nil
+}
+
+func (m *memOutlets) ReadAudit(_ context.Context, from, to, before time.Time, beforeKey string, limit int) ([]store.AuditRecord, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []store.AuditRecord
+	for _, r := range m.audit {
+		if !r.At.Before(from) && r.At.Before(to) && (before.IsZero() || r.At.Before(before) || r.At.Equal(before) && r.Key < beforeKey) {
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b store.AuditRecord) int {
+		if c := b.At.Compare(a.At); c != 0 {
+			return c
+		}
+		return strings.Compare(b.Key, a.Key)
+	})
+	return out[:min(len(out), limit)], nil
+}
+
+// entries returns the audit as written, oldest first.
+func (m *memOutlets) entries() []store.AuditRecord {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.audit)
 }
 
 func (m *memOutlets) WriteOutlets(_ context.Context, recs []store.OutletRecord) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.failWrite != nil {
+		return m.failWrite
+	}
 	if m.recs == nil {
 		m.recs = map[string]store.OutletRecord{}
 	}

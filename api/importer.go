@@ -80,15 +80,21 @@ func parseActiveSince(s string) (time.Time, error) {
 // data are errors, so a typo never silently drops a field.
 func decodeOutletJSON(b []byte) (outletInput, error) {
 	var in outletInput
+	return in, decodeStrict(b, &in)
+}
+
+// decodeStrict decodes a PUT body: one JSON object, no unknown key (a typo
+// must not silently drop a field), nothing after it.
+func decodeStrict(b []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err != nil {
-		return in, errInvalid("body", "body: %s", jsonProblem(err))
+	if err := dec.Decode(v); err != nil {
+		return errInvalid("body", "body: %s", jsonProblem(err))
 	}
 	if dec.More() {
-		return in, errInvalid("body", "body: data after the JSON object")
+		return errInvalid("body", "body: data after the JSON object")
 	}
-	return in, nil
+	return nil
 }
 
 // jsonProblem describes a decoding error without Go type names.

@@ -48,11 +48,14 @@ func readQuery(c *fiber.Ctx, allowed ...string) (query, error) {
 // param copies a path parameter (Fiber reuses the buffer it points into).
 func param(c *fiber.Ctx, name string) string { return utils.CopyString(c.Params(name)) }
 
-// outletID reads and checks the {id} path parameter.
-func outletID(c *fiber.Ctx) (string, error) {
+// outletID reads and checks the {id} path parameter of an outlet.
+func outletID(c *fiber.Ctx) (string, error) { return pathID(c, "outlet id") }
+
+// pathID reads and checks an {id} path parameter (the id charset).
+func pathID(c *fiber.Ctx, what string) (string, error) {
 	id := param(c, "id")
 	if !telemetry.ValidID(id) {
-		return "", errInvalid("id", "outlet id: want [a-z0-9][a-z0-9_-]{0,63}")
+		return "", errInvalid("id", "%s: want [a-z0-9][a-z0-9_-]{0,63}", what)
 	}
 	return id, nil
 }

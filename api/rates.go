@@ -91,28 +91,50 @@ type outletRates struct {
 	Covered        bool    `json:"covered"`
 	BinsReporting  int     `json:"bins_reporting"`
 	BinCoverage    float64 `json:"bin_coverage"`
-	Meets          struct {
-		GreenRate bool `json:"green_rate"`
-		WasteFree bool `json:"waste_free"`
-	} `json:"meets"`
+	Meets          meets   `json:"meets"`
+	// Targets names the set that judged the window and its values.
+	Targets      judgedBy           `json:"targets"`
 	District     string             `json:"district"`
 	Operator     string             `json:"operator"`
 	Active       bool               `json:"active"`
 	Completeness outletCompleteness `json:"completeness"`
 }
 
-func makeOutletRates(o Outlet, w metrics.Window, m metrics.Outlet, t metrics.Targets) outletRates {
+func makeOutletRates(o Outlet, w metrics.Window, m metrics.Outlet, j judgedBy) outletRates {
 	r := outletRates{
 		Outlet: o.ID, From: w.From, To: w.To, JudgedFrom: judgedFrom(w, o.ActiveSince),
 		Parcels: toParcelsJSON(m.Parcels), rates: ratesOf(m.Parcels),
 		BoxesRecovered: m.Parcels.BoxesRecovered,
 		Covered:        m.Covered(), BinsReporting: m.BinsReporting, BinCoverage: m.BinCoverage(),
 		District: o.District, Operator: o.Operator, Active: o.Active,
-		Completeness: completenessOf(m),
+		Completeness: completenessOf(m), Targets: j,
 	}
-	r.Meets.GreenRate = metrics.AtLeast(r.GreenRate, t.GreenRate)
-	r.Meets.WasteFree = m.WasteFree(t) == nil
+	t := j.metrics()
+	bc := r.BinCoverage
+	r.Meets = meets{}
+	r.Meets.judge("green_rate", r.GreenRate, t.GreenRate)
+	r.Meets.judge("no_secondary_rate", r.NoSecondaryRate, t.NoSecondaryRate)
+	r.Meets.judge("bin_coverage", &bc, t.BinCoverage)
+	r.Meets["waste_free"] = m.WasteFree(t) == nil
 	return r
+}
+
+// meets has one flag per judged target (ops-v1): a target the set leaves
+// null has no flag.
+type meets map[string]bool
+
+func (ms meets) judge(name string, v, target *float64) {
+	if b := metrics.Meets(v, target); b != nil {
+		ms[name] = *b
+	}
+}
+
+// cell is a flag for CSV: empty when not judged.
+func (ms meets) cell(name string) string {
+	if b, ok := ms[name]; ok {
+		return strconv.FormatBool(b)
+	}
+	return ""
 }
 
 func completenessOf(m metrics.Outlet) outletCompleteness {
@@ -156,11 +178,8 @@ type groupRates struct {
 	BinCoverage    *float64    `json:"bin_coverage"`
 	Parcels        parcelsJSON `json:"parcels"`
 	rates
-	BoxesRecovered int64 `json:"boxes_recovered"`
-	Meets          struct {
-		GreenRate      bool `json:"green_rate"`
-		OutletCoverage bool `json:"outlet_coverage"`
-	} `json:"meets"`
+	BoxesRecovered   int64             `json:"boxes_recovered"`
+	Meets            meets             `json:"meets"`
 	WasteFreeOutlets int               `json:"waste_free_outlets"`
 	Completeness     groupCompleteness `json:"completeness"`
 }
@@ -175,8 +194,11 @@ func makeGroupRates(key string, g *metrics.Group, t metrics.Targets) groupRates 
 		Completeness: groupCompleteness{CounterReporting: g.CounterReporting(),
 			OutletsReportingParcels: g.WithCounter, SilentOutlets: g.Silent},
 	}
-	r.Meets.GreenRate = metrics.AtLeast(r.GreenRate, t.GreenRate)
-	r.Meets.OutletCoverage = metrics.AtLeast(r.OutletCoverage, t.OutletCoverage)
+	r.Meets = meets{}
+	r.Meets.judge("green_rate", r.GreenRate, t.GreenRate)
+	r.Meets.judge("outlet_coverage", r.OutletCoverage, t.OutletCoverage)
+	r.Meets.judge("bin_coverage", r.BinCoverage, t.BinCoverage)
+	r.Meets.judge("no_secondary_rate", r.NoSecondaryRate, t.NoSecondaryRate)
 	return r
 }
 
@@ -195,11 +217,12 @@ func groupKey(o *Outlet, groupBy string) string {
 	return "city"
 }
 
-// rater computes the API's figures from the registry and the metrics engine.
+// rater computes the API's figures from the registry and the metrics
+// engine, judged by the target set in force at each window's end.
 type rater struct {
 	reg     *registry
 	engine  metrics.Engine
-	targets metrics.Targets
+	targets *targetBook
 	cache   *figureCache // nil: every question goes to the engine
 }
 
@@ -261,17 +284,19 @@ func (r *rater) outlet(ctx context.Context, o Outlet, w metrics.Window) (outletR
 		return outletRates{}, err
 	}
 	// Not in the answer: it joined at or after to, so nothing is judged.
-	return makeOutletRates(o, w, res[o.ID], r.targets), nil
+	return makeOutletRates(o, w, res[o.ID], r.targets.For(w.To)), nil
 }
 
 // groups rolls the active outlets matching f up by groupBy, in key order.
 // group_by=city always answers one group, even with no outlets.
-func (r *rater) groups(ctx context.Context, w metrics.Window, groupBy string, f outletFilter) ([]groupRates, error) {
+func (r *rater) groups(ctx context.Context, w metrics.Window, groupBy string, f outletFilter) ([]groupRates, judgedBy, error) {
 	f.ActiveOnly = true
 	outlets := r.reg.Select(f)
+	j := r.targets.For(w.To)
+	t := j.metrics()
 	res, err := r.compute(ctx, w, outlets)
 	if err != nil {
-		return nil, err
+		return nil, j, err
 	}
 	return rollUp(outlets, res, groupBy, r.targets), nil
 }
@@ -318,12 +343,13 @@ type wasteFreeOutlet struct {
 }
 
 // wasteFree evaluates every active outlet matching f, in id order.
-func (r *rater) wasteFree(ctx context.Context, w metrics.Window, f outletFilter) ([]wasteFreeOutlet, error) {
+func (r *rater) wasteFree(ctx context.Context, w metrics.Window, f outletFilter) ([]wasteFreeOutlet, judgedBy, error) {
 	f.ActiveOnly = true
 	outlets := r.reg.Select(f)
+	j := r.targets.For(w.To)
 	res, err := r.compute(ctx, w, outlets)
 	if err != nil {
-		return nil, err
+		return nil, j, err
 	}
 	out := make([]wasteFreeOutlet, 0, len(outlets))
 	for _, o := range outlets {
@@ -331,11 +357,11 @@ func (r *rater) wasteFree(ctx context.Context, w metrics.Window, f outletFilter)
 		if !ok {
 			continue // joined at or after to: nothing to evaluate
 		}
-		reasons := reasonsOf(m.WasteFree(r.targets))
+		reasons := reasonsOf(m.WasteFree(j.metrics()))
 		out = append(out, wasteFreeOutlet{
 			Outlet: o.ID, District: o.District, Operator: o.Operator, JudgedFrom: judgedFrom(w, o.ActiveSince), Pass: len(reasons) == 0,
 			GreenRate: m.Parcels.Rates().Green, Covered: m.Covered(), BinCoverage: m.BinCoverage(), Reasons: reasons,
 		})
 	}
-	return out, nil
+	return out, j, nil
 }

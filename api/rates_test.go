@@ -128,7 +128,7 @@ func TestRollUpsByHand(t *testing.T) {
 				checkRate(t, g.Key+" green_rate", g.GreenRate, w.greenRate)
 				checkRate(t, g.Key+" outlet_coverage", g.OutletCoverage, w.outletCov)
 				checkRate(t, g.Key+" bin_coverage", g.BinCoverage, w.binCov)
-				if g.Meets.GreenRate != w.meetsGreen || g.Meets.OutletCoverage != w.meetsCov {
+				if g.Meets["green_rate"] != w.meetsGreen || g.Meets["outlet_coverage"] != w.meetsCov {
 					t.Errorf("%s meets %+v, want green %v coverage %v", g.Key, g.Meets, w.meetsGreen, w.meetsCov)
 				}
 				if g.WasteFreeOutlets != w.wasteFree || g.Completeness.SilentOutlets != w.silent || g.Completeness.OutletsReportingParcels != w.withC {
@@ -165,7 +165,7 @@ func TestCityByClassAndRatesByHand(t *testing.T) {
 	if ans.From.Format(time.RFC3339) != "2026-11-27T00:00:00Z" || ans.To.Format(time.RFC3339) != "2026-11-28T00:00:00Z" || ans.GroupBy != "city" {
 		t.Errorf("window %v..%v group_by %q", ans.From, ans.To, ans.GroupBy)
 	}
-	if ans.Targets != (metrics.Targets{GreenRate: 0.9, OutletCoverage: 1, BinCoverage: 0.95}) {
+	if j := ans.Targets; j.Set == nil || *j.Set != "wuhan-2025" || *j.GreenRate != 0.9 || *j.OutletCoverage != 1 || *j.BinCoverage != 0.95 || j.NoSecondaryRate != nil {
 		t.Errorf("targets %+v", ans.Targets)
 	}
 }
@@ -197,7 +197,7 @@ func TestOutletRatesByHand(t *testing.T) {
 			a.json(t, &r)
 			checkRate(t, "green_rate", r.GreenRate, tc.greenRate)
 			if r.Outlet != tc.id || r.Covered != tc.covered || r.BinsReporting != tc.bins || !near(r.BinCoverage, tc.binCov) ||
-				r.Meets.GreenRate != tc.meetsGreen || r.Meets.WasteFree != tc.wasteFre || !near(r.Completeness.CounterReporting, tc.counterShare) ||
+				r.Meets["green_rate"] != tc.meetsGreen || r.Meets["waste_free"] != tc.wasteFre || !near(r.Completeness.CounterReporting, tc.counterShare) ||
 				r.Completeness.Silent != tc.silent || r.Completeness.WindowMinutes != 1440 {
 				t.Errorf("got %s", a.Body)
 			}
@@ -262,14 +262,17 @@ func TestWasteFreeReasons(t *testing.T) {
 }
 
 func TestConfiguredTargets(t *testing.T) {
-	ts := newTestServer(t, func(c *config) { c.Targets = metrics.Targets{GreenRate: 0.8, OutletCoverage: 0.5, BinCoverage: 0.5} })
+	ts := newTestServer(t, nil)
+	if a := ts.do("PUT", "/v1/targets/wuhan-2025", adminKey, `{"name":"lower bars","valid_from":"2024-01-15T00:00:00+08:00","targets":{"green_rate":0.8,"outlet_coverage":0.5,"bin_coverage":0.5}}`); a.Status != 200 {
+		t.Fatalf("PUT target set: %s", a)
+	}
 	ts.putOutlet(Outlet{ID: "o-0002", Name: "Two", District: "jianghan", Lat: 30, Lon: 114, Operator: "ems", Active: true})
 	ts.engine.set(func(f *fakeEngine) {
 		f.outlets["o-0002"] = metrics.Outlet{Parcels: parcels(0, 50, 0, 30, 20, 0, 0, 0), BinsReporting: 1, ServingMinutes: 720}
 	})
 	var r outletRates
 	ts.do("GET", "/v1/outlets/o-0002/rates?"+day1, viewerKey, "").json(t, &r)
-	if !r.Meets.GreenRate || !r.Meets.WasteFree {
+	if !r.Meets["green_rate"] || !r.Meets["waste_free"] || !r.Meets["bin_coverage"] {
 		t.Errorf("with targets 0.8/0.5 o-0002 (0.8, 0.5) meets: %+v", r.Meets)
 	}
 }

@@ -120,11 +120,11 @@ type registry struct {
 	entries  map[string]entry // by id, tombstones included
 	ids      []string         // live ids, sorted
 	loadedAt time.Time        // zero until the first successful load
-	lastTS   time.Time        // the last time stamp this replica wrote
+	stamp    *stamper         // this replica's write times
 }
 
 func newRegistry(db outletStore, districts []string, log *slog.Logger) *registry {
-	return &registry{db: db, districts: districts, log: log, entries: map[string]entry{}}
+	return &registry{db: db, districts: districts, log: log, entries: map[string]entry{}, stamp: &stamper{}}
 }
 
 // Loaded reports whether the registry has been read from InfluxDB at least once.
@@ -132,35 +132,6 @@ func (r *registry) Loaded() bool {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return !r.loadedAt.IsZero()
-}
-
-// Run re-reads the registry every interval until ctx ends, so that writes by
-// other replicas show up. The first load is retried quickly: until it
-// succeeds the API is not ready.
-func (r *registry) Run(ctx context.Context, every time.Duration) {
-	wait := time.Duration(0)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := r.Load(lctx)
-		cancel()
-		switch {
-		case err == nil:
-			wait = every
-		case ctx.Err() != nil:
-			return
-		default:
-			r.log.Warn("registry load failed", "err", err)
-			wait = min(every, 2*time.Second)
-			if r.Loaded() {
-				wait = every
-			}
-		}
-	}
 }
 
 // Load reads the latest point of every id and merges it into memory.
@@ -202,17 +173,6 @@ func (r *registry) rebuildLocked() {
 	sort.Strings(r.ids)
 }
 
-// stampLocked returns a write time after every earlier one of this replica,
-// so two quick writes of one id never share a time stamp.
-func (r *registry) stampLocked() time.Time {
-	t := time.Now().UTC()
-	if !t.After(r.lastTS) {
-		t = r.lastTS.Add(time.Nanosecond)
-	}
-	r.lastTS = t
-	return t
-}
-
 // Get returns a live outlet.
 func (r *registry) Get(id string) (Outlet, bool) {
 	r.mu.RLock()
@@ -235,7 +195,7 @@ func (r *registry) Put(ctx context.Context, outlets ...Outlet) ([]Outlet, error)
 	es := make([]entry, len(outlets))
 	r.mu.Lock()
 	for i, o := range outlets {
-		o.Updated = r.stampLocked()
+		o.Updated = r.stamp.next()
 		es[i] = entry{Outlet: o}
 	}
 	r.mu.Unlock()
@@ -257,7 +217,7 @@ func (r *registry) Delete(ctx context.Context, id string) (bool, error) {
 		r.mu.Unlock()
 		return false, nil
 	}
-	t := entry{Outlet: Outlet{ID: id, Updated: r.stampLocked()}, Deleted: true}
+	t := entry{Outlet: Outlet{ID: id, Updated: r.stamp.next()}, Deleted: true}
 	r.mu.Unlock()
 	return true, r.write(ctx, []entry{t})
 }

@@ -33,7 +33,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return &settings.Error{Problems: []string{"GP_INFLUX_URL: " + err.Error()}}
 	}
 	defer db.Close()
-	// own holds the API's own measurements (registry, roll-up): the same
+	// own holds the API's own measurements (registry, roll-up, target
+	// sets, audit): the same
 	// server and token, perhaps another bucket (GP_API_BUCKET), so that
 	// the telemetry bucket is only ever read.
 	own := db
@@ -46,6 +47,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	reg := newRegistry(own, cfg.Districts, log)
+	targets := newTargetBook(own, reg.stamp, log)
 	promReg := newPromRegistry()
 	engine, engineWorker, err := buildEngine(db, own, cfg, log, promReg)
 	if err != nil {
@@ -61,7 +63,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	})
 	app := newApp(&deps{
 		cfg: cfg, log: log, db: db, reg: reg, engine: engine,
-		fill: storeFill{db}, bins: storeFill{db}, judge: bins, now: time.Now, promReg: promReg,
+		fill: storeFill{db}, bins: storeFill{db}, judge: bins, targets: targets, audit: own, now: time.Now, promReg: promReg,
 	})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -71,14 +73,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// The actual address: with GP_API_ADDR=...:0 the kernel picks the port.
 	log.Info("started", "addr", ln.Addr().String(), "influx", cfg.InfluxURL, "bucket", cfg.Bucket, "api_bucket", cfg.APIBucket, "keys", len(cfg.Keys))
 
-	// Background work (registry refresh, the metrics roll-up worker, the
-	// collection list's tracker) has its own context: it must outlive the
+	// Background work (registry and target set refreshes, the metrics
+	// roll-up worker, the collection list's tracker) has its own context: it must outlive the
 	// HTTP server's drain, because in-flight requests still read what it
 	// maintains.
 	workCtx, stopWork := context.WithCancel(context.Background())
 	defer stopWork()
 	var work errgroup.Group
-	work.Go(func() error { reg.Run(workCtx, cfg.RegistryRefresh); return nil })
+	work.Go(func() error { keepLoaded(workCtx, cfg.RegistryRefresh, "registry", log, reg.Load); return nil })
+	work.Go(func() error { keepLoaded(workCtx, cfg.RegistryRefresh, "target sets", log, targets.Load); return nil })
 	if engineWorker != nil {
 		work.Go(func() error { return engineWorker(workCtx) })
 	}

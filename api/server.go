@@ -29,6 +29,8 @@ type deps struct {
 	fill    fillSource
 	bins    binSource // each bin's fill and battery (the dashboard's outlet view)
 	judge   binJudge
+	targets *targetBook
+	audit   auditStore
 	now     clock
 	promReg *prometheus.Registry
 }
@@ -44,15 +46,15 @@ type route struct {
 // OpenAPI test walks it: every route is documented, every documented route
 // is here.
 func routes(d *deps) []route {
-	rt := &rater{reg: d.reg, engine: d.engine, targets: d.cfg.Targets,
+	rt := &rater{reg: d.reg, engine: d.engine, targets: d.targets,
 		cache: newFigureCache(d.cfg.CacheTTL, d.cfg.RequestTimeout, d.now, d.promReg)}
-	al := &alerter{reg: d.reg, engine: d.engine, rater: rt, lookback: d.cfg.AlertLookback, greenRate: d.cfg.Targets.GreenRate,
+	al := &alerter{reg: d.reg, engine: d.engine, rater: rt, lookback: d.cfg.AlertLookback, targets: d.targets,
 		opts: metrics.Options{Staleness: d.cfg.Staleness, FullPct: d.cfg.FullPct}}
 	wr := windowRule{now: d.now, maxWindow: d.cfg.MaxWindow}
 	const get, put, post, del = http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete
 	return []route{
 		{get, "/healthz", "", getHealthz()},
-		{get, "/readyz", "", getReadyz(d.db, d.reg)},
+		{get, "/readyz", "", getReadyz(d.db, d.reg, d.targets)},
 		{get, "/metrics", "", adaptor.HTTPHandler(promhttp.HandlerFor(d.promReg, promhttp.HandlerOpts{}))},
 		{get, "/openapi.json", "", getOpenAPI()},
 
@@ -72,6 +74,10 @@ func routes(d *deps) []route {
 		{get, "/v1/outlets/:id/devices", roleViewer, getOutletDevices(d.reg, al, d.bins, d.now)},
 		{get, "/v1/outlets/:id/fill", roleViewer, getOutletFill(d.reg, d.bins, d.cfg.FullPct, wr)},
 		{get, "/v1/collections", roleViewer, getCollections(d.reg, d.judge, d.now, d.cfg.FullPct)},
+		{get, "/v1/targets", roleViewer, getTargets(d.targets)},
+		{put, "/v1/targets/:id", roleAdmin, putTarget(d.targets)},
+		{del, "/v1/targets/:id", roleAdmin, deleteTarget(d.targets)},
+		{get, "/v1/audit", roleAdmin, getAudit(d.audit)},
 
 		{get, "/", "", redirectDashboard()},
 		{get, "/dashboard/", "", dashboardFile("index.html")},
@@ -110,6 +116,10 @@ func newApp(d *deps) *fiber.App {
 		hs := []fiber.Handler{markRoute(r.Path)}
 		if r.Role != "" {
 			hs = append(hs, requireRole(r.Role, keys, limit))
+		}
+		if r.Method != http.MethodGet && r.Role != "" {
+			// Every write is audited (audit.go), by construction.
+			hs = append(hs, auditWrites(d.audit, d.reg.stamp, d.log))
 		}
 		app.Add(r.Method, r.Path, append(hs, r.Handler)...)
 	}

@@ -10,11 +10,24 @@ import (
 // of parcels, the waste-free outlet bar, and the sums of outlets into
 // groups. The API maps them to its answers; it defines none of them.
 
-// Targets are the city's bars (configurable; defaults from the city plan).
+// Targets are the bars a window is judged by: the values of the target set
+// in force (ops-v1 "Targets as data"). A nil target is not judged.
 type Targets struct {
-	GreenRate      float64 `json:"green_rate"`
-	OutletCoverage float64 `json:"outlet_coverage"`
-	BinCoverage    float64 `json:"bin_coverage"` // the waste-free outlet bar
+	GreenRate       *float64
+	OutletCoverage  *float64
+	BinCoverage     *float64 // also the waste-free outlet's bin bar
+	NoSecondaryRate *float64
+}
+
+// Meets judges a figure against a target: nil when the target is not
+// judged, false for a figure of nothing (no parcels: missing data is not
+// compliance), else whether it reaches the target.
+func Meets(v, target *float64) *bool {
+	if target == nil {
+		return nil
+	}
+	ok := AtLeast(v, *target)
+	return &ok
 }
 
 // Rates are the three parcel rates (nil where no parcel was counted).
@@ -59,25 +72,26 @@ type Miss struct {
 }
 
 // WasteFree evaluates the waste-free outlet bar: green_rate at or above
-// its target, covered, bin_coverage at or above the bin target. It returns
-// nil when the outlet passes.
+// its target, covered, bin_coverage at or above the bin target (a bar
+// whose target is nil is not judged; covered always is). It returns nil
+// when the outlet passes.
 func (o Outlet) WasteFree(t Targets) []Miss {
 	var out []Miss
 	gr := o.Parcels.Rates().Green
-	if !AtLeast(gr, t.GreenRate) {
+	if t.GreenRate != nil && !AtLeast(gr, *t.GreenRate) {
 		d := "no parcels were counted in the window"
 		if gr != nil {
-			d = fmt.Sprintf("green_rate %.4f is below the target %.2f", *gr, t.GreenRate)
+			d = fmt.Sprintf("green_rate %.4f is below the target %.2f", *gr, *t.GreenRate)
 		}
-		out = append(out, Miss{Bar: "green_rate", Value: gr, Target: t.GreenRate, Detail: d})
+		out = append(out, Miss{Bar: "green_rate", Value: gr, Target: *t.GreenRate, Detail: d})
 	}
 	if !o.Covered() {
 		zero := 0.0
 		out = append(out, Miss{Bar: "covered", Value: &zero, Target: 1, Detail: "no recycling bin reported in the window"})
 	}
-	if bc := o.BinCoverage(); bc < t.BinCoverage {
-		out = append(out, Miss{Bar: "bin_coverage", Value: &bc, Target: t.BinCoverage,
-			Detail: fmt.Sprintf("bins were serving %d of %d minutes (%.4f), below the target %.2f", o.ServingMinutes, o.WindowMinutes, bc, t.BinCoverage)})
+	if bc := o.BinCoverage(); t.BinCoverage != nil && bc < *t.BinCoverage {
+		out = append(out, Miss{Bar: "bin_coverage", Value: &bc, Target: *t.BinCoverage,
+			Detail: fmt.Sprintf("bins were serving %d of %d minutes (%.4f), below the target %.2f", o.ServingMinutes, o.WindowMinutes, bc, *t.BinCoverage)})
 	}
 	return out
 }

@@ -9,7 +9,7 @@ import (
 // TestGroupAndWasteFree: the group sums and the waste-free bar, worked by
 // hand on three outlets.
 func TestGroupAndWasteFree(t *testing.T) {
-	tg := Targets{GreenRate: 0.9, OutletCoverage: 1, BinCoverage: 0.95}
+	tg := Targets{GreenRate: f(0.9), OutletCoverage: f(1), BinCoverage: f(0.95)}
 	var a, b, c Outlet
 	a.Parcels.ByClass[telemetry.Recyclable] = 95
 	a.Parcels.ByClass[telemetry.Plastic] = 5
@@ -44,8 +44,22 @@ func TestGroupAndWasteFree(t *testing.T) {
 	if *g.OutletCoverage() != 2.0/3 || *g.BinCoverage() != 1.5/3 || *g.CounterReporting() != 1.5/3 {
 		t.Errorf("coverage %v %v %v", *g.OutletCoverage(), *g.BinCoverage(), *g.CounterReporting())
 	}
+	// A target that is not judged is no bar: without a green_rate target
+	// b misses bin_coverage alone, and without targets at all c misses only
+	// "covered" (a bin must report).
+	if m := b.WasteFree(Targets{BinCoverage: f(0.95)}); len(m) != 1 || m[0].Bar != "bin_coverage" {
+		t.Errorf("b without a green_rate target: %+v", m)
+	}
+	if m := c.WasteFree(Targets{}); len(m) != 1 || m[0].Bar != "covered" {
+		t.Errorf("c without targets: %+v", m)
+	}
+	if Meets(f(0.5), nil) != nil || *Meets(f(0.9), f(0.9)) != true || *Meets(nil, f(0)) != false || *Meets(f(0.89), f(0.9)) != false {
+		t.Error("Meets")
+	}
 	var empty Group
 	if empty.OutletCoverage() != nil || empty.BinCoverage() != nil || empty.Parcels.Rates().Green != nil {
 		t.Error("an empty group must answer null")
 	}
 }
+
+func f(v float64) *float64 { return &v }
