@@ -125,7 +125,10 @@ func run() error {
 			if err == nil && st == 200 {
 				break
 			}
-			if st != 503 || time.Since(t0) > 20*time.Minute {
+			// A first build at city scale takes minutes on a quiet machine and
+			// much longer on a busy one; its rows are kept, so a later run
+			// goes on from where this one stopped.
+			if st != 503 || time.Since(t0) > 90*time.Minute {
 				api.stop()
 				return fmt.Errorf("city roll-up: %d %s %v\n%s", st, body, err, api.log.String())
 			}
