@@ -208,7 +208,7 @@ func TestCollectionsOnSimulatedHistory(t *testing.T) {
 		}
 	}()
 	ts := &testServer{t: t, reg: reg, cfg: cfg, db: st, now: now}
-	ts.app = newApp(&deps{cfg: cfg, log: log, db: st, reg: reg, engine: &fakeEngine{}, fill: fakeFill{}, bins: tr,
+	ts.app = newApp(&deps{cfg: cfg, log: log, db: st, reg: reg, engine: &fakeEngine{}, fill: fakeFill{}, judge: tr,
 		targets: loadedTargets(t, st, reg.stamp), audit: st, now: func() time.Time { return ts.now }, promReg: newPromRegistry()})
 	var regCSV bytes.Buffer
 	if err := c.WriteRegistry(&regCSV, time.Time{}); err != nil {

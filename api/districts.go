@@ -9,7 +9,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/greenpost/greenpost/internal/city"
-	"github.com/greenpost/greenpost/internal/metrics"
 )
 
 // districtInfo is one district of GET /v1/districts: its id (the registry's
@@ -23,9 +22,9 @@ type districtInfo struct {
 
 // districtsAnswer is GET /v1/districts.
 type districtsAnswer struct {
-	TimeZone  string          `json:"time_zone"`
-	Targets   metrics.Targets `json:"targets"`
-	Districts []districtInfo  `json:"districts"`
+	TimeZone  string         `json:"time_zone"`
+	Targets   judgedBy       `json:"targets"` // the set in force now
+	Districts []districtInfo `json:"districts"`
 }
 
 // districtNames are the display names the API knows: Wuhan's 13, shipped
@@ -75,7 +74,7 @@ func districtList(reg *registry, allowed []string) []districtInfo {
 
 var districtCSVHeader = []string{"id", "name_zh", "name_en", "outlets"}
 
-func getDistricts(reg *registry, allowed []string, timeZone string, tg metrics.Targets) fiber.Handler {
+func getDistricts(reg *registry, allowed []string, timeZone string, targets *targetBook, now clock) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if _, err := readQuery(c, "format"); err != nil {
 			return err
@@ -92,7 +91,7 @@ func getDistricts(reg *registry, allowed []string, timeZone string, tg metrics.T
 			}
 			return sendCSV(c, districtCSVHeader, rows)
 		}
-		return c.JSON(districtsAnswer{TimeZone: timeZone, Targets: tg, Districts: ds})
+		return c.JSON(districtsAnswer{TimeZone: timeZone, Targets: targets.For(now()), Districts: ds})
 	}
 }
 

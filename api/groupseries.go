@@ -34,13 +34,13 @@ type groupSeries struct {
 
 // groupSeriesAnswer is GET /v1/series.
 type groupSeriesAnswer struct {
-	GroupBy string          `json:"group_by"`
-	Metric  string          `json:"metric"`
-	Step    string          `json:"step"`
-	From    time.Time       `json:"from"`
-	To      time.Time       `json:"to"`
-	Targets metrics.Targets `json:"targets"`
-	Series  []groupSeries   `json:"series"`
+	GroupBy string        `json:"group_by"`
+	Metric  string        `json:"metric"`
+	Step    string        `json:"step"`
+	From    time.Time     `json:"from"`
+	To      time.Time     `json:"to"`
+	Targets judgedBy      `json:"targets"` // the set that judges the whole window
+	Series  []groupSeries `json:"series"`
 }
 
 // groupSeriesOf computes the metric of every group per step of w. Each
@@ -61,7 +61,8 @@ func (r *rater) groupSeriesOf(ctx context.Context, w metrics.Window, step time.D
 			if err != nil {
 				return err
 			}
-			perStep[i] = rollUp(outlets, res, groupBy, r.targets) // each step its own slot: no lock
+			// Each step judged by the set in force at its end, like any window.
+			perStep[i] = rollUp(outlets, res, groupBy, r.targets.For(s.To).metrics()) // each step its own slot: no lock
 			return nil
 		})
 	}
@@ -153,6 +154,6 @@ func getGroupSeries(rt *rater, wr windowRule) fiber.Handler {
 			}
 			return sendCSV(c, groupSeriesCSVHeader, rows)
 		}
-		return c.JSON(groupSeriesAnswer{GroupBy: groupBy, Metric: metric, Step: stepText, From: w.From, To: w.To, Targets: rt.targets, Series: ss})
+		return c.JSON(groupSeriesAnswer{GroupBy: groupBy, Metric: metric, Step: stepText, From: w.From, To: w.To, Targets: rt.targets.For(w.To), Series: ss})
 	}
 }

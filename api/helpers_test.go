@@ -235,7 +235,7 @@ func newTestServerOn(t *testing.T, mod func(*config), open func(*config) outletS
 	judge := &fakeJudge{}
 	targets := loadedTargets(t, db.(targetStore), reg.stamp)
 	ts := &testServer{t: t, reg: reg, engine: eng, judge: judge, targets: targets, cfg: cfg, db: db, logs: logs, now: testNow}
-	ts.app = newApp(&deps{cfg: cfg, log: log, db: pingerOf(db), reg: reg, engine: eng, fill: fakeFill{}, bins: judge,
+	ts.app = newApp(&deps{cfg: cfg, log: log, db: pingerOf(db), reg: reg, engine: eng, fill: fakeFill{}, judge: judge,
 		targets: targets, audit: db.(auditStore), now: func() time.Time { return ts.now }, promReg: newPromRegistry()})
 	return ts
 }

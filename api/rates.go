@@ -298,7 +298,7 @@ func (r *rater) groups(ctx context.Context, w metrics.Window, groupBy string, f 
 	if err != nil {
 		return nil, j, err
 	}
-	return rollUp(outlets, res, groupBy, r.targets), nil
+	return rollUp(outlets, res, groupBy, t), j, nil
 }
 
 // rollUp sums the outlets' figures into groups by groupBy, in key order

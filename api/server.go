@@ -69,7 +69,7 @@ func routes(d *deps) []route {
 		{get, "/v1/alerts", roleViewer, getAlerts(al, d.now)},
 		{get, "/v1/waste-free", roleViewer, getWasteFree(rt, wr)},
 		// The dashboard's additions (districts.go, groupseries.go, devices.go).
-		{get, "/v1/districts", roleViewer, getDistricts(d.reg, d.cfg.Districts, d.cfg.TimeZone, d.cfg.Targets)},
+		{get, "/v1/districts", roleViewer, getDistricts(d.reg, d.cfg.Districts, d.cfg.TimeZone, d.targets, d.now)},
 		{get, "/v1/series", roleViewer, getGroupSeries(rt, wr)},
 		{get, "/v1/outlets/:id/devices", roleViewer, getOutletDevices(d.reg, al, d.bins, d.now)},
 		{get, "/v1/outlets/:id/fill", roleViewer, getOutletFill(d.reg, d.bins, d.cfg.FullPct, wr)},
