@@ -49,9 +49,14 @@ type groupSeriesAnswer struct {
 // groups exactly as GET /v1/rates sums them (metrics-v1 "Roll-ups"). Each
 // point's reporting is the group's counter_reporting over the step.
 func (r *rater) groupSeriesOf(ctx context.Context, w metrics.Window, step time.Duration, groupBy, metric string, f outletFilter) ([]groupSeries, error) {
+	return r.groupSeriesOver(ctx, steps(w, step), groupBy, metric, f)
+}
+
+// groupSeriesOver is groupSeriesOf over given consecutive windows (the
+// trajectory's days run from the city's midnights).
+func (r *rater) groupSeriesOver(ctx context.Context, ws []metrics.Window, groupBy, metric string, f outletFilter) ([]groupSeries, error) {
 	f.ActiveOnly = true
 	outlets := r.reg.Select(f)
-	ws := steps(w, step)
 	perStep := make([][]groupRates, len(ws))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(groupSeriesSteps)

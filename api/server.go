@@ -78,6 +78,7 @@ func routes(d *deps) []route {
 		{put, "/v1/targets/:id", roleAdmin, putTarget(d.targets)},
 		{del, "/v1/targets/:id", roleAdmin, deleteTarget(d.targets)},
 		{get, "/v1/audit", roleAdmin, getAudit(d.audit)},
+		{get, "/v1/trajectory", roleViewer, getTrajectory(rt, d.now, d.cfg.TimeZone)},
 
 		{get, "/", "", redirectDashboard()},
 		{get, "/dashboard/", "", dashboardFile("index.html")},

@@ -47,6 +47,7 @@ func run() error {
 	flag.Int64Var(&p.Seed, "seed", 1, "simulator seed")
 	source := flag.String("source", "influx", "influx: firmware-sim's history in InfluxDB 1.8.10, read back like the API reads it; city: the same model generated in this process (quick)")
 	ats := flag.Int("ats", 200, "times at which the list is judged")
+	trajectories := flag.Int("trajectories", 1000, "simulated districts per row of the trajectory's figures")
 	binDir := flag.String("bin", "bin", "directory with firmware-sim (make build), for -source influx")
 	flag.Parse()
 
@@ -92,6 +93,7 @@ func run() error {
 	res := evaluate(bins, times, o)
 	fmt.Printf("judged %d bins at %d times in %v\n\n", len(bins), len(times), time.Since(t0).Round(time.Millisecond))
 	res.print()
+	trajectoryBench(*trajectories)
 	return nil
 }
 

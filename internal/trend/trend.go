@@ -94,3 +94,48 @@ func median(s []float64) float64 {
 }
 
 func clamp(v, lo, hi int) int { return max(lo, min(hi, v)) }
+
+// Projection is what a fit says about a target: when it is reached, in days
+// from now (0: the current value meets it already), and the same with the
+// interval's steeper and shallower slopes. A nil day is "not within the
+// horizon" (or never: a flat or falling trend).
+type Projection struct {
+	Fit       Fit
+	Fitted    bool    // false: too few points for a trend
+	FittedNow float64 // the line's value now
+	Days      *float64
+	Earliest  *float64 // with the steeper slope of the interval
+	Latest    *float64 // with the shallower one
+}
+
+// Project fits ps and projects from now (xNow, in the points' days) to the
+// target: from the line's value now, not from the last point, so one odd
+// day moves the date little. A current value (the last point's, nil when
+// none) that meets the target already gives 0 days.
+func Project(ps []Point, xNow float64, current *float64, target, horizon float64) Projection {
+	var p Projection
+	p.Fit, p.Fitted = TheilSen(ps)
+	if p.Fitted {
+		p.FittedNow = p.Fit.At(xNow)
+	}
+	zero := 0.0
+	switch {
+	case current != nil && *current >= target:
+		p.Days, p.Earliest, p.Latest = &zero, &zero, &zero
+	case p.Fitted:
+		// The range turns the line about the middle of the points, where
+		// the fit knows the level best, to the interval's slopes: far from
+		// the middle (now is at the end) the level is as uncertain as the
+		// slope makes it.
+		mid := (ps[0].X + ps[len(ps)-1].X) / 2
+		reach := func(slope float64) *float64 {
+			y0 := p.Fit.At(mid) + slope*(xNow-mid)
+			if d, ok := Reach(y0, slope, target, horizon); ok {
+				return &d
+			}
+			return nil
+		}
+		p.Days, p.Earliest, p.Latest = reach(p.Fit.Slope), reach(p.Fit.SlopeHigh), reach(p.Fit.SlopeLow)
+	}
+	return p
+}

@@ -82,3 +82,31 @@ func TestReach(t *testing.T) {
 		}
 	}
 }
+
+func TestProject(t *testing.T) {
+	line := func(a, b float64, n int) []Point {
+		var ps []Point
+		for i := range n {
+			ps = append(ps, Point{float64(i) + 0.5, a + b*(float64(i)+0.5)})
+		}
+		return ps
+	}
+	f := func(v float64) *float64 { return &v }
+	// 0.80 + 0.002 a day, now at day 30: 0.86, the target 0.90 twenty days on.
+	p := Project(line(0.8, 0.002, 30), 30, f(0.859), 0.9, 365)
+	if !p.Fitted || math.Abs(p.FittedNow-0.86) > 1e-9 || p.Days == nil || math.Abs(*p.Days-20) > 1e-6 || *p.Earliest > *p.Days || *p.Latest < *p.Days {
+		t.Errorf("rising: %+v", p)
+	}
+	if p := Project(line(0.95, 0, 30), 30, f(0.95), 0.9, 365); p.Days == nil || *p.Days != 0 || *p.Earliest != 0 || *p.Latest != 0 {
+		t.Errorf("already there: %+v", p)
+	}
+	if p := Project(line(0.8, 0, 30), 30, f(0.8), 0.9, 365); p.Days != nil || p.Earliest != nil || !p.Fitted {
+		t.Errorf("flat: %+v", p)
+	}
+	if p := Project(line(0.5, 0.001, 30), 30, f(0.53), 0.9, 365); p.Days != nil {
+		t.Errorf("370 days away is beyond a year: %+v", p)
+	}
+	if p := Project(line(0.8, 0.01, 3), 3, f(0.83), 0.9, 365); p.Fitted || p.Days != nil {
+		t.Errorf("three days: %+v", p)
+	}
+}
