@@ -653,21 +653,64 @@ func TestDashboardInChromium(t *testing.T) {
 	t.Run("printable collection list", func(t *testing.T) {
 		b.t = t
 		b.signIn()
+		// The collection list: full bins, bins predicted full within the
+		// look-ahead and silent ones, as /v1/collections lists them.
+		for _, hours := range []string{"24", "2"} {
+			hash := "#/alerts?tab=full"
+			if hours != "24" {
+				hash += "&hours=" + hours
+			}
+			b.open(hash)
+			var list collectionsAnswer
+			api("/v1/collections?hours="+hours, &list)
+			states := map[string]int{}
+			for _, x := range list.Bins {
+				states[x.State]++
+			}
+			// The silent outlet's bins are stale; whether a bin is full or
+			// filling now depends on the hour the test runs.
+			if hours == "24" && (states["full"]+states["filling"] == 0 || states["stale"] == 0) {
+				t.Fatalf("the city's list has no bin to empty or no silent one (%v): the test would test little", states)
+			}
+			shown := b.sectionText("清运清单")
+			pressed := evalIn[string](b, `[...document.querySelectorAll('[role=group][aria-label="预计满箱的时间范围"] a[aria-pressed=true]')].map((a) => a.textContent).join()`)
+			if pressed != hours+" 小时内" {
+				t.Errorf("%s h: the look-ahead switch shows %q pressed", hours, pressed)
+			}
+			for _, x := range list.Bins {
+				o := dc.city.Outlet(x.Outlet)
+				var word string
+				switch x.State {
+				case "full":
+					word = "已满 "
+				case "filling":
+					word = "预计 "
+				case "stale":
+					word = "无上报"
+				}
+				if !strings.Contains(shown, o.Name) || !strings.Contains(shown, x.Device) || !strings.Contains(shown, word) {
+					t.Errorf("%s h: bin %s (%s) of %s not shown as %q", hours, x.Device, x.State, o.Name, word)
+				}
+			}
+			if n := evalIn[int](b, `document.querySelectorAll("section[role=tabpanel] tbody tr").length`); n != max(1, len(list.Bins)) {
+				t.Errorf("%s h: %d rows shown, the list has %d bins", hours, n, len(list.Bins))
+			}
+		}
 		b.open("#/alerts?tab=full")
-		var alerts alertsAnswer
-		api("/v1/alerts?kind=bin_full", &alerts)
+		var list collectionsAnswer
+		api("/v1/collections?hours=24", &list)
 		if _, err := chromedp.Call(b.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Media: "print"}); err != nil {
 			t.Fatal(err)
 		}
 		defer chromedp.Call(b.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{})
 		paper := evalIn[string](b, `document.body.innerText`)
-		if !strings.Contains(paper, "回收箱清运单") || strings.Contains(paper, "下载 CSV") {
+		if !strings.Contains(paper, "回收箱清运单") || strings.Contains(paper, "下载 CSV") || strings.Contains(paper, "打印清运单") {
 			t.Errorf("the printed page: %s", paper)
 		}
-		for _, a := range alerts.Alerts {
-			o := dc.city.Outlet(a.Outlet)
-			if !strings.Contains(paper, zh[o.District]) || !strings.Contains(paper, o.Name) || !strings.Contains(paper, a.Device) {
-				t.Errorf("full bin %s of %s not on the printed list", a.Device, o.Name)
+		for _, x := range list.Bins {
+			o := dc.city.Outlet(x.Outlet)
+			if !strings.Contains(paper, zh[o.District]) || !strings.Contains(paper, o.Name) || !strings.Contains(paper, x.Device) {
+				t.Errorf("bin %s (%s) of %s not on the printed list", x.Device, x.State, o.Name)
 			}
 		}
 		b.shot("collection-list-zh-print")

@@ -5,7 +5,7 @@ import { midnight, ymd } from "./format.js";
 export const WINDOWS = ["24h", "7d", "30d", "custom"];
 export const VIEWS = ["overview", "map", "outlets", "alerts"];
 
-/** read parses location.hash into {view, id, window, from, to, district, lang, tab, indicator}. */
+/** read parses location.hash into {view, id, window, from, to, district, lang, tab, indicator, hours}. */
 export function read(hash = location.hash) {
   const [path, qs] = hash.replace(/^#/, "").split("?");
   const parts = path.split("/").filter(Boolean);
@@ -20,6 +20,7 @@ export function read(hash = location.hash) {
     lang: q.get("lang") || "",
     tab: q.get("tab") || "",
     indicator: q.get("indicator") || "",
+    hours: /^\d{1,3}$/.test(q.get("hours") || "") ? q.get("hours") : "",
   };
   if (s.view === "outlets" && !s.id) s.view = "overview";
   if (s.window === "custom" && (!s.from || !s.to || s.from > s.to)) s.window = "7d";
@@ -35,7 +36,7 @@ export function href(s) {
     q.set("from", s.from);
     q.set("to", s.to);
   }
-  for (const k of ["district", "tab", "indicator", "lang"]) if (s[k]) q.set(k, s[k]);
+  for (const k of ["district", "tab", "indicator", "hours", "lang"]) if (s[k]) q.set(k, s[k]);
   const qs = q.toString();
   return "#" + path + (qs ? "?" + qs : "");
 }
