@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -100,9 +101,7 @@ func DeploySettings(t testing.TB) []DeployEnv {
 		case underKustomization(path):
 			return nil // read through its kustomization
 		case rel == filepath.Join("deploy", "local", "run.sh"):
-			// make run's script exports its settings inline; a reader of
-			// its own is on its way with the script's rework (settings_for).
-			return nil
+			envs, err = readRunScript(t, root, rel)
 		case strings.HasSuffix(path, ".env.example"):
 			envs, err = readEnvExample(rel, b)
 		case strings.HasSuffix(path, ".service"):
@@ -129,6 +128,30 @@ func DeploySettings(t testing.TB) []DeployEnv {
 		t.Fatalf("testenv: %v", err)
 	}
 	return out
+}
+
+// readRunScript runs deploy/local/run.sh's own functions: ensure_keys makes
+// its keys in a temporary data directory, settings_for prints each program's
+// settings.
+func readRunScript(t testing.TB, root, rel string) ([]DeployEnv, error) {
+	data := t.TempDir()
+	var out []DeployEnv
+	for _, prog := range Programs {
+		cmd := exec.Command("bash", "-c", `source "$1" && data="$2" && ensure_keys && settings_for "$3"`, "bash", rel, data, prog)
+		cmd.Dir = root
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		b, err := cmd.Output()
+		if err != nil {
+			return nil, fmt.Errorf("settings_for %s: %v: %s", prog, err, stderr.String())
+		}
+		env := map[string]string{}
+		if err := readEnvLines(b, env); err != nil {
+			return nil, fmt.Errorf("settings_for %s: %w", prog, err)
+		}
+		out = append(out, DeployEnv{File: rel + " (settings_for " + prog + ")", Program: prog, Env: env})
+	}
+	return out, nil
 }
 
 // gpSetting is a GP_ name given a value: NAME=, NAME: or {name: NAME, ...}.
@@ -313,11 +336,17 @@ func (e DeployEnv) Getenv(t testing.TB) func(string) string {
 	dir := t.TempDir()
 	env := map[string]string{}
 	for k, v := range e.Env {
-		if !strings.HasPrefix(v, "/etc/") && !strings.HasPrefix(v, "/var/") && !strings.HasPrefix(v, "/run/") {
+		local := filepath.Join(dir, filepath.FromSlash(strings.TrimPrefix(v, "/")))
+		switch _, err := os.Stat(v); {
+		case strings.HasPrefix(v, "/etc/") || strings.HasPrefix(v, "/var/") || strings.HasPrefix(v, "/run/"):
+		case strings.HasSuffix(k, "_FILE") && strings.HasPrefix(v, os.TempDir()) && errors.Is(err, fs.ErrNotExist):
+			// A file that make run's script makes while it runs (gpctl
+			// provision): the sample stands in for it where it would be.
+			local = v
+		default:
 			env[k] = v
 			continue
 		}
-		local := filepath.Join(dir, filepath.FromSlash(strings.TrimPrefix(v, "/")))
 		if err := os.MkdirAll(filepath.Dir(local), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -336,6 +365,11 @@ func (e DeployEnv) Getenv(t testing.TB) func(string) string {
 			// The documented form: <role> <name> <sha256 hex of the key>.
 			content = []byte("# keys of the bureau\nadmin ops 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n" +
 				"viewer district-office 60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752\n")
+		case k == "GP_EMBEDDED_BROKER_USERS_FILE":
+			// runtime-v1's form: collector <username> <sha256 hex>, and
+			// device <id> <sha256 hex> <outlet> <bin|counter>.
+			content = []byte("collector gp-collector 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n" +
+				"device b-0001-1 60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752 o-0001 bin\n")
 		case strings.HasSuffix(k, "_TOKEN_FILE"), strings.HasSuffix(k, "_PASSWORD_FILE"):
 			content = []byte("user:s3cret\n")
 		default:
