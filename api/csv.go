@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/csv"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -12,31 +13,54 @@ import (
 )
 
 // Every collection answers CSV with stable columns (documented in
-// docs/api.md and openapi.json); null is an empty cell.
+// docs/api.md and openapi.json); null is an empty cell. The row builders
+// below give values as they are: sendCSV guards every cell.
 
+// sendCSV writes every cell, header included, through csvGuard: no export
+// can forget the formula guard, whatever its columns.
 func sendCSV(c *fiber.Ctx, header []string, rows [][]string) error {
 	var buf bytes.Buffer
 	w := csv.NewWriter(&buf)
-	w.Write(header)
-	w.WriteAll(rows) // flushes; writing to a buffer cannot fail
+	for _, rec := range append([][]string{header}, rows...) {
+		for i := range rec {
+			rec[i] = csvGuard(rec[i])
+		}
+		w.Write(rec)
+	}
+	w.Flush() // writing to a buffer cannot fail
 	c.Set(fiber.HeaderContentType, "text/csv; charset=utf-8")
 	return c.Send(buf.Bytes())
 }
 
-// ftext guards free text against spreadsheet formula injection (OWASP "CSV
-// injection"): a cell that starts with = + - @ or a tab/CR is prefixed with
-// a single quote, which spreadsheets show as text. The importer strips that
-// prefix again, so an export imports as it was.
-func ftext(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+// formulaStarts are the first characters that make a spreadsheet read a cell
+// as a formula (OWASP "CSV injection").
+const formulaStarts = "=+-@\t\r"
+
+// plainNumber is a decimal number as the exports write figures: a spreadsheet
+// reads it as that number, never as a formula.
+var plainNumber = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$`)
+
+// csvGuard is the one formula guard of every CSV cell the API writes. A cell
+// that starts with = + - @, a tab or a CR is written with a leading single
+// quote, which spreadsheets show as text instead of running it. A cell that
+// already starts with a quote gets one more, so that csvUnguard gives back
+// every value exactly (an outlet named "'=x" survives export → import).
+// Plain numbers (-1.5) stay numbers.
+func csvGuard(s string) string {
+	if s == "" || plainNumber.MatchString(s) {
+		return s
+	}
+	if strings.IndexByte(formulaStarts, s[0]) >= 0 || s[0] == '\'' {
 		return "'" + s
 	}
 	return s
 }
 
-// unguardText undoes ftext on imported free text.
-func unguardText(s string) string {
-	if len(s) >= 2 && s[0] == '\'' && strings.ContainsRune("=+-@\t\r", rune(s[1])) {
+// csvUnguard is csvGuard's exact inverse, applied to every imported cell: it
+// drops the one quote csvGuard adds (a quote followed by a formula start or
+// by another quote), and leaves everything else as it is.
+func csvUnguard(s string) string {
+	if len(s) >= 2 && s[0] == '\'' && (strings.IndexByte(formulaStarts, s[1]) >= 0 || s[1] == '\'') {
 		return s[1:]
 	}
 	return s
@@ -75,7 +99,7 @@ var outletCSVHeader = append(append([]string{}, csvColumns...), "active", "activ
 func outletCSVRows(os []Outlet) [][]string {
 	rows := make([][]string, len(os))
 	for i, o := range os {
-		rows[i] = []string{o.ID, ftext(o.Name), o.District, ftext(o.Address), fnum(o.Lat), fnum(o.Lon), ftext(o.Operator),
+		rows[i] = []string{o.ID, o.Name, o.District, o.Address, fnum(o.Lat), fnum(o.Lon), o.Operator,
 			strconv.FormatBool(o.Active), ftimeNano(o.ActiveSince), o.Updated.UTC().Format(time.RFC3339Nano)}
 	}
 	return rows

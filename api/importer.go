@@ -201,10 +201,12 @@ func parseImportCSV(body []byte) ([]importRow, []importError, error) {
 }
 
 func csvOutlet(rec []string, col map[string]int) (Outlet, error) {
-	get := func(name string) string { return rec[col[name]] }
+	// Every cell goes through csvUnguard, the exact inverse of the export's
+	// formula guard, so an export imports as it was.
+	get := func(name string) string { return csvUnguard(rec[col[name]]) }
 	o := Outlet{
-		ID: strings.TrimSpace(get("id")), Name: unguardText(get("name")), District: strings.TrimSpace(get("district")),
-		Address: unguardText(get("address")), Operator: unguardText(strings.TrimSpace(get("operator"))), Active: true,
+		ID: strings.TrimSpace(get("id")), Name: get("name"), District: strings.TrimSpace(get("district")),
+		Address: get("address"), Operator: strings.TrimSpace(get("operator")), Active: true,
 	}
 	var err error
 	if o.Lat, err = parseCoord(get("lat")); err != nil {
@@ -214,7 +216,7 @@ func csvOutlet(rec []string, col map[string]int) (Outlet, error) {
 		return o, fmt.Errorf("lon: %w", err)
 	}
 	if i, ok := col["active"]; ok {
-		if v := strings.TrimSpace(rec[i]); v != "" {
+		if v := strings.TrimSpace(csvUnguard(rec[i])); v != "" {
 			if o.Active, err = strconv.ParseBool(v); err != nil {
 				return o, fmt.Errorf("active: %q is not true or false", v)
 			}

@@ -80,16 +80,20 @@ func TestLineAt(t *testing.T) {
 	}
 }
 
-// TestCSVFormulaGuard: free text that a spreadsheet would run as a formula
-// is exported as text, and imports back unchanged.
-func TestCSVFormulaGuard(t *testing.T) {
-	for _, s := range []string{"=HYPERLINK(\"http://x\")", "+1", "-1", "@SUM(A1)", "\tx", "plain", "", "'quoted"} {
-		got := ftext(s)
-		if s != "" && strings.ContainsRune("=+-@\t", rune(s[0])) && !strings.HasPrefix(got, "'") {
-			t.Errorf("ftext(%q) = %q: not guarded", s, got)
-		}
-		if back := unguardText(got); back != s {
-			t.Errorf("round trip of %q: %q", s, back)
-		}
+// FuzzCSVGuard: csvUnguard undoes csvGuard exactly for any value, and a
+// guarded cell never starts like a formula unless it is a plain number.
+func FuzzCSVGuard(f *testing.F) {
+	for _, s := range []string{"=HYPERLINK(\"http://x\")", "=cmd|' /C calc'!A0", "+1", "-1", "-1.5", "-2+3", "@SUM(A1)", "\tx", "\rx",
+		"plain", "", "'", "''", "'quoted", "'=already", "''=twice", "1e-3", "汉字"} {
+		f.Add(s)
 	}
+	f.Fuzz(func(t *testing.T, s string) {
+		g := csvGuard(s)
+		if back := csvUnguard(g); back != s {
+			t.Fatalf("csvUnguard(csvGuard(%q)) = %q", s, back)
+		}
+		if g != "" && strings.IndexByte(formulaStarts, g[0]) >= 0 && !plainNumber.MatchString(g) {
+			t.Fatalf("csvGuard(%q) = %q starts like a formula", s, g)
+		}
+	})
 }

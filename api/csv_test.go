@@ -1,0 +1,132 @@
+package main
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/greenpost/greenpost/internal/metrics"
+	"github.com/greenpost/greenpost/internal/telemetry"
+)
+
+// Outlets whose free text a spreadsheet would run as formulas, or that
+// already start with the guard's quote.
+var hostileOutlets = []Outlet{
+	{ID: "o-h1", Name: "=cmd|' /C calc'!A0", District: "jianghan", Address: "@SUM(1+1)*cmd|' /C calc'!A0", Lat: 30, Lon: 114, Operator: "=cmd|' /C calc'!A0", Active: true},
+	{ID: "o-h2", Name: "'=already quoted", District: "jianghan", Address: "-2+3+cmd|' /C calc'!A0", Lat: -30.5, Lon: -114.25, Operator: "+op", Active: true},
+	{ID: "o-h3", Name: "''", District: "wuchang", Address: "'", Lat: 0, Lon: 0, Operator: "'sf", Active: true},
+}
+
+// csvRoutes returns the GET routes whose 200 answer openapi.json documents
+// as text/csv (TestOpenAPIMatchesRoutes keeps the document and the route
+// table in step, so a new CSV route is walked by construction).
+func csvRoutes(t *testing.T) []string {
+	t.Helper()
+	var doc struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(openAPIDoc, &doc); err != nil {
+		t.Fatal(err)
+	}
+	pathParam := regexp.MustCompile(`:([a-z_]+)`)
+	var out []string
+	for _, r := range routes(&deps{cfg: defaultTestConfig(), reg: newRegistry(nil, nil, nil), promReg: newPromRegistry()}) {
+		raw, ok := doc.Paths[pathParam.ReplaceAllString(r.Path, "{$1}")][strings.ToLower(r.Method)]
+		var op struct {
+			Responses map[string]struct {
+				Content map[string]any `json:"content"`
+			} `json:"responses"`
+		}
+		if ok {
+			if err := json.Unmarshal(raw, &op); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, csv := op.Responses["200"].Content["text/csv"]; csv && r.Method == "GET" {
+			out = append(out, r.Path)
+		}
+	}
+	return out
+}
+
+// TestEveryCSVCellGuarded walks every CSV route (each group_by of
+// /v1/rates) over outlets whose name, address and operator start like
+// formulas: no cell of any export may start like one, unless it is a
+// plain number.
+func TestEveryCSVCellGuarded(t *testing.T) {
+	ts := newTestServer(t, nil)
+	for _, o := range hostileOutlets {
+		ts.putOutlet(o)
+	}
+	ts.engine.set(func(f *fakeEngine) {
+		for _, o := range hostileOutlets {
+			f.outlets[o.ID] = metrics.Outlet{Parcels: parcels(1, 2, 0, 0, 7, 0, 0, 0), BinsReporting: 1, ServingMinutes: 10, CountersReporting: 1}
+			f.series[o.ID] = []metrics.Outlet{{Parcels: parcels(1, 2, 0, 0, 7, 0, 0, 0), WindowMinutes: 60}}
+			f.devices = append(f.devices,
+				metrics.DeviceState{Outlet: o.ID, Device: "b-" + o.ID, Kind: telemetry.KindBin, LastReport: testNow.Add(-time.Minute), FillPct: 99},
+				metrics.DeviceState{Outlet: o.ID, Device: "c-" + o.ID, Kind: telemetry.KindCounter, LastReport: testNow.Add(-time.Hour)})
+		}
+	})
+	queries := map[string][]string{
+		"/v1/rates":              {"group_by=outlet", "group_by=district", "group_by=operator", "group_by=city"},
+		"/v1/outlets/:id/series": {"metric=green_rate&from=2026-11-28T09:00:00Z&to=2026-11-28T10:00:00Z"},
+	}
+	routes := csvRoutes(t)
+	if len(routes) < 5 {
+		t.Fatalf("CSV routes in openapi.json: %v; want at least the five collections", routes)
+	}
+	for _, path := range routes {
+		qs := queries[path]
+		if qs == nil {
+			qs = []string{""}
+		}
+		for _, q := range qs {
+			url := strings.ReplaceAll(path, ":id", "o-h1") + "?format=csv"
+			if q != "" {
+				url += "&" + q
+			}
+			t.Run(url, func(t *testing.T) {
+				a := ts.on(t).do("GET", url, viewerKey, "")
+				if a.Status != 200 {
+					t.Fatal(a)
+				}
+				recs, err := csv.NewReader(bytes.NewReader(a.Body)).ReadAll()
+				if err != nil || len(recs) < 2 {
+					t.Fatalf("%v, %d records:\n%s", err, len(recs), a.Body)
+				}
+				for i, rec := range recs {
+					for j, cell := range rec {
+						if cell != "" && strings.IndexByte(formulaStarts, cell[0]) >= 0 && !plainNumber.MatchString(cell) {
+							t.Errorf("row %d column %q: %q starts like a formula", i, recs[0][j], cell)
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestCSVExportImportRoundTrip: outlets whose text starts like a formula or
+// with a quote come back exactly after export → import.
+func TestCSVExportImportRoundTrip(t *testing.T) {
+	ts := newTestServer(t, nil)
+	for _, o := range hostileOutlets {
+		ts.putOutlet(o)
+	}
+	exp := ts.do("GET", "/v1/outlets?format=csv", viewerKey, "")
+	ts2 := newTestServer(t, nil)
+	if a := ts2.do("POST", "/v1/outlets/import", adminKey, string(exp.Body), "Content-Type", "text/csv"); a.Status != 200 || !strings.Contains(string(a.Body), `"imported":3,"errors":[]`) {
+		t.Fatalf("import of the export: %s\n%s", a, exp.Body)
+	}
+	for _, want := range hostileOutlets {
+		got, ok := ts2.reg.Get(want.ID)
+		got.Updated = time.Time{}
+		if !ok || got != want {
+			t.Errorf("%s came back as %+v, want %+v", want.ID, got, want)
+		}
+	}
+}
