@@ -105,17 +105,23 @@ func parseTime(name, v string) (time.Time, error) {
 }
 
 // step reads a series step: a whole number of minutes written as a Go
-// duration (15m, 1h) or days (1d, 7d); at most maxPoints steps fit the window.
+// duration (15m, 1h) or days (1d, 7d), no longer than the window (a longer
+// one once overflowed into a single point); at most maxPoints steps fit the
+// window.
 func (q query) step(w metrics.Window, def string, maxPoints int) (time.Duration, string, error) {
 	s, ok := q["step"]
 	if !ok {
 		s = def
 	}
+	span := w.To.Sub(w.From)
 	var d time.Duration
 	var err error
 	if n, found := strings.CutSuffix(s, "d"); found {
 		var days int
 		days, err = strconv.Atoi(n)
+		if err == nil && days > int(span/(24*time.Hour))+1 {
+			days = int(span/(24*time.Hour)) + 1 // longer than the window: refused below, never multiplied into an overflow
+		}
 		d = time.Duration(days) * 24 * time.Hour
 	} else {
 		d, err = time.ParseDuration(s)
@@ -123,7 +129,9 @@ func (q query) step(w metrics.Window, def string, maxPoints int) (time.Duration,
 	switch {
 	case err != nil || d < time.Minute || d%time.Minute != 0:
 		return 0, s, errInvalid("step", "step: want a whole number of minutes such as 15m, 1h or 1d")
-	case (w.To.Sub(w.From)+d-1)/d > time.Duration(maxPoints):
+	case d > span:
+		return 0, s, errInvalid("step", "step: longer than the window (%s)", fmtDuration(span))
+	case (span+d-1)/d > time.Duration(maxPoints):
 		return 0, s, errInvalid("step", "step: the window would have more than %d points", maxPoints)
 	}
 	return d, s, nil
