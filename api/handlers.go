@@ -4,7 +4,6 @@ import (
 	"context"
 	"mime"
 	"net/http"
-	"sort"
 	"strings"
 	"time"
 
@@ -152,8 +151,9 @@ func listOutlets(reg *registry) fiber.Handler {
 
 // importResult is POST /v1/outlets/import.
 type importResult struct {
-	Imported int           `json:"imported"`
-	Errors   []importError `json:"errors"`
+	Imported   int           `json:"imported"`
+	Errors     []importError `json:"errors"`      // the first maxImportErrors, in line order
+	MoreErrors int           `json:"more_errors"` // bad rows beyond those listed
 }
 
 func importOutlets(reg *registry) fiber.Handler {
@@ -166,12 +166,12 @@ func importOutlets(reg *registry) fiber.Handler {
 			return err
 		}
 		var rows []importRow
-		var bad []importError
+		var bad importErrors
 		switch mt {
 		case "text/csv":
-			rows, bad, err = parseImportCSV(c.Body())
+			rows, bad, err = parseImportCSV(c.UserContext(), c.Body())
 		case fiber.MIMEApplicationJSON:
-			rows, bad, err = parseImportJSON(c.Body())
+			rows, bad, err = parseImportJSON(c.UserContext(), c.Body())
 		default:
 			return &apiError{Code: codeMediaType, Detail: "send text/csv or application/json"}
 		}
@@ -179,22 +179,16 @@ func importOutlets(reg *registry) fiber.Handler {
 			return err
 		}
 		good, invalid := checkImportRows(rows, reg.districts)
-		bad = append(bad, invalid...)
-		sortImportErrors(bad)
+		bad = mergeImportErrors(bad, invalid)
 		if _, err := reg.Put(c.UserContext(), good...); err != nil {
 			return err
 		}
-		if bad == nil {
-			bad = []importError{}
+		if bad.list == nil {
+			bad.list = []importError{}
 		}
-		auditImport(c, good, len(bad))
-		return c.JSON(importResult{Imported: len(good), Errors: bad})
+		auditImport(c, good, bad.count())
+		return c.JSON(importResult{Imported: len(good), Errors: bad.list, MoreErrors: bad.more})
 	}
-}
-
-// sortImportErrors puts parse errors and validation errors in line order.
-func sortImportErrors(es []importError) {
-	sort.SliceStable(es, func(i, j int) bool { return es[i].Line < es[j].Line })
 }
 
 // mediaType returns the body's media type without parameters.

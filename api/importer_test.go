@@ -2,14 +2,19 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
 // Import parsers take any body an admin sends: they must never panic, must
 // answer every row one way or the other, and must keep only valid outlets.
 
-func checkImport(t *testing.T, body []byte, rows []importRow, bad []importError, err error) {
+func checkImport(t *testing.T, body []byte, rows []importRow, bad importErrors, err error) {
 	t.Helper()
 	if err != nil {
 		if _, ok := err.(*apiError); !ok {
@@ -24,7 +29,14 @@ func checkImport(t *testing.T, body []byte, rows []importRow, bad []importError,
 			t.Fatalf("kept an invalid outlet (%s: %s): %+v", f, why, o)
 		}
 	}
-	for _, e := range append(bad, invalid...) {
+	all := mergeImportErrors(bad, invalid)
+	if len(all.list) > maxImportErrors || all.count() != bad.count()+invalid.count() {
+		t.Fatalf("%d errors listed and %d more, of %d + %d", len(all.list), all.more, bad.count(), invalid.count())
+	}
+	for i, e := range all.list {
+		if i > 0 && e.Line < all.list[i-1].Line {
+			t.Fatalf("errors out of line order: %+v", all.list)
+		}
 		if e.Line < 1 || e.Line > lines {
 			t.Fatalf("error on line %d of a %d-line body: %+v", e.Line, lines, e)
 		}
@@ -51,7 +63,7 @@ func FuzzImportCSV(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		rows, bad, err := parseImportCSV(body)
+		rows, bad, err := parseImportCSV(context.Background(), body)
 		checkImport(t, body, rows, bad, err)
 	})
 }
@@ -66,16 +78,101 @@ func FuzzImportJSON(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		rows, bad, err := parseImportJSON(body)
+		rows, bad, err := parseImportJSON(context.Background(), body)
 		checkImport(t, body, rows, bad, err)
 	})
 }
 
-func TestLineAt(t *testing.T) {
+func TestLineCounter(t *testing.T) {
 	body := []byte("[\n  {},\n\n  {}\n]")
+	lc := lineCounter{body: body, line: 1}
 	for _, tc := range []struct{ off, line int }{{0, 1}, {1, 2}, {2, 2}, {6, 4}, {len(body), 5}} {
-		if got := lineAt(body, tc.off); got != tc.line {
-			t.Errorf("lineAt(%d) = %d, want %d", tc.off, got, tc.line)
+		if got := lc.at(tc.off); got != tc.line {
+			t.Errorf("at(%d) = %d, want %d", tc.off, got, tc.line)
+		}
+	}
+}
+
+// bigJSONImport is n small elements, one a line, every third one bad.
+func bigJSONImport(n int) []byte {
+	var b bytes.Buffer
+	b.WriteString("[\n")
+	for i := range n {
+		if i > 0 {
+			b.WriteString(",\n")
+		}
+		if i%3 == 2 {
+			fmt.Fprintf(&b, `{"id":"o-%d","name":"x","district":"d","lat":91,"lon":1,"operator":"o"}`, i)
+		} else {
+			fmt.Fprintf(&b, `{"id":"o-%d","name":"x","district":"d","lat":1,"lon":1,"operator":"o"}`, i)
+		}
+	}
+	b.WriteString("\n]")
+	return b.Bytes()
+}
+
+// TestImportJSONLinesInOnePass: the lines of a big import are right, and
+// finding them looks at each byte of the body at most twice (it counted
+// from the start for every element: quadratic).
+func TestImportJSONLinesInOnePass(t *testing.T) {
+	body := bigJSONImport(5000)
+	rows, bad, err := parseImportJSON(context.Background(), body)
+	if err != nil || len(rows) != 5000 || bad.count() != 0 {
+		t.Fatalf("%d rows, %d errors, %v", len(rows), bad.count(), err)
+	}
+	for i, r := range rows {
+		if r.Line != i+2 {
+			t.Fatalf("element %d on line %d, want %d", i, r.Line, i+2)
+		}
+	}
+	lc := lineCounter{body: body, line: 1}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.Token()
+	for dec.More() {
+		lc.at(int(dec.InputOffset()))
+		var raw json.RawMessage
+		dec.Decode(&raw)
+	}
+	if lc.scanned > 2*len(body) {
+		t.Errorf("looked at %d bytes of a %d-byte body", lc.scanned, len(body))
+	}
+}
+
+// stopAfter is a context that ends after its Err has been asked n times, so
+// a test can end a request in the middle of parsing without a clock.
+type stopAfter struct {
+	context.Context
+	n atomic.Int64
+}
+
+func (s *stopAfter) Err() error {
+	if s.n.Add(-1) < 0 {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// TestImportStopsWhenTheRequestEnds: a request that runs out of time stops
+// parsing its body (it went on for 90 s past a 15 s timeout).
+func TestImportStopsWhenTheRequestEnds(t *testing.T) {
+	body := bigJSONImport(5000)
+	var csvBody bytes.Buffer
+	csvBody.WriteString("id,name,district,address,lat,lon,operator\n")
+	for i := range 5000 {
+		fmt.Fprintf(&csvBody, "o-%d,x,d,,1,1,o\n", i)
+	}
+	for name, parse := range map[string]func(context.Context) ([]importRow, importErrors, error){
+		"json": func(ctx context.Context) ([]importRow, importErrors, error) { return parseImportJSON(ctx, body) },
+		"csv":  func(ctx context.Context) ([]importRow, importErrors, error) { return parseImportCSV(ctx, csvBody.Bytes()) },
+	} {
+		ctx := &stopAfter{Context: context.Background()}
+		ctx.n.Store(3)
+		rows, _, err := parse(ctx)
+		if !errors.Is(err, context.DeadlineExceeded) || rows != nil {
+			t.Errorf("%s: %d rows, %v; want the context's error", name, len(rows), err)
+		}
+		if classify(err).Code != codeTimeout {
+			t.Errorf("%s: answered as %q, want %q", name, classify(err).Code, codeTimeout)
 		}
 	}
 }
@@ -96,4 +193,35 @@ func FuzzCSVGuard(f *testing.F) {
 			t.Fatalf("csvGuard(%q) = %q starts like a formula", s, g)
 		}
 	})
+}
+
+// TestImportErrorsCapped: a body of bad rows lists the first
+// maxImportErrors errors in line order and counts the rest (a 4 MB CSV of
+// bad rows made a 100 MB answer), and the good rows are still kept.
+func TestImportErrorsCapped(t *testing.T) {
+	ts := newTestServer(t, nil)
+	var b strings.Builder
+	b.WriteString("id,name,district,address,lat,lon,operator\n")
+	const n = 1000
+	for i := range n {
+		if i == 500 {
+			b.WriteString("o-good,Good,d,,1,1,o\n")
+		}
+		fmt.Fprintf(&b, "o-%d,x,d,,95,1,o\n", i) // lat out of range
+	}
+	b.WriteString("o-short,x\n") // a parse error after the validation errors
+	a := ts.do("POST", "/v1/outlets/import", adminKey, b.String(), "Content-Type", "text/csv")
+	var res importResult
+	a.json(t, &res)
+	if a.Status != 200 || res.Imported != 1 || len(res.Errors) != maxImportErrors || res.MoreErrors != n+1-maxImportErrors {
+		t.Fatalf("imported %d, %d errors listed, %d more: %s", res.Imported, len(res.Errors), res.MoreErrors, a.Body[:200])
+	}
+	for i, e := range res.Errors {
+		if e.Line != i+2 || !strings.HasPrefix(e.Error, "lat") {
+			t.Fatalf("error %d: %+v, want line %d about lat", i, e, i+2)
+		}
+	}
+	if len(a.Body) > 20<<10 {
+		t.Errorf("answer of %d bytes", len(a.Body))
+	}
 }
