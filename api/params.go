@@ -105,9 +105,10 @@ func parseTime(name, v string) (time.Time, error) {
 }
 
 // step reads a series step: a whole number of minutes written as a Go
-// duration (15m, 1h) or days (1d, 7d), no longer than the window (a longer
-// one once overflowed into a single point); at most maxPoints steps fit the
-// window.
+// duration (15m, 1h) or days (1d, 7d); at most maxPoints steps fit the
+// window. A step longer than the window is bounded by it (one point for the
+// whole window, and the text says the step used): step=2562047h once
+// overflowed the point count.
 func (q query) step(w metrics.Window, def string, maxPoints int) (time.Duration, string, error) {
 	s, ok := q["step"]
 	if !ok {
@@ -119,9 +120,8 @@ func (q query) step(w metrics.Window, def string, maxPoints int) (time.Duration,
 	if n, found := strings.CutSuffix(s, "d"); found {
 		var days int
 		days, err = strconv.Atoi(n)
-		if err == nil && days > int(span/(24*time.Hour))+1 {
-			days = int(span/(24*time.Hour)) + 1 // longer than the window: refused below, never multiplied into an overflow
-		}
+		// Bounded before the multiplication, which could overflow.
+		days = max(0, min(days, int(span/(24*time.Hour))+1))
 		d = time.Duration(days) * 24 * time.Hour
 	} else {
 		d, err = time.ParseDuration(s)
@@ -130,7 +130,7 @@ func (q query) step(w metrics.Window, def string, maxPoints int) (time.Duration,
 	case err != nil || d < time.Minute || d%time.Minute != 0:
 		return 0, s, errInvalid("step", "step: want a whole number of minutes such as 15m, 1h or 1d")
 	case d > span:
-		return 0, s, errInvalid("step", "step: longer than the window (%s)", fmtDuration(span))
+		return span, fmtDuration(span), nil
 	case (span+d-1)/d > time.Duration(maxPoints):
 		return 0, s, errInvalid("step", "step: the window would have more than %d points", maxPoints)
 	}
