@@ -74,6 +74,7 @@ func TestEveryCSVCellGuarded(t *testing.T) {
 	queries := map[string][]string{
 		"/v1/rates":              {"group_by=outlet", "group_by=district", "group_by=operator", "group_by=city"},
 		"/v1/outlets/:id/series": {"metric=green_rate&from=2026-11-28T09:00:00Z&to=2026-11-28T10:00:00Z"},
+		"/v1/series":             {"metric=green_rate&group_by=district&from=2026-11-28T09:00:00Z&to=2026-11-28T10:00:00Z"},
 	}
 	routes := csvRoutes(t)
 	if len(routes) < 5 {

@@ -87,7 +87,7 @@ func getDistricts(reg *registry, allowed []string, timeZone string, targets *tar
 		if csv {
 			rows := make([][]string, len(ds))
 			for i, d := range ds {
-				rows[i] = []string{d.ID, ftext(d.NameZH), ftext(d.NameEN), strconv.Itoa(d.Outlets)}
+				rows[i] = []string{d.ID, d.NameZH, d.NameEN, strconv.Itoa(d.Outlets)} // sendCSV guards every cell
 			}
 			return sendCSV(c, districtCSVHeader, rows)
 		}
