@@ -59,11 +59,14 @@ type config struct {
 	AlertLookback   time.Duration // devices silent for longer than this drop out of alerts
 	CacheTTL        time.Duration // how long an engine answer is reused (0: never)
 	// TimeZone is the city's IANA zone (Asia/Shanghai): the dashboard counts
-	// days and shows times in it.
+	// days and shows times in it, and a bare date in from/to is its midnight
+	// there (Location).
 	TimeZone string
+	Location *time.Location
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
+	var err error
 	r := settings.NewReader(getenv)
 	c := config{
 		Addr:        r.Addr("GP_API_ADDR", "127.0.0.1:8080"),
@@ -86,8 +89,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	c.APIBucket = r.String("GP_API_BUCKET", c.Bucket)
 	c.TimeZone = r.String("GP_API_TIME_ZONE", "Asia/Shanghai")
-	if _, err := time.LoadLocation(c.TimeZone); err != nil || c.TimeZone == "" || c.TimeZone == "Local" {
+	if c.Location, err = time.LoadLocation(c.TimeZone); err != nil || c.TimeZone == "" || c.TimeZone == "Local" {
 		r.Problem("GP_API_TIME_ZONE", "%q: want an IANA time zone such as Asia/Shanghai", c.TimeZone)
+		c.Location = time.UTC
 	}
 	if v := r.String("GP_API_DISTRICTS", ""); v != "" {
 		for _, d := range strings.Split(v, ",") {

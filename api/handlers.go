@@ -208,13 +208,17 @@ func requireType(c *fiber.Ctx, want string) error {
 	return nil
 }
 
-// windowRule reads a request's window with the server's clock and limit.
+// windowRule reads a request's window with the server's clock, limit and
+// the city's time zone (for bare dates).
 type windowRule struct {
 	now       clock
 	maxWindow time.Duration
+	loc       *time.Location
 }
 
-func (wr windowRule) read(q query) (metrics.Window, error) { return q.window(wr.now(), wr.maxWindow) }
+func (wr windowRule) read(q query) (metrics.Window, error) {
+	return q.window(wr.now(), wr.maxWindow, wr.loc)
+}
 
 func getOutletRates(reg *registry, rt *rater, wr windowRule) fiber.Handler {
 	return func(c *fiber.Ctx) error {

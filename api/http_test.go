@@ -102,7 +102,7 @@ func TestBadInputIs400ProblemJSON(t *testing.T) {
 	}{
 		{"bad from", "GET", "/v1/rates?from=yesterday", "", nil, 400, "from"},
 		{"bad to", "GET", "/v1/rates?to=2026-13-01T00:00:00Z", "", nil, 400, "to"},
-		{"date without time", "GET", "/v1/rates?from=2026-11-01", "", nil, 400, "from"},
+		{"a date that does not exist", "GET", "/v1/rates?from=2026-02-30", "", nil, 400, "from"},
 		{"from equals to", "GET", "/v1/rates?from=2026-11-01T00:00:00Z&to=2026-11-01T00:00:00Z", "", nil, 400, "from"},
 		{"from after to", "GET", "/v1/rates?from=2026-11-02T00:00:00Z&to=2026-11-01T00:00:00Z", "", nil, 400, "from"},
 		{"same minute after rounding", "GET", "/v1/rates?from=2026-11-01T00:00:10Z&to=2026-11-01T00:00:50Z", "", nil, 400, "from"},
@@ -380,7 +380,7 @@ func TestWindowParameters(t *testing.T) {
 		{query{"from": "2026-11-28T08:15:30+08:00"}, "2026-11-28T00:15:00Z", "2026-11-28T10:30:00Z"},
 		{query{"from": "2026-11-01T00:00:00Z", "to": "2026-11-02T00:00:00Z"}, "2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z"},
 	} {
-		w, err := tc.q.window(now, 93*day)
+		w, err := tc.q.window(now, 93*day, time.UTC)
 		if err != nil {
 			t.Errorf("%v: %v", tc.q, err)
 			continue
@@ -389,17 +389,49 @@ func TestWindowParameters(t *testing.T) {
 			t.Errorf("%v: %s, want %s %s", tc.q, got, tc.from, tc.to)
 		}
 	}
+	// What people type: a + that arrived as a space, a bare date (midnight
+	// in the city's time zone).
+	shanghai, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		q        query
+		from, to string
+	}{
+		{query{"from": "2026-11-28T08:15:30 08:00"}, "2026-11-28T00:15:00Z", "2026-11-28T10:30:00Z"},
+		{query{"from": "2026-11-28T08:15:30.5 05:30", "to": "2026-11-28T10:00:00 00:00"}, "2026-11-28T02:45:00Z", "2026-11-28T10:00:00Z"},
+		{query{"from": "2026-11-27", "to": "2026-11-28"}, "2026-11-26T16:00:00Z", "2026-11-27T16:00:00Z"},
+		{query{"from": "2026-11-28"}, "2026-11-27T16:00:00Z", "2026-11-28T10:30:00Z"},
+	} {
+		w, err := tc.q.window(now, 93*day, shanghai)
+		if err != nil {
+			t.Errorf("%v: %v", tc.q, err)
+			continue
+		}
+		if got := w.From.Format(time.RFC3339) + " " + w.To.Format(time.RFC3339); got != tc.from+" "+tc.to {
+			t.Errorf("%v: %s, want %s %s", tc.q, got, tc.from, tc.to)
+		}
+	}
+	for _, v := range []string{"2026-11-28T08:15:30 8:00", "2026-11-28 08:00", "28.11.2026", "2026-13-01"} {
+		_, err := (query{"from": v}).window(now, 93*day, shanghai)
+		if err == nil || !strings.Contains(err.Error(), "RFC 3339") {
+			t.Errorf("from=%q: %v", v, err)
+		} else if strings.Contains(v, " ") != strings.Contains(err.Error(), "%2B") {
+			t.Errorf("from=%q: %v (says how to write + exactly when a space is in it)", v, err)
+		}
+	}
 	// Exactly the maximum is allowed; a minute more is not.
-	if _, err := (query{"from": "2026-11-01T00:00:00Z", "to": "2026-11-08T00:00:00Z"}).window(now, 7*day); err != nil {
+	if _, err := (query{"from": "2026-11-01T00:00:00Z", "to": "2026-11-08T00:00:00Z"}).window(now, 7*day, time.UTC); err != nil {
 		t.Errorf("window of exactly the maximum: %v", err)
 	}
-	if _, err := (query{"from": "2026-11-01T00:00:00Z", "to": "2026-11-08T00:01:00Z"}).window(now, 7*day); err == nil {
+	if _, err := (query{"from": "2026-11-01T00:00:00Z", "to": "2026-11-08T00:01:00Z"}).window(now, 7*day, time.UTC); err == nil {
 		t.Error("a window a minute over the maximum was accepted")
 	}
 }
 
 func TestStepParameter(t *testing.T) {
-	w, _ := query{"from": "2026-11-01T00:00:00Z", "to": "2026-11-08T00:00:00Z"}.window(testNow, 93*24*time.Hour)
+	w, _ := query{"from": "2026-11-01T00:00:00Z", "to": "2026-11-08T00:00:00Z"}.window(testNow, 93*24*time.Hour, time.UTC)
 	for _, tc := range []struct {
 		step string
 		want time.Duration

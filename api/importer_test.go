@@ -163,7 +163,9 @@ func TestImportStopsWhenTheRequestEnds(t *testing.T) {
 	}
 	for name, parse := range map[string]func(context.Context) ([]importRow, importErrors, error){
 		"json": func(ctx context.Context) ([]importRow, importErrors, error) { return parseImportJSON(ctx, body) },
-		"csv":  func(ctx context.Context) ([]importRow, importErrors, error) { return parseImportCSV(ctx, csvBody.Bytes()) },
+		"csv": func(ctx context.Context) ([]importRow, importErrors, error) {
+			return parseImportCSV(ctx, csvBody.Bytes())
+		},
 	} {
 		ctx := &stopAfter{Context: context.Background()}
 		ctx.n.Store(3)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/base64"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -63,12 +64,13 @@ func pathID(c *fiber.Ctx, what string) (string, error) {
 // clock is the time source of handlers (fixed in tests).
 type clock func() time.Time
 
-// window reads from and to (RFC 3339, default: the 24 h before now), rounds
-// both down to whole minutes and checks from < to and the length limit.
-func (q query) window(now time.Time, maxWindow time.Duration) (metrics.Window, error) {
+// window reads from and to (default: the 24 h before now), rounds both
+// down to whole minutes and checks from < to and the length limit. A bare
+// date is its midnight in loc (the city's time zone).
+func (q query) window(now time.Time, maxWindow time.Duration, loc *time.Location) (metrics.Window, error) {
 	to := now
 	if v, ok := q["to"]; ok {
-		t, err := parseTime("to", v)
+		t, err := parseTime("to", v, loc)
 		if err != nil {
 			return metrics.Window{}, err
 		}
@@ -76,7 +78,7 @@ func (q query) window(now time.Time, maxWindow time.Duration) (metrics.Window, e
 	}
 	from := to.Add(-24 * time.Hour)
 	if v, ok := q["from"]; ok {
-		t, err := parseTime("from", v)
+		t, err := parseTime("from", v, loc)
 		if err != nil {
 			return metrics.Window{}, err
 		}
@@ -92,10 +94,30 @@ func (q query) window(now time.Time, maxWindow time.Duration) (metrics.Window, e
 	return w, nil
 }
 
-func parseTime(name, v string) (time.Time, error) {
-	t, err := time.Parse(time.RFC3339Nano, v)
+// spacedOffset is an offset whose + arrived as a space: a + typed into a
+// URL unencoded (from=2026-12-01T00:00:00+08:00) is decoded as a space.
+var spacedOffset = regexp.MustCompile(`T[0-9:.]+ ([0-9]{2}:[0-9]{2})$`)
+
+// parseTime reads an RFC 3339 time, forgiving what people type: an offset
+// whose + became a space, and a bare date (2026-12-01), which is that day's
+// midnight in loc.
+func parseTime(name, v string, loc *time.Location) (time.Time, error) {
+	var t time.Time
+	var err error
+	if len(v) == len(time.DateOnly) {
+		t, err = time.ParseInLocation(time.DateOnly, v, loc)
+	} else {
+		if m := spacedOffset.FindStringSubmatchIndex(v); m != nil {
+			v = v[:m[2]-1] + "+" + v[m[2]:]
+		}
+		t, err = time.Parse(time.RFC3339Nano, v)
+	}
 	if err != nil {
-		return t, errInvalid(name, "%s: want an RFC 3339 time such as 2026-11-28T10:00:00Z", name)
+		msg := "%s: want an RFC 3339 time such as 2026-11-28T10:00:00+08:00 or a date such as 2026-11-28"
+		if strings.Contains(v, " ") {
+			msg += " (in a URL, write + as %%2B)"
+		}
+		return t, errInvalid(name, msg, name)
 	}
 	// Before 1970 or after 9999 only makes trouble downstream.
 	if t.Year() < 1970 || t.Year() > 9999 {

@@ -21,6 +21,7 @@ func TestBadSettingsExit2(t *testing.T) {
 		{"GP_API_ADDR=nope"},
 		{"GP_API_KEYS_FILE=/no/such/file"},
 		{"GP_LOG_LEVEL=loud"},
+		{"GP_API_TIME_ZONE=Mars/Olympus"},
 		{"GP_INFLUX_ULR=http://typo:8086"},
 	})
 }

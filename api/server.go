@@ -50,7 +50,7 @@ func routes(d *deps) []route {
 		cache: newFigureCache(d.cfg.CacheTTL, d.cfg.RequestTimeout, d.now, d.promReg)}
 	al := &alerter{reg: d.reg, engine: d.engine, rater: rt, lookback: d.cfg.AlertLookback, targets: d.targets,
 		opts: metrics.Options{Staleness: d.cfg.Staleness, FullPct: d.cfg.FullPct}}
-	wr := windowRule{now: d.now, maxWindow: d.cfg.MaxWindow}
+	wr := windowRule{now: d.now, maxWindow: d.cfg.MaxWindow, loc: d.cfg.Location}
 	const get, put, post, del = http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete
 	return []route{
 		{get, "/healthz", "", getHealthz()},
