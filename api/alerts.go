@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -10,28 +11,45 @@ import (
 	"github.com/greenpost/greenpost/internal/telemetry"
 )
 
-// Alert kinds of GET /v1/alerts.
+// Alert kinds of GET /v1/alerts, in the order the answer lists them: full
+// bins first, since they are what someone must act on today.
 const (
 	alertBinFull       = "bin_full"
+	alertOutletSilent  = "outlet_silent"
 	alertDeviceOffline = "device_offline"
 	alertBelowTarget   = "below_target"
 )
 
-var alertKinds = []string{alertBinFull, alertDeviceOffline, alertBelowTarget}
+var alertKinds = []string{alertBinFull, alertOutletSilent, alertDeviceOffline, alertBelowTarget}
 
 // belowTargetWindow is how far back below_target looks.
 const belowTargetWindow = 7 * 24 * time.Hour
 
-// alert is one current alert. Value depends on the kind: the fill_pct of a
-// full bin, the minutes since an offline device's last report, the green
-// rate of an outlet below target.
+// alert is one current alert, with the outlet as the registry knows it
+// (name, district and address are empty for an unregistered outlet). Value
+// depends on the kind: the fill_pct of a full bin, the minutes since an
+// offline device's or a silent outlet's last report, the green rate of an
+// outlet below target. Since is null where no true date exists: an outlet
+// that never reported, and below_target, which is about the last 7 days as
+// a whole.
 type alert struct {
-	Kind   string    `json:"kind"`
-	Outlet string    `json:"outlet"`
-	Device string    `json:"device"`
-	Since  time.Time `json:"since"`
-	Value  *float64  `json:"value"`
-	Detail string    `json:"detail"`
+	Kind     string     `json:"kind"`
+	Outlet   string     `json:"outlet"`
+	Name     string     `json:"name"`
+	District string     `json:"district"`
+	Address  string     `json:"address"`
+	Device   string     `json:"device"`
+	Since    *time.Time `json:"since"`
+	Value    *float64   `json:"value"`
+	Detail   string     `json:"detail"`
+}
+
+// fullSource tells since when each full bin has been full: the first report
+// at or above fullPct after its last report below it (within lookback
+// before now). The engine keeps only each device's last report, so this is
+// a small query of its own, for the bins that are full now.
+type fullSource interface {
+	FullSince(ctx context.Context, devices []string, fullPct float64, now time.Time, lookback time.Duration) (map[string]time.Time, error)
 }
 
 // alerter computes alerts from device states and the 7-day rates.
@@ -39,52 +57,72 @@ type alerter struct {
 	reg      *registry
 	engine   metrics.Engine
 	rater    *rater
+	full     fullSource
 	opts     metrics.Options
 	lookback time.Duration
 	targets  *targetBook
 }
 
-// alerts returns the current alerts of the given kinds (all when empty),
-// sorted by kind, outlet and device. Outlets that the registry lists as
-// inactive raise none; devices of outlets missing from the registry do (a
-// device nobody registered is worth a look).
-func (a *alerter) alerts(ctx context.Context, now time.Time, kinds []string) ([]alert, error) {
+// alerts returns the current alerts of the given kinds (all when empty) for
+// the outlets matching f, full bins first (longest full first), then by
+// kind, outlet and device. Outlets that the registry lists as inactive raise
+// none; devices of outlets missing from the registry do (a device nobody
+// registered is worth a look) unless f filters by district or operator.
+func (a *alerter) alerts(ctx context.Context, now time.Time, kinds []string, f outletFilter) ([]alert, error) {
 	want := map[string]bool{}
 	for _, k := range kinds {
 		want[k] = true
 	}
 	all := len(kinds) == 0
 	out := []alert{}
-	inactive := func(outlet string) bool {
-		o, ok := a.reg.Get(outlet)
-		return ok && !o.Active
+	filtered := f.District != "" || f.Operator != ""
+	// outletOf returns the registry's outlet and whether its alerts are
+	// wanted: active, and matching the filter.
+	outletOf := func(id string) (Outlet, bool) {
+		o, ok := a.reg.Get(id)
+		if !ok {
+			return Outlet{ID: id}, !filtered
+		}
+		return o, o.Active && f.match(&o)
 	}
-	if all || want[alertBinFull] || want[alertDeviceOffline] {
+	if all || want[alertBinFull] || want[alertDeviceOffline] || want[alertOutletSilent] {
 		devs, err := a.states(ctx, now)
 		if err != nil {
 			return nil, err
 		}
+		var full []alert
 		for _, d := range devs {
-			if inactive(d.Outlet) {
+			o, ok := outletOf(d.Outlet)
+			if !ok {
 				continue
 			}
 			if (all || want[alertBinFull]) && d.Kind == telemetry.KindBin && !d.LastReport.IsZero() && d.FillPct >= a.opts.FullPct {
-				v := d.FillPct
-				out = append(out, alert{Kind: alertBinFull, Outlet: d.Outlet, Device: d.Device, Since: d.LastReport, Value: &v,
-					Detail: fmt.Sprintf("fill_pct %.1f at or above %.0f", d.FillPct, a.opts.FullPct)})
+				v, since := d.FillPct, d.LastReport
+				full = append(full, withOutlet(alert{Kind: alertBinFull, Device: d.Device, Since: &since, Value: &v,
+					Detail: fmt.Sprintf("fill_pct %.1f at or above %.0f", d.FillPct, a.opts.FullPct)}, o))
 			}
 			if all || want[alertDeviceOffline] {
 				if al, ok := offline(d, now, a.opts.Staleness); ok {
-					out = append(out, al)
+					out = append(out, withOutlet(al, o))
 				}
 			}
+		}
+		if len(full) > 0 {
+			if err := a.fullSince(ctx, full, now); err != nil {
+				return nil, err
+			}
+			out = append(out, full...)
+		}
+		if all || want[alertOutletSilent] {
+			out = append(out, a.silent(devs, now, f)...)
 		}
 	}
 	// below_target: judged by the set in force now; none when it has no
 	// green_rate target.
 	w := metrics.Window{From: now.Add(-belowTargetWindow).Truncate(time.Minute), To: now.Truncate(time.Minute)}
 	if target := a.targets.For(w.To).GreenRate; (all || want[alertBelowTarget]) && target != nil {
-		outlets := a.reg.Select(outletFilter{ActiveOnly: true})
+		f.ActiveOnly = true
+		outlets := a.reg.Select(f)
 		res, err := a.rater.compute(ctx, w, outlets)
 		if err != nil {
 			return nil, err
@@ -92,15 +130,19 @@ func (a *alerter) alerts(ctx context.Context, now time.Time, kinds []string) ([]
 		for _, o := range outlets {
 			gr := res[o.ID].Parcels.Rates().Green
 			if gr != nil && *gr < *target {
-				out = append(out, alert{Kind: alertBelowTarget, Outlet: o.ID, Since: w.From, Value: gr,
-					Detail: fmt.Sprintf("green_rate %.4f over the last 7 days is below the target %.2f", *gr, *target)})
+				out = append(out, withOutlet(alert{Kind: alertBelowTarget, Value: gr,
+					Detail: fmt.Sprintf("green_rate %.4f over the last 7 days is below the target %.2f", *gr, *target)}, o))
 			}
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
+	rank := func(kind string) int { return slices.Index(alertKinds, kind) }
+	sort.SliceStable(out, func(i, j int) bool {
 		x, y := &out[i], &out[j]
 		if x.Kind != y.Kind {
-			return x.Kind < y.Kind
+			return rank(x.Kind) < rank(y.Kind)
+		}
+		if x.Kind == alertBinFull && !x.Since.Equal(*y.Since) {
+			return x.Since.Before(*y.Since) // longest full first
 		}
 		if x.Outlet != y.Outlet {
 			return x.Outlet < y.Outlet
@@ -108,6 +150,63 @@ func (a *alerter) alerts(ctx context.Context, now time.Time, kinds []string) ([]
 		return x.Device < y.Device
 	})
 	return out, nil
+}
+
+// withOutlet fills the alert's outlet fields from the registry's outlet.
+func withOutlet(al alert, o Outlet) alert {
+	al.Outlet, al.Name, al.District, al.Address = o.ID, o.Name, o.District, o.Address
+	return al
+}
+
+// fullSince sets each full bin's since to when it first reached full_pct
+// and stayed there (its last report's time when the history says nothing
+// more).
+func (a *alerter) fullSince(ctx context.Context, full []alert, now time.Time) error {
+	devices := make([]string, len(full))
+	for i := range full {
+		devices[i] = full[i].Device
+	}
+	since, err := a.full.FullSince(ctx, devices, a.opts.FullPct, now, a.lookback)
+	if err != nil {
+		return fmt.Errorf("since when bins are full: %w", err)
+	}
+	for i := range full {
+		if t, ok := since[full[i].Device]; ok && t.Before(*full[i].Since) {
+			full[i].Since = &t
+		}
+	}
+	return nil
+}
+
+// silent raises outlet_silent for every active registered outlet matching
+// f of which no device reported within staleness: one that never reported
+// (no device at all, within the lookback), or whose devices all went quiet.
+// Such an outlet counts as not covered in every roll-up.
+func (a *alerter) silent(devs []metrics.DeviceState, now time.Time, f outletFilter) []alert {
+	last := map[string]time.Time{} // each outlet's latest report, of any device
+	for _, d := range devs {
+		if d.LastReport.After(last[d.Outlet]) {
+			last[d.Outlet] = d.LastReport
+		}
+	}
+	var out []alert
+	f.ActiveOnly = true
+	for _, o := range a.reg.Select(f) {
+		t := last[o.ID]
+		al := withOutlet(alert{Kind: alertOutletSilent}, o)
+		switch {
+		case t.IsZero():
+			al.Detail = fmt.Sprintf("no device of this outlet has reported (in the last %s)", fmtDuration(a.lookback))
+		case now.Sub(t) > a.opts.Staleness:
+			v := now.Sub(t).Minutes()
+			al.Since, al.Value = &t, &v
+			al.Detail = fmt.Sprintf("no device of this outlet has reported for %.0f minutes (staleness %s)", v, a.opts.Staleness)
+		default:
+			continue
+		}
+		out = append(out, al)
+	}
+	return out
 }
 
 // offline decides whether a device is offline: it said so (status offline,
@@ -118,9 +217,10 @@ func offline(d metrics.DeviceState, now time.Time, staleness time.Duration) (ale
 		v := now.Sub(since).Minutes()
 		return &v
 	}
+	at := func(t time.Time) *time.Time { return &t }
 	switch {
 	case d.State == telemetry.StateOffline && !d.LastReport.After(d.StateSince):
-		al.Since = d.StateSince
+		al.Since = at(d.StateSince)
 		if !d.LastReport.IsZero() {
 			al.Value = silentFor(d.LastReport)
 		}
@@ -130,13 +230,13 @@ func offline(d metrics.DeviceState, now time.Time, staleness time.Duration) (ale
 		// Only a status, no telemetry within the lookback: worth an alert
 		// once the device has had staleness to send its first report.
 		if d.State == telemetry.StateOnline && now.Sub(d.StateSince) > staleness {
-			al.Since = d.StateSince
+			al.Since = at(d.StateSince)
 			al.Detail = "online, but no telemetry within the lookback"
 			return al, true
 		}
 		return al, false
 	case now.Sub(d.LastReport) > staleness:
-		al.Since = d.LastReport
+		al.Since = at(d.LastReport)
 		al.Value = silentFor(d.LastReport)
 		al.Detail = fmt.Sprintf("no report for %.0f minutes (staleness %s)", *al.Value, staleness)
 		return al, true

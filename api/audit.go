@@ -147,7 +147,7 @@ var auditCSVHeader = []string{"at", "key", "method", "path", "target", "change"}
 // auditEnd is the default end of an audit question: later than any entry.
 var auditEnd = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func getAudit(db auditStore) fiber.Handler {
+func getAudit(db auditStore, loc *time.Location) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		q, err := readQuery(c, "from", "to", "limit", "cursor", "format")
 		if err != nil {
@@ -162,12 +162,12 @@ func getAudit(db auditStore) fiber.Handler {
 		// may run ahead of another replica's clock.
 		from, to := time.Unix(0, 0).UTC(), auditEnd
 		if v, ok := q["from"]; ok {
-			if from, err = parseTime("from", v); err != nil {
+			if from, err = parseTime("from", v, loc); err != nil {
 				return err
 			}
 		}
 		if v, ok := q["to"]; ok {
-			if to, err = parseTime("to", v); err != nil {
+			if to, err = parseTime("to", v, loc); err != nil {
 				return err
 			}
 		}
@@ -206,7 +206,7 @@ func getAudit(db auditStore) fiber.Handler {
 		if csv {
 			rows := make([][]string, len(p.Entries))
 			for i, e := range p.Entries {
-				rows[i] = []string{ftime(e.At), ftext(e.Key), e.Method, ftext(e.Path), ftext(e.Target), ftext(string(e.Change))}
+				rows[i] = []string{ftime(e.At), e.Key, e.Method, e.Path, e.Target, string(e.Change)}
 			}
 			return sendCSV(c, auditCSVHeader, rows)
 		}

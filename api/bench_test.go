@@ -41,7 +41,7 @@ func benchServer(b *testing.B) (base string, client *http.Client) {
 	if _, err := reg.Put(context.Background(), outlets...); err != nil {
 		b.Fatal(err)
 	}
-	app := newApp(&deps{cfg: cfg, log: log, db: db, reg: reg, engine: eng, fill: fakeFill{},
+	app := newApp(&deps{cfg: cfg, log: log, db: db, reg: reg, engine: eng, fill: fakeFill{}, full: fakeFill{},
 		targets: loadedTargets(b, db, reg.stamp), audit: db, now: time.Now, promReg: newPromRegistry()})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

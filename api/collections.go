@@ -54,7 +54,7 @@ type collectionsAnswer struct {
 	Bins    []collectionBin `json:"bins"`
 }
 
-func getCollections(reg *registry, judge binJudge, now clock, fullPct float64) fiber.Handler {
+func getCollections(reg *registry, judge binJudge, now clock, fullPct float64, loc *time.Location) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		q, err := readQuery(c, "hours", "district", "operator", "at", "format")
 		if err != nil {
@@ -73,7 +73,7 @@ func getCollections(reg *registry, judge binJudge, now clock, fullPct float64) f
 		t := now()
 		at := t
 		if v, ok := q["at"]; ok {
-			if at, err = parseTime("at", v); err != nil {
+			if at, err = parseTime("at", v, loc); err != nil {
 				return err
 			}
 			// A minute of clock difference between client and server is
@@ -168,7 +168,7 @@ func collectionCSVRows(bs []collectionBin) [][]string {
 		if b.FullAt != nil {
 			full = ftime(*b.FullAt)
 		}
-		rows[i] = []string{b.Outlet, ftext(b.Name), b.District, ftext(b.Address), ftext(b.Operator), b.Device, b.State,
+		rows[i] = []string{b.Outlet, b.Name, b.District, b.Address, b.Operator, b.Device, b.State,
 			fnum(b.FillPct), ftime(b.ReportedAt), fptr(b.Rate), full, b.Confidence}
 	}
 	return rows

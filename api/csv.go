@@ -18,8 +18,17 @@ import (
 
 // sendCSV writes every cell, header included, through csvGuard: no export
 // can forget the formula guard, whatever its columns.
+// With ?bom=1 the answer starts with a UTF-8 byte order mark: Excel on a
+// Chinese Windows reads UTF-8 without one as the local code page (garbage).
 func sendCSV(c *fiber.Ctx, header []string, rows [][]string) error {
 	var buf bytes.Buffer
+	switch c.Query("bom") {
+	case "1":
+		buf.WriteString("\uFEFF")
+	case "", "0":
+	default:
+		return errInvalid("bom", "bom: want 1 (a UTF-8 byte order mark for Excel) or 0")
+	}
 	w := csv.NewWriter(&buf)
 	for _, rec := range append([][]string{header}, rows...) {
 		for i := range rec {
@@ -136,6 +145,20 @@ func groupCSVRows(gs []groupRates, j judgedBy) [][]string {
 	return rows
 }
 
+// outletGroupCSVHeader is groupCSVHeader with the outlet's name and district
+// after its id, for group_by=outlet: a spreadsheet of ids tells a person
+// nothing.
+var outletGroupCSVHeader = append([]string{"key", "name", "district"}, groupCSVHeader[1:]...)
+
+func outletGroupCSVRows(gs []groupRates, j judgedBy, reg *registry) [][]string {
+	rows := groupCSVRows(gs, j)
+	for i, row := range rows {
+		o, _ := reg.Get(gs[i].Key)
+		rows[i] = append([]string{row[0], o.Name, o.District}, row[1:]...)
+	}
+	return rows
+}
+
 var seriesCSVHeader = []string{"t", "v", "reporting"}
 
 func seriesCSVRows(ps []point) [][]string {
@@ -146,12 +169,16 @@ func seriesCSVRows(ps []point) [][]string {
 	return rows
 }
 
-var alertCSVHeader = []string{"kind", "outlet", "device", "since", "value", "detail"}
+var alertCSVHeader = []string{"kind", "outlet", "name", "district", "address", "device", "since", "value", "detail"}
 
 func alertCSVRows(as []alert) [][]string {
 	rows := make([][]string, len(as))
 	for i, a := range as {
-		rows[i] = []string{a.Kind, a.Outlet, a.Device, ftime(a.Since), fptr(a.Value), a.Detail}
+		since := ""
+		if a.Since != nil {
+			since = ftime(*a.Since)
+		}
+		rows[i] = []string{a.Kind, a.Outlet, a.Name, a.District, a.Address, a.Device, since, fptr(a.Value), a.Detail}
 	}
 	return rows
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -128,6 +129,76 @@ func TestCSVExportImportRoundTrip(t *testing.T) {
 		got.Updated = time.Time{}
 		if !ok || got != want {
 			t.Errorf("%s came back as %+v, want %+v", want.ID, got, want)
+		}
+	}
+}
+
+// TestFilterWarnings: a district or operator no outlet has gives an empty
+// answer that says so, with the known values; a known one warns nothing.
+func TestFilterWarnings(t *testing.T) {
+	ts := cityFixture(t)
+	for _, path := range []string{"/v1/rates?", "/v1/waste-free?", "/v1/outlets?", "/v1/alerts?"} {
+		for _, tc := range []struct{ q, warning string }{
+			{"district=qiaokuo", `no outlet has district "qiaokuo"; known: jianghan, wuchang`},
+			{"operator=S.F.", `no outlet has operator "S.F."; known: ems, sf`},
+			{"district=jianghan&operator=sf", ""},
+		} {
+			var ans struct {
+				Warnings []string `json:"warnings"`
+			}
+			a := ts.do("GET", path+tc.q, viewerKey, "")
+			a.json(t, &ans)
+			want := []string{tc.warning}
+			if tc.warning == "" {
+				want = nil
+			}
+			if a.Status != 200 || !reflect.DeepEqual(ans.Warnings, want) {
+				t.Errorf("%s%s: %s; want warnings %q", path, tc.q, a, want)
+			}
+		}
+	}
+}
+
+// TestCSVForSpreadsheets: ?bom=1 starts a CSV with a UTF-8 byte order mark
+// (Excel on a Chinese Windows needs it), and group_by=outlet names each
+// outlet and its district.
+func TestCSVForSpreadsheets(t *testing.T) {
+	ts := cityFixture(t)
+	ts.putOutlet(Outlet{ID: "o-0006", Name: "汉口站", District: "jianghan", Lat: 30, Lon: 114, Operator: "顺丰", Active: true})
+	for _, path := range csvRoutes(t) {
+		url := strings.ReplaceAll(path, ":id", "o-0001") + "?format=csv&bom=1"
+		if strings.Contains(path, "series") {
+			url += "&metric=fill_pct"
+		}
+		a := ts.do("GET", url, viewerKey, "")
+		if a.Status != 200 || !bytes.HasPrefix(a.Body, []byte("\uFEFF")) {
+			t.Errorf("%s: %d, starts %q", url, a.Status, a.Body[:min(8, len(a.Body))])
+		}
+		if plain := ts.do("GET", strings.Replace(url, "&bom=1", "", 1), viewerKey, ""); bytes.HasPrefix(plain.Body, []byte("\uFEFF")) {
+			t.Errorf("%s without bom=1 has a BOM", url)
+		}
+	}
+	if a := ts.do("GET", "/v1/outlets?format=csv&bom=yes", viewerKey, ""); a.Status != 400 {
+		t.Errorf("bom=yes: %s", a)
+	}
+	// An export with a BOM imports as it is.
+	exp := ts.do("GET", "/v1/outlets?format=csv&bom=1", viewerKey, "")
+	ts2 := newTestServer(t, nil)
+	if a := ts2.do("POST", "/v1/outlets/import", adminKey, string(exp.Body), "Content-Type", "text/csv"); !strings.Contains(string(a.Body), `"imported":6,"errors":[]`) {
+		t.Errorf("import of a BOM export: %s", a)
+	}
+	a := ts.do("GET", "/v1/rates?group_by=outlet&format=csv&"+day1, viewerKey, "")
+	recs, err := csv.NewReader(bytes.NewReader(a.Body)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := recs[0]; h[0] != "key" || h[1] != "name" || h[2] != "district" || h[3] != "outlets" {
+		t.Errorf("header %q", h)
+	}
+	for _, r := range recs[1:] {
+		o, _ := ts.reg.Get(r[0])
+		if r[1] != o.Name || r[2] != o.District || r[1] == "" {
+			t.Errorf("row %q: want name %q, district %q", r, o.Name, o.District)
 		}
 	}
 }

@@ -22,19 +22,25 @@ import (
 // written with store.Write, as the collector does; every expected number
 // below is worked out by hand from metrics-v1 in the comments.
 
+// appendTelemetry appends the point of one device message (topic, its time,
+// the payload's other members) as the collector makes it.
+func appendTelemetry(t *testing.T, lines []byte, topic string, at time.Time, body string) []byte {
+	t.Helper()
+	payload := fmt.Sprintf(`{"ts":%d,%s}`, at.UnixMilli(), body)
+	m, err := telemetry.Decode(topic, []byte(payload), time.Now())
+	if err != nil {
+		t.Fatalf("fixture message %s %s: %v", topic, payload, err)
+	}
+	return telemetry.AppendPoint(lines, &m)
+}
+
 // e2eData writes the fixture. F is the window's start: a whole hour three
 // days ago, so the roll-up holds it; the window is [F, F+2h).
 func e2eData(t *testing.T, st *store.Store, F time.Time) {
 	t.Helper()
 	var lines []byte
 	add := func(outlet, kind, device, channel string, at time.Duration, body string) {
-		ts := F.Add(at).UnixMilli()
-		payload := fmt.Sprintf(`{"ts":%d,%s}`, ts, body)
-		m, err := telemetry.Decode("gp/v1/"+outlet+"/"+kind+"/"+device+"/"+channel, []byte(payload), time.Now())
-		if err != nil {
-			t.Fatalf("fixture message %s %s: %v", device, payload, err)
-		}
-		lines = telemetry.AppendPoint(lines, &m)
+		lines = appendTelemetry(t, lines, "gp/v1/"+outlet+"/"+kind+"/"+device+"/"+channel, F.Add(at), body)
 	}
 	seq := int64(0)
 	counter := func(outlet, device string, boot int64, at time.Duration, parcels string, boxes int) {
@@ -137,7 +143,7 @@ func e2eServer(t *testing.T, st *store.Store, bucket string, rollup bool) *testS
 		t.Fatal(err)
 	}
 	ts := &testServer{t: t, reg: reg, cfg: cfg, db: st, now: time.Now().UTC()}
-	ts.app = newApp(&deps{cfg: cfg, log: log, db: st, reg: reg, engine: eng, fill: storeFill{st},
+	ts.app = newApp(&deps{cfg: cfg, log: log, db: st, reg: reg, engine: eng, fill: storeFill{st}, full: storeFill{st},
 		targets: loadedTargets(t, st, reg.stamp), audit: st, now: func() time.Time { return ts.now }, promReg: newPromRegistry()})
 	return ts
 }
@@ -265,17 +271,23 @@ func TestFiguresEndToEndByHand(t *testing.T) {
 			for _, a := range al.Alerts {
 				got = append(got, a.Kind+" "+a.Outlet+" "+a.Device)
 			}
+			// Every active outlet is silent: o-e3 never reported, the others
+			// not for three days. Full bins come first.
 			wantAlerts := []string{
-				"below_target o-e1 ",
 				"bin_full o-e2 b-e2-2",
+				"outlet_silent o-e1 ", "outlet_silent o-e2 ", "outlet_silent o-e3 ", "outlet_silent o-e5 ",
 				"device_offline o-e1 b-e1-1", "device_offline o-e1 c-e1",
 				"device_offline o-e2 b-e2-1", "device_offline o-e2 b-e2-2", "device_offline o-e2 c-e2",
 				"device_offline o-e5 b-e5-1", "device_offline o-e5 c-e5",
+				"below_target o-e1 ",
 			}
 			if !reflect.DeepEqual(got, wantAlerts) {
 				t.Errorf("alerts\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(wantAlerts, "\n"))
 			}
 			for _, a := range al.Alerts {
+				if a.Kind == "outlet_silent" && a.Outlet == "o-e3" && a.Since != nil || a.Outlet == "o-e1" && a.Kind == "outlet_silent" && !a.Since.Equal(F.Add(2*time.Hour)) {
+					t.Errorf("%+v", a)
+				}
 				if a.Kind == "bin_full" && (!a.Since.Equal(F.Add(50*time.Minute)) || a.Value == nil || *a.Value != 99) {
 					t.Errorf("bin_full %+v", a)
 				}

@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -56,9 +59,9 @@ func putOutlet(reg *registry) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		o, err := in.outlet(id)
-		if err != nil {
-			return err
+		o, read := in.outlet(id)
+		if ps := allProblems(read, &o, reg.districts); len(ps) > 0 {
+			return errInvalid(ps[0].Field, "%s", joinProblems(ps))
 		}
 		var before *Outlet
 		if old, ok := reg.Get(id); ok {
@@ -99,11 +102,12 @@ func deleteOutlet(reg *registry) fiber.Handler {
 type outletPage struct {
 	Outlets    []Outlet `json:"outlets"`
 	NextCursor *string  `json:"next_cursor"`
+	Warnings   []string `json:"warnings,omitempty"`
 }
 
 func listOutlets(reg *registry) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		q, err := readQuery(c, "district", "operator", "limit", "cursor", "format")
+		q, err := readQuery(c, "district", "operator", "limit", "cursor", "format", "bom")
 		if err != nil {
 			return err
 		}
@@ -111,11 +115,8 @@ func listOutlets(reg *registry) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		var f outletFilter
-		if f.District, err = q.id("district"); err != nil {
-			return err
-		}
-		if f.Operator, err = q.operator(); err != nil {
+		f, err := q.filter()
+		if err != nil {
 			return err
 		}
 		// A CSV export without a limit is the whole registry: a spreadsheet
@@ -133,7 +134,7 @@ func listOutlets(reg *registry) fiber.Handler {
 			return err
 		}
 		page, more := reg.List(f, after, limit)
-		p := outletPage{Outlets: page}
+		p := outletPage{Outlets: page, Warnings: filterWarnings(visibleOutlets(reg), f)}
 		if p.Outlets == nil {
 			p.Outlets = []Outlet{}
 		}
@@ -208,6 +209,45 @@ func requireType(c *fiber.Ctx, want string) error {
 	return nil
 }
 
+// visibleOutlets are the outlets the caller may know of: every registered
+// one today. When keys get scopes (ops-v1), this is where they narrow it,
+// so that filterWarnings tells a scoped key nothing of the rest.
+func visibleOutlets(reg *registry) []Outlet { return reg.Select(outletFilter{}) }
+
+// maxKnownListed bounds the known values a warning lists.
+const maxKnownListed = 50
+
+// filterWarnings says when a district or operator filter names a value no
+// visible outlet has, so that an empty answer caused by a typo is not read
+// as an empty city. The known values listed come from the same outlets:
+// for a scoped key, a district outside its scope gets the same empty answer
+// and the same warning as one that does not exist (ops-v1).
+func filterWarnings(visible []Outlet, f outletFilter) []string {
+	var out []string
+	check := func(name, v string, of func(*Outlet) string) {
+		if v == "" {
+			return
+		}
+		known := map[string]bool{}
+		for i := range visible {
+			known[of(&visible[i])] = true
+		}
+		if known[v] {
+			return
+		}
+		list := slices.Sorted(maps.Keys(known))
+		more := ""
+		if len(list) > maxKnownListed {
+			more = fmt.Sprintf(" and %d more", len(list)-maxKnownListed)
+			list = list[:maxKnownListed]
+		}
+		out = append(out, fmt.Sprintf("no outlet has %s %q; known: %s%s", name, v, strings.Join(list, ", "), more))
+	}
+	check("district", f.District, func(o *Outlet) string { return o.District })
+	check("operator", f.Operator, func(o *Outlet) string { return o.Operator })
+	return out
+}
+
 // windowRule reads a request's window with the server's clock, limit and
 // the city's time zone (for bare dates).
 type windowRule struct {
@@ -248,16 +288,17 @@ func getOutletRates(reg *registry, rt *rater, wr windowRule) fiber.Handler {
 
 // groupsAnswer is GET /v1/rates.
 type groupsAnswer struct {
-	From    time.Time    `json:"from"`
-	To      time.Time    `json:"to"`
-	GroupBy string       `json:"group_by"`
-	Targets judgedBy     `json:"targets"`
-	Groups  []groupRates `json:"groups"`
+	From     time.Time    `json:"from"`
+	To       time.Time    `json:"to"`
+	GroupBy  string       `json:"group_by"`
+	Targets  judgedBy     `json:"targets"`
+	Groups   []groupRates `json:"groups"`
+	Warnings []string     `json:"warnings,omitempty"`
 }
 
 func getRates(rt *rater, wr windowRule) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		q, err := readQuery(c, "from", "to", "group_by", "district", "operator", "format")
+		q, err := readQuery(c, "from", "to", "group_by", "district", "operator", "format", "bom")
 		if err != nil {
 			return err
 		}
@@ -273,27 +314,28 @@ func getRates(rt *rater, wr windowRule) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		var f outletFilter
-		if f.District, err = q.id("district"); err != nil {
-			return err
-		}
-		if f.Operator, err = q.operator(); err != nil {
+		f, err := q.filter()
+		if err != nil {
 			return err
 		}
 		gs, j, err := rt.groups(c.UserContext(), w, groupBy, f)
 		if err != nil {
 			return err
 		}
+		if csv && groupBy == "outlet" {
+			return sendCSV(c, outletGroupCSVHeader, outletGroupCSVRows(gs, j, rt.reg))
+		}
 		if csv {
 			return sendCSV(c, groupCSVHeader, groupCSVRows(gs, j))
 		}
-		return c.JSON(groupsAnswer{From: w.From, To: w.To, GroupBy: groupBy, Targets: j, Groups: gs})
+		return c.JSON(groupsAnswer{From: w.From, To: w.To, GroupBy: groupBy, Targets: j, Groups: gs,
+			Warnings: filterWarnings(visibleOutlets(rt.reg), f)})
 	}
 }
 
 func getSeries(reg *registry, eng metrics.Engine, fill fillSource, wr windowRule) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		q, err := readQuery(c, "metric", "from", "to", "step", "format")
+		q, err := readQuery(c, "metric", "from", "to", "step", "format", "bom")
 		if err != nil {
 			return err
 		}
@@ -341,13 +383,14 @@ func getSeries(reg *registry, eng metrics.Engine, fill fillSource, wr windowRule
 
 // alertsAnswer is GET /v1/alerts.
 type alertsAnswer struct {
-	At     time.Time `json:"at"`
-	Alerts []alert   `json:"alerts"`
+	At       time.Time `json:"at"`
+	Alerts   []alert   `json:"alerts"`
+	Warnings []string  `json:"warnings,omitempty"`
 }
 
 func getAlerts(al *alerter, now clock) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		q, err := readQuery(c, "kind", "format")
+		q, err := readQuery(c, "kind", "district", "operator", "format", "bom")
 		if err != nil {
 			return err
 		}
@@ -364,30 +407,35 @@ func getAlerts(al *alerter, now clock) fiber.Handler {
 				kinds = append(kinds, k)
 			}
 		}
+		f, err := q.filter()
+		if err != nil {
+			return err
+		}
 		at := now().UTC()
-		as, err := al.alerts(c.UserContext(), at, kinds)
+		as, err := al.alerts(c.UserContext(), at, kinds, f)
 		if err != nil {
 			return err
 		}
 		if csv {
 			return sendCSV(c, alertCSVHeader, alertCSVRows(as))
 		}
-		return c.JSON(alertsAnswer{At: at, Alerts: as})
+		return c.JSON(alertsAnswer{At: at, Alerts: as, Warnings: filterWarnings(visibleOutlets(al.reg), f)})
 	}
 }
 
 // wasteFreeAnswer is GET /v1/waste-free.
 type wasteFreeAnswer struct {
-	From    time.Time         `json:"from"`
-	To      time.Time         `json:"to"`
-	Targets judgedBy          `json:"targets"`
-	Passing int               `json:"passing"`
-	Outlets []wasteFreeOutlet `json:"outlets"`
+	From     time.Time         `json:"from"`
+	To       time.Time         `json:"to"`
+	Targets  judgedBy          `json:"targets"`
+	Passing  int               `json:"passing"`
+	Outlets  []wasteFreeOutlet `json:"outlets"`
+	Warnings []string          `json:"warnings,omitempty"`
 }
 
 func getWasteFree(rt *rater, wr windowRule) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		q, err := readQuery(c, "from", "to", "district", "operator", "format")
+		q, err := readQuery(c, "from", "to", "district", "operator", "format", "bom")
 		if err != nil {
 			return err
 		}
@@ -399,11 +447,8 @@ func getWasteFree(rt *rater, wr windowRule) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		var f outletFilter
-		if f.District, err = q.id("district"); err != nil {
-			return err
-		}
-		if f.Operator, err = q.operator(); err != nil {
+		f, err := q.filter()
+		if err != nil {
 			return err
 		}
 		ws, j, err := rt.wasteFree(c.UserContext(), w, f)
@@ -419,7 +464,8 @@ func getWasteFree(rt *rater, wr windowRule) fiber.Handler {
 				passing++
 			}
 		}
-		return c.JSON(wasteFreeAnswer{From: w.From, To: w.To, Targets: j, Passing: passing, Outlets: ws})
+		return c.JSON(wasteFreeAnswer{From: w.From, To: w.To, Targets: j, Passing: passing, Outlets: ws,
+			Warnings: filterWarnings(visibleOutlets(rt.reg), f)})
 	}
 }
 

@@ -133,11 +133,24 @@ func (f *fakeJudge) Judge(_ context.Context, at time.Time, ahead time.Duration, 
 	return out, nil
 }
 
-// fakeFill answers fill_pct series.
-type fakeFill struct{ vals []*float64 }
+// fakeFill answers fill_pct series and since when bins are full.
+type fakeFill struct {
+	vals  []*float64
+	since map[string]time.Time
+}
 
 func (f fakeFill) MaxFill(context.Context, string, metrics.Window, time.Duration) ([]*float64, error) {
 	return f.vals, nil
+}
+
+func (f fakeFill) FullSince(_ context.Context, devices []string, _ float64, _ time.Time, _ time.Duration) (map[string]time.Time, error) {
+	out := map[string]time.Time{}
+	for _, d := range devices {
+		if t, ok := f.since[d]; ok {
+			out[d] = t
+		}
+	}
+	return out, nil
 }
 
 var dbSeq atomic.Int64
@@ -181,6 +194,7 @@ type testServer struct {
 	db      outletStore
 	logs    *bytes.Buffer
 	now     time.Time
+	full    fakeFill // since when bins are full (fill its since map)
 }
 
 // testNow is the fixed "now" of handler tests.
@@ -234,8 +248,9 @@ func newTestServerOn(t *testing.T, mod func(*config), open func(*config) outletS
 	eng := &fakeEngine{outlets: map[string]metrics.Outlet{}, series: map[string][]metrics.Outlet{}}
 	judge := &fakeJudge{}
 	targets := loadedTargets(t, db.(targetStore), reg.stamp)
-	ts := &testServer{t: t, reg: reg, engine: eng, judge: judge, targets: targets, cfg: cfg, db: db, logs: logs, now: testNow}
-	ts.app = newApp(&deps{cfg: cfg, log: log, db: pingerOf(db), reg: reg, engine: eng, fill: fakeFill{}, judge: judge,
+	ts := &testServer{t: t, reg: reg, engine: eng, judge: judge, targets: targets, cfg: cfg, db: db, logs: logs, now: testNow,
+		full: fakeFill{since: map[string]time.Time{}}}
+	ts.app = newApp(&deps{cfg: cfg, log: log, db: pingerOf(db), reg: reg, engine: eng, fill: fakeFill{}, full: ts.full, judge: judge,
 		targets: targets, audit: db.(auditStore), now: func() time.Time { return ts.now }, promReg: newPromRegistry()})
 	return ts
 }

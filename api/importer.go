@@ -32,35 +32,40 @@ type outletInput struct {
 }
 
 // outlet turns the input into an Outlet; id is the path's id (or "" for an
-// import, where the body's id is required).
-func (in *outletInput) outlet(id string) (Outlet, error) {
+// import, where the body's id is required). It returns every problem of
+// the input's shape (the registry's rules are checked on the Outlet).
+func (in *outletInput) outlet(id string) (Outlet, []fieldProblem) {
 	o := Outlet{ID: id, Name: in.Name, District: in.District, Address: in.Address, Operator: in.Operator, Active: true}
+	var ps []fieldProblem
 	switch {
 	case in.ID != nil && id != "" && *in.ID != id:
-		return o, errInvalid("id", "id: the body's id %q differs from the path's", *in.ID)
+		ps = append(ps, fieldProblem{"id", fmt.Sprintf("the body's id %q differs from the path's", *in.ID)})
 	case in.ID != nil:
 		o.ID = *in.ID
 	case id == "":
-		return o, errInvalid("id", "id: required")
+		ps = append(ps, fieldProblem{"id", "required"})
 	}
 	if in.Lat == nil {
-		return o, errInvalid("lat", "lat: required")
+		ps = append(ps, fieldProblem{"lat", "required"})
+	} else {
+		o.Lat = *in.Lat
 	}
 	if in.Lon == nil {
-		return o, errInvalid("lon", "lon: required")
+		ps = append(ps, fieldProblem{"lon", "required"})
+	} else {
+		o.Lon = *in.Lon
 	}
-	o.Lat, o.Lon = *in.Lat, *in.Lon
 	if in.Active != nil {
 		o.Active = *in.Active
 	}
 	if in.ActiveSince != nil {
-		t, err := parseActiveSince(*in.ActiveSince)
-		if err != nil {
-			return o, errInvalid("active_since", "active_since: %v", err)
+		if t, err := parseActiveSince(*in.ActiveSince); err != nil {
+			ps = append(ps, fieldProblem{"active_since", err.Error()})
+		} else {
+			o.ActiveSince = t
 		}
-		o.ActiveSince = t
 	}
-	return o, nil
+	return o, ps
 }
 
 // parseActiveSince reads an outlet's active_since: an RFC 3339 time, or
@@ -171,8 +176,9 @@ const checkEvery = 256
 
 // importRow is one parsed row, with its line for error reports.
 type importRow struct {
-	Line   int
-	Outlet Outlet
+	Line     int
+	Outlet   Outlet
+	Problems []fieldProblem // found while reading the row; the registry's rules add theirs
 }
 
 // csvColumns are the import (and export) columns of api-v1.md, in order.
@@ -238,17 +244,15 @@ func parseImportCSV(ctx context.Context, body []byte) ([]importRow, importErrors
 			bad.add(line, fmt.Sprintf("want %d fields, got %d", len(header), len(rec)))
 			continue
 		}
-		o, err := csvOutlet(rec, col)
-		if err != nil {
-			bad.add(line, err.Error())
-			continue
-		}
-		rows = append(rows, importRow{Line: line, Outlet: o})
+		o, ps := csvOutlet(rec, col)
+		rows = append(rows, importRow{Line: line, Outlet: o, Problems: ps})
 	}
 	return rows, bad, nil
 }
 
-func csvOutlet(rec []string, col map[string]int) (Outlet, error) {
+// csvOutlet reads one record; a cell that cannot be read is a problem of
+// the row, and the others are still read (and checked later).
+func csvOutlet(rec []string, col map[string]int) (Outlet, []fieldProblem) {
 	// Every cell goes through csvUnguard, the exact inverse of the export's
 	// formula guard, so an export imports as it was.
 	get := func(name string) string { return csvUnguard(rec[col[name]]) }
@@ -256,26 +260,27 @@ func csvOutlet(rec []string, col map[string]int) (Outlet, error) {
 		ID: strings.TrimSpace(get("id")), Name: get("name"), District: strings.TrimSpace(get("district")),
 		Address: get("address"), Operator: strings.TrimSpace(get("operator")), Active: true,
 	}
+	var ps []fieldProblem
 	var err error
 	if o.Lat, err = parseCoord(get("lat")); err != nil {
-		return o, fmt.Errorf("lat: %w", err)
+		ps = append(ps, fieldProblem{"lat", err.Error()})
 	}
 	if o.Lon, err = parseCoord(get("lon")); err != nil {
-		return o, fmt.Errorf("lon: %w", err)
+		ps = append(ps, fieldProblem{"lon", err.Error()})
 	}
 	if i, ok := col["active"]; ok {
 		if v := strings.TrimSpace(csvUnguard(rec[i])); v != "" {
 			if o.Active, err = strconv.ParseBool(v); err != nil {
-				return o, fmt.Errorf("active: %q is not true or false", v)
+				ps = append(ps, fieldProblem{"active", fmt.Sprintf("%q is not true or false", v)})
 			}
 		}
 	}
 	if i, ok := col["active_since"]; ok {
-		if o.ActiveSince, err = parseActiveSince(rec[i]); err != nil {
-			return o, fmt.Errorf("active_since: %w", err)
+		if o.ActiveSince, err = parseActiveSince(csvUnguard(rec[i])); err != nil {
+			ps = append(ps, fieldProblem{"active_since", err.Error()})
 		}
 	}
-	return o, nil
+	return o, ps
 }
 
 func parseCoord(s string) (float64, error) {
@@ -322,11 +327,9 @@ func parseImportJSON(ctx context.Context, body []byte) ([]importRow, importError
 		}
 		in, err := decodeOutletJSON(raw)
 		if err == nil {
-			var o Outlet
-			if o, err = in.outlet(""); err == nil {
-				rows = append(rows, importRow{Line: line, Outlet: o})
-				continue
-			}
+			o, ps := in.outlet("")
+			rows = append(rows, importRow{Line: line, Outlet: o, Problems: ps})
+			continue
 		}
 		msg := err.Error()
 		var ae *apiError
@@ -367,6 +370,25 @@ func (lc *lineCounter) at(off int) int {
 	return lc.line
 }
 
+// fieldOrder is the order in which a row's problems are told: its columns'.
+var fieldOrder = append(append([]string{}, csvColumns...), "active", "active_since")
+
+// allProblems adds the registry's rules to the problems found while reading
+// an outlet (a field that could not be read is not judged again), in column
+// order, so that one answer tells everything wrong with the row.
+func allProblems(read []fieldProblem, o *Outlet, districts []string) []fieldProblem {
+	ps := slices.Clone(read)
+	for _, p := range o.problems(districts) {
+		if !slices.ContainsFunc(read, func(q fieldProblem) bool { return q.Field == p.Field }) {
+			ps = append(ps, p)
+		}
+	}
+	slices.SortStableFunc(ps, func(a, b fieldProblem) int {
+		return slices.Index(fieldOrder, a.Field) - slices.Index(fieldOrder, b.Field)
+	})
+	return ps
+}
+
 // checkImportRows validates rows and rejects repeated ids (keeping the first),
 // so that one import never writes two versions of an outlet.
 func checkImportRows(rows []importRow, districts []string) ([]Outlet, importErrors) {
@@ -374,8 +396,8 @@ func checkImportRows(rows []importRow, districts []string) ([]Outlet, importErro
 	var good []Outlet
 	var bad importErrors
 	for _, row := range rows {
-		if f, why := row.Outlet.validate(districts); f != "" {
-			bad.add(row.Line, f+": "+why)
+		if ps := allProblems(row.Problems, &row.Outlet, districts); len(ps) > 0 {
+			bad.add(row.Line, joinProblems(ps))
 			continue
 		}
 		if first, dup := seen[row.Outlet.ID]; dup {

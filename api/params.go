@@ -184,6 +184,17 @@ func (q query) operator() (string, error) {
 	return v, nil
 }
 
+// filter reads the district and operator filters.
+func (q query) filter() (outletFilter, error) {
+	var f outletFilter
+	var err error
+	if f.District, err = q.id("district"); err != nil {
+		return f, err
+	}
+	f.Operator, err = q.operator()
+	return f, err
+}
+
 // id reads an optional parameter in the id charset (district).
 func (q query) id(name string) (string, error) {
 	v, ok := q[name]

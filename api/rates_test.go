@@ -295,6 +295,9 @@ func TestAlertsFromDeviceStates(t *testing.T) {
 			{Outlet: "o-9999", Device: "b-9999-1", Kind: telemetry.KindBin, LastReport: ago(time.Minute), FillPct: 95}, // unregistered
 		}
 	})
+	// b-0001-1 has been full for 40 minutes, the unregistered bin for 2 hours.
+	ts.full.since["b-0001-1"] = ago(40 * time.Minute)
+	ts.full.since["b-9999-1"] = ago(2 * time.Hour)
 	var ans alertsAnswer
 	a := ts.do("GET", "/v1/alerts", viewerKey, "")
 	if a.Status != 200 {
@@ -305,14 +308,16 @@ func TestAlertsFromDeviceStates(t *testing.T) {
 	for _, al := range ans.Alerts {
 		got = append(got, al.Kind+" "+al.Outlet+" "+al.Device)
 	}
+	// Full bins first, longest full first; o-0004 has no device at all;
 	// below_target over the last 7 days: o-0002 (0.8); o-0003 is at 0.9 and
 	// o-0004 has no parcels (null is not below).
 	want := []string{
-		"below_target o-0002 ",
-		"bin_full o-0001 b-0001-1",
 		"bin_full o-9999 b-9999-1",
+		"bin_full o-0001 b-0001-1",
+		"outlet_silent o-0004 ",
 		"device_offline o-0002 c-0002",
 		"device_offline o-0003 b-0003-1",
+		"below_target o-0002 ",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("alerts\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -320,7 +325,15 @@ func TestAlertsFromDeviceStates(t *testing.T) {
 	for _, al := range ans.Alerts {
 		switch al.Kind + " " + al.Device {
 		case "bin_full b-0001-1":
-			if al.Value == nil || *al.Value != 90 || !al.Since.Equal(ago(time.Minute)) {
+			if al.Value == nil || *al.Value != 90 || !al.Since.Equal(ago(40*time.Minute)) || al.Name != "One" || al.District != "jianghan" {
+				t.Errorf("%+v", al)
+			}
+		case "bin_full b-9999-1":
+			if !al.Since.Equal(ago(2*time.Hour)) || al.Name != "" {
+				t.Errorf("%+v", al)
+			}
+		case "outlet_silent ":
+			if al.Since != nil || al.Value != nil || al.Name != "Four" || !strings.Contains(al.Detail, "no device") {
 				t.Errorf("%+v", al)
 			}
 		case "device_offline c-0002":
@@ -332,7 +345,8 @@ func TestAlertsFromDeviceStates(t *testing.T) {
 				t.Errorf("%+v", al)
 			}
 		case "below_target ":
-			if al.Value == nil || !near(*al.Value, 0.8) || !al.Since.Equal(now.Truncate(time.Minute).Add(-7*24*time.Hour)) {
+			// No false date: the 7 days as a whole are below.
+			if al.Value == nil || !near(*al.Value, 0.8) || al.Since != nil || !strings.Contains(al.Detail, "over the last 7 days") {
 				t.Errorf("%+v", al)
 			}
 		}
@@ -346,6 +360,30 @@ func TestAlertsFromDeviceStates(t *testing.T) {
 	ts.do("GET", "/v1/alerts?kind=bin_full,below_target", viewerKey, "").json(t, &only)
 	if len(only.Alerts) != 3 {
 		t.Errorf("kind=bin_full,below_target: %+v", only.Alerts)
+	}
+	// district and operator filters (an unregistered outlet has neither),
+	// and a warning for a district no outlet has.
+	for _, tc := range []struct {
+		q       string
+		want    []string
+		warning string
+	}{
+		{"district=jianghan", []string{"bin_full o-0001 b-0001-1", "device_offline o-0002 c-0002", "below_target o-0002 "}, ""},
+		{"operator=ems", []string{"device_offline o-0002 c-0002", "below_target o-0002 "}, ""},
+		{"district=wuchang&kind=outlet_silent", []string{"outlet_silent o-0004 "}, ""},
+		{"district=qiaokuo", nil, `no outlet has district "qiaokuo"; known: jianghan, wuchang`},
+		{"operator=SF", nil, `no outlet has operator "SF"; known: ems, sf`},
+	} {
+		var ans alertsAnswer
+		a := ts.do("GET", "/v1/alerts?"+tc.q, viewerKey, "")
+		a.json(t, &ans)
+		var got []string
+		for _, al := range ans.Alerts {
+			got = append(got, al.Kind+" "+al.Outlet+" "+al.Device)
+		}
+		if a.Status != 200 || !reflect.DeepEqual(got, tc.want) || (tc.warning == "") != (len(ans.Warnings) == 0) || (tc.warning != "" && ans.Warnings[0] != tc.warning) {
+			t.Errorf("%s: %s\ngot %q, warnings %q; want %q, %q", tc.q, a, got, ans.Warnings, tc.want, tc.warning)
+		}
 	}
 }
 
@@ -422,7 +460,7 @@ func TestCSVForEveryCollection(t *testing.T) {
 			}
 		}},
 		{"/v1/alerts?kind=bin_full", alertCSVHeader, 1, func(t *testing.T, recs [][]string) {
-			if r := recs[1]; r[0] != "bin_full" || r[1] != "o-0001" || r[2] != "b-0001-1" || r[4] != "95" {
+			if r := recs[1]; r[0] != "bin_full" || r[1] != "o-0001" || r[2] != "One" || r[3] != "jianghan" || r[5] != "b-0001-1" || r[7] != "95" {
 				t.Errorf("row %q", r)
 			}
 		}},

@@ -46,26 +46,56 @@ type Outlet struct {
 	Updated     time.Time `json:"updated"`
 }
 
-// validate checks an outlet against the registry's rules and returns the
-// name of the first bad field with the reason.
+// fieldProblem is one bad field of an outlet and why.
+type fieldProblem struct{ Field, Reason string }
+
+func (p fieldProblem) String() string { return p.Field + ": " + p.Reason }
+
+// joinProblems says every problem of one outlet in one line.
+func joinProblems(ps []fieldProblem) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, "; ")
+}
+
+// problems checks an outlet against the registry's rules and returns every
+// bad field with its reason, in column order: a row with a bad id and a
+// latitude of 95 is told both at once.
+func (o *Outlet) problems(districts []string) []fieldProblem {
+	var out []fieldProblem
+	bad := func(field, reason string) { out = append(out, fieldProblem{field, reason}) }
+	if !telemetry.ValidID(o.ID) {
+		bad("id", "want [a-z0-9][a-z0-9_-]{0,63} (the topic charset)")
+	}
+	if !validText(o.Name, maxNameLen, true) {
+		bad("name", fmt.Sprintf("want 1 to %d characters of printable UTF-8", maxNameLen))
+	}
+	if !telemetry.ValidID(o.District) {
+		bad("district", "want [a-z0-9][a-z0-9_-]{0,63}")
+	} else if len(districts) > 0 && !slices.Contains(districts, o.District) {
+		bad("district", "not one of the configured districts (GP_API_DISTRICTS)")
+	}
+	if !validText(o.Address, maxAddressLen, false) {
+		bad("address", fmt.Sprintf("want at most %d characters of printable UTF-8", maxAddressLen))
+	}
+	if math.IsNaN(o.Lat) || o.Lat < -90 || o.Lat > 90 {
+		bad("lat", "want a latitude from -90 to 90")
+	}
+	if math.IsNaN(o.Lon) || o.Lon < -180 || o.Lon > 180 {
+		bad("lon", "want a longitude from -180 to 180")
+	}
+	if !validText(o.Operator, maxOperatorLen, true) || o.Operator != strings.TrimSpace(o.Operator) {
+		bad("operator", fmt.Sprintf("want 1 to %d characters of printable UTF-8, no spaces around", maxOperatorLen))
+	}
+	return out
+}
+
+// validate returns the first bad field and its reason ("" when valid).
 func (o *Outlet) validate(districts []string) (field, reason string) {
-	switch {
-	case !telemetry.ValidID(o.ID):
-		return "id", "want [a-z0-9][a-z0-9_-]{0,63} (the topic charset)"
-	case !validText(o.Name, maxNameLen, true):
-		return "name", fmt.Sprintf("want 1 to %d characters of printable UTF-8", maxNameLen)
-	case !telemetry.ValidID(o.District):
-		return "district", "want [a-z0-9][a-z0-9_-]{0,63}"
-	case len(districts) > 0 && !slices.Contains(districts, o.District):
-		return "district", "not one of the configured districts (GP_API_DISTRICTS)"
-	case !validText(o.Address, maxAddressLen, false):
-		return "address", fmt.Sprintf("want at most %d characters of printable UTF-8", maxAddressLen)
-	case math.IsNaN(o.Lat) || o.Lat < -90 || o.Lat > 90:
-		return "lat", "want a latitude from -90 to 90"
-	case math.IsNaN(o.Lon) || o.Lon < -180 || o.Lon > 180:
-		return "lon", "want a longitude from -180 to 180"
-	case !validText(o.Operator, maxOperatorLen, true) || o.Operator != strings.TrimSpace(o.Operator):
-		return "operator", fmt.Sprintf("want 1 to %d characters of printable UTF-8, no spaces around", maxOperatorLen)
+	if ps := o.problems(districts); len(ps) > 0 {
+		return ps[0].Field, ps[0].Reason
 	}
 	return "", ""
 }
@@ -188,8 +218,8 @@ func (r *registry) Get(id string) (Outlet, bool) {
 // memory. The outlets get their write time as Updated.
 func (r *registry) Put(ctx context.Context, outlets ...Outlet) ([]Outlet, error) {
 	for i := range outlets {
-		if f, why := outlets[i].validate(r.districts); f != "" {
-			return nil, errInvalid(f, "%s: %s", f, why)
+		if ps := outlets[i].problems(r.districts); len(ps) > 0 {
+			return nil, errInvalid(ps[0].Field, "%s", joinProblems(ps))
 		}
 	}
 	es := make([]entry, len(outlets))

@@ -115,3 +115,8 @@ type storeFill struct{ st *store.Store }
 func (f storeFill) MaxFill(ctx context.Context, outlet string, w metrics.Window, step time.Duration) ([]*float64, error) {
 	return f.st.MaxFill(ctx, outlet, w.From, w.To, step)
 }
+
+// FullSince tells since when each full bin has been full (store.FullSince).
+func (f storeFill) FullSince(ctx context.Context, devices []string, fullPct float64, now time.Time, lookback time.Duration) (map[string]time.Time, error) {
+	return f.st.FullSince(ctx, devices, fullPct, now, lookback)
+}

@@ -28,6 +28,7 @@ type deps struct {
 	engine  metrics.Engine
 	fill    fillSource
 	bins    binSource // each bin's fill and battery (the dashboard's outlet view)
+	full    fullSource
 	judge   binJudge
 	targets *targetBook
 	audit   auditStore
@@ -48,7 +49,7 @@ type route struct {
 func routes(d *deps) []route {
 	rt := &rater{reg: d.reg, engine: d.engine, targets: d.targets,
 		cache: newFigureCache(d.cfg.CacheTTL, d.cfg.RequestTimeout, d.now, d.promReg)}
-	al := &alerter{reg: d.reg, engine: d.engine, rater: rt, lookback: d.cfg.AlertLookback, targets: d.targets,
+	al := &alerter{reg: d.reg, engine: d.engine, rater: rt, full: d.full, lookback: d.cfg.AlertLookback, targets: d.targets,
 		opts: metrics.Options{Staleness: d.cfg.Staleness, FullPct: d.cfg.FullPct}}
 	wr := windowRule{now: d.now, maxWindow: d.cfg.MaxWindow, loc: d.cfg.Location}
 	const get, put, post, del = http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete
@@ -73,11 +74,11 @@ func routes(d *deps) []route {
 		{get, "/v1/series", roleViewer, getGroupSeries(rt, wr)},
 		{get, "/v1/outlets/:id/devices", roleViewer, getOutletDevices(d.reg, al, d.bins, d.now)},
 		{get, "/v1/outlets/:id/fill", roleViewer, getOutletFill(d.reg, d.bins, d.cfg.FullPct, wr)},
-		{get, "/v1/collections", roleViewer, getCollections(d.reg, d.judge, d.now, d.cfg.FullPct)},
+		{get, "/v1/collections", roleViewer, getCollections(d.reg, d.judge, d.now, d.cfg.FullPct, d.cfg.Location)},
 		{get, "/v1/targets", roleViewer, getTargets(d.targets)},
-		{put, "/v1/targets/:id", roleAdmin, putTarget(d.targets)},
+		{put, "/v1/targets/:id", roleAdmin, putTarget(d.targets, d.cfg.Location)},
 		{del, "/v1/targets/:id", roleAdmin, deleteTarget(d.targets)},
-		{get, "/v1/audit", roleAdmin, getAudit(d.audit)},
+		{get, "/v1/audit", roleAdmin, getAudit(d.audit, d.cfg.Location)},
 		{get, "/v1/trajectory", roleViewer, getTrajectory(rt, d.now, d.cfg.TimeZone)},
 
 		{get, "/", "", redirectDashboard()},

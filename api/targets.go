@@ -84,7 +84,7 @@ func (j judgedBy) setCell() string {
 	if j.Set == nil {
 		return ""
 	}
-	return ftext(*j.Set)
+	return *j.Set
 }
 
 // cityPlan2025 is the shipped set: Wuhan's plan of 2024-01-15 for 2025
@@ -281,7 +281,7 @@ type targetSetInput struct {
 }
 
 // decodeTargetSet reads and checks a PUT body.
-func decodeTargetSet(id string, body []byte) (targetSet, error) {
+func decodeTargetSet(id string, body []byte, loc *time.Location) (targetSet, error) {
 	var in targetSetInput
 	if err := decodeStrict(body, &in); err != nil {
 		return targetSet{}, err
@@ -304,13 +304,13 @@ func decodeTargetSet(id string, body []byte) (targetSet, error) {
 	if in.Source != nil {
 		s.Source = *in.Source
 	}
-	from, err := parseTime("valid_from", *in.ValidFrom)
+	from, err := parseTime("valid_from", *in.ValidFrom, loc)
 	if err != nil {
 		return s, err
 	}
 	s.ValidFrom = from.UTC()
 	if in.ValidTo != nil {
-		to, err := parseTime("valid_to", *in.ValidTo)
+		to, err := parseTime("valid_to", *in.ValidTo, loc)
 		if err != nil {
 			return s, err
 		}
@@ -356,7 +356,7 @@ func getTargets(book *targetBook) fiber.Handler {
 				if s.ValidTo != nil {
 					to = ftime(*s.ValidTo)
 				}
-				rows[i] = []string{s.ID, ftext(s.Name), ftext(s.Source), ftime(s.ValidFrom), to}
+				rows[i] = []string{s.ID, s.Name, s.Source, ftime(s.ValidFrom), to}
 				vals := s.Targets.byName()
 				for _, k := range targetIndicators {
 					rows[i] = append(rows[i], fptr(vals[k]))
@@ -372,7 +372,7 @@ func getTargets(book *targetBook) fiber.Handler {
 // targetID reads and checks the {id} path parameter of a target set.
 func targetID(c *fiber.Ctx) (string, error) { return pathID(c, "target set id") }
 
-func putTarget(book *targetBook) fiber.Handler {
+func putTarget(book *targetBook, loc *time.Location) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if _, err := readQuery(c); err != nil {
 			return err
@@ -384,7 +384,7 @@ func putTarget(book *targetBook) fiber.Handler {
 		if err := requireType(c, fiber.MIMEApplicationJSON); err != nil {
 			return err
 		}
-		s, err := decodeTargetSet(id, c.Body())
+		s, err := decodeTargetSet(id, c.Body(), loc)
 		if err != nil {
 			return err
 		}

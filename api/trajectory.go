@@ -183,7 +183,7 @@ func getTrajectory(rt *rater, now clock, timeZone string) fiber.Handler {
 				if g.ReachesTargetBetween != nil {
 					early, late = ftimePtr(g.ReachesTargetBetween[0]), ftimePtr(g.ReachesTargetBetween[1])
 				}
-				rows[i] = []string{ftext(g.Key), fptr(g.Current), fptr(g.Target), fptr(g.TrendPerDay), lo, hi, fptr(g.FittedNow),
+				rows[i] = []string{g.Key, fptr(g.Current), fptr(g.Target), fptr(g.TrendPerDay), lo, hi, fptr(g.FittedNow),
 					strconv.Itoa(g.DaysFitted), ftimePtr(g.ReachesTargetAt), early, late, ans.Targets.setCell()}
 			}
 			return sendCSV(c, trajectoryCSVHeader, rows)

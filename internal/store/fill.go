@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/greenpost/greenpost/internal/telemetry"
@@ -91,4 +93,58 @@ func (s *Store) Batteries(ctx context.Context, outlet string, since time.Time) (
 		}
 	}
 	return out, nil
+}
+
+// FullSince finds, per bin device, since when it has been full: the first
+// fill_pct report at or above fullPct after the device's last report below
+// it, within lookback before now (all boots of a device as one). Two small
+// queries: the last report below, then the first report after it.
+func (s *Store) FullSince(ctx context.Context, devices []string, fullPct float64, now time.Time, lookback time.Duration) (map[string]time.Time, error) {
+	out := map[string]time.Time{}
+	if len(devices) == 0 {
+		return out, nil
+	}
+	isDevice := func(d string) string { return "r." + telemetry.TagDevice + " == " + FluxString(d) }
+	anyDevice := make([]string, len(devices))
+	for i, d := range devices {
+		anyDevice[i] = isDevice(d)
+	}
+	base := `from(bucket: ` + FluxString(s.cfg.Bucket) + `)
+  |> range(start: ` + now.Add(-lookback).UTC().Format(time.RFC3339Nano) + `, stop: ` + now.Add(time.Nanosecond).UTC().Format(time.RFC3339Nano) + `)
+  |> filter(fn: (r) => r._measurement == "` + telemetry.MeasurementBin + `" and r._field == "` + telemetry.FieldFillPct + `")
+  |> filter(fn: (r) => ` + strings.Join(anyDevice, " or ") + `)`
+	last := func(flux string) (map[string]time.Time, error) {
+		rows, err := s.Query(ctx, flux+`
+  |> keep(columns: ["`+telemetry.TagDevice+`", "_time"])`)
+		if err != nil {
+			return nil, fmt.Errorf("since when bins are full: %w", err)
+		}
+		m := map[string]time.Time{}
+		for _, r := range rows {
+			d, ok1 := r[telemetry.TagDevice].(string)
+			t, ok2 := r["_time"].(time.Time)
+			if ok1 && ok2 {
+				m[d] = t
+			}
+		}
+		return m, nil
+	}
+	below, err := last(base + `
+  |> filter(fn: (r) => r._value < ` + strconv.FormatFloat(fullPct, 'f', -1, 64) + `)
+  |> group(columns: ["` + telemetry.TagDevice + `"])
+  |> last()`)
+	if err != nil {
+		return nil, err
+	}
+	after := make([]string, len(devices))
+	for i, d := range devices {
+		after[i] = isDevice(d)
+		if t, ok := below[d]; ok {
+			after[i] = "(" + after[i] + " and r._time > " + t.UTC().Format(time.RFC3339Nano) + ")"
+		}
+	}
+	return last(base + `
+  |> filter(fn: (r) => ` + strings.Join(after, " or ") + `)
+  |> group(columns: ["` + telemetry.TagDevice + `"])
+  |> first()`)
 }
