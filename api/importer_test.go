@@ -227,3 +227,28 @@ func TestImportErrorsCapped(t *testing.T) {
 		t.Errorf("answer of %d bytes", len(a.Body))
 	}
 }
+
+// TestImportReportsEveryProblemOfARow: a row with several bad fields is
+// told all of them, in column order (only the first was).
+func TestImportReportsEveryProblemOfARow(t *testing.T) {
+	ts := newTestServer(t, nil)
+	for _, tc := range []struct{ ctype, body, want string }{
+		{"text/csv", "id,name,district,address,lat,lon,operator\nO 1,One,jianghan,,95,114,sf\n",
+			"id: want [a-z0-9][a-z0-9_-]{0,63} (the topic charset); lat: want a latitude from -90 to 90"},
+		{"text/csv", "id,name,district,address,lat,lon,operator,active\no-1,,Jiang Han,,north,200,sf,maybe\n",
+			`name: want 1 to 200 characters of printable UTF-8; district: want [a-z0-9][a-z0-9_-]{0,63}; lat: "north" is not a number; lon: want a longitude from -180 to 180; active: "maybe" is not true or false`},
+		{"application/json", `[{"name":"One","district":"jianghan","lon":400,"operator":"sf"}]`,
+			"id: required; lat: required; lon: want a longitude from -180 to 180"},
+	} {
+		var res importResult
+		a := ts.do("POST", "/v1/outlets/import", adminKey, tc.body, "Content-Type", tc.ctype)
+		a.json(t, &res)
+		if a.Status != 200 || len(res.Errors) != 1 || res.Errors[0].Error != tc.want {
+			t.Errorf("%s\n%s\nwant the error %q", tc.body, a, tc.want)
+		}
+	}
+	a := ts.do("PUT", "/v1/outlets/o-1", adminKey, `{"name":"","district":"jianghan","lat":95,"lon":114,"operator":"sf"}`)
+	if a.Status != 400 || !strings.Contains(string(a.Body), "name: want 1 to 200 characters of printable UTF-8; lat: want a latitude") {
+		t.Errorf("PUT with two bad fields: %s", a)
+	}
+}
