@@ -13,8 +13,12 @@ all: build
 
 # The main job: the whole system on this machine (InfluxDB built with Go,
 # the collector's embedded broker, the API and dashboard, a simulated city).
+# In a terminal's foreground, bash -m gives the script a process group of its
+# own and the terminal: Ctrl-C then reaches the script alone (not make), it
+# stops everything in order, and make exits 0. In the background or without
+# a terminal, SIGTERM to make reaches the script, which does the same.
 run: build
-	deploy/local/run.sh
+	@case "$$(ps -o stat= -p $$$$ 2>/dev/null)" in *+*) exec bash -m -c deploy/local/run.sh ;; *) exec deploy/local/run.sh ;; esac
 
 build:
 	$(GO) build -o bin/ ./collector ./api ./firmware-sim ./gpctl

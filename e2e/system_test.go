@@ -22,12 +22,12 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// buildBinaries builds the three programs once (not under -race: they are
+// buildBinaries builds the programs (gpctl too: make run provisions with it) once (not under -race: they are
 // the system under test, run as an operator runs them).
 func buildBinaries(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", dir+"/", "./collector", "./api", "./firmware-sim")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "./collector", "./api", "./firmware-sim", "./gpctl")
 	cmd.Dir = ".."
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)

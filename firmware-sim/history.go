@@ -114,7 +114,7 @@ func runHistory(ctx context.Context, cfg config, c *city.City, start time.Time, 
 	var out map[string]any
 	var err error
 	if cfg.Influx {
-		out, err = historyInflux(ctx, &cfg, devs, truth, log)
+		out, err = historyInflux(ctx, &cfg, devs, points+len(devs), truth, log)
 	} else {
 		out, err = historyMQTT(ctx, &cfg, c, devs, truth, log)
 	}
@@ -129,10 +129,14 @@ func runHistory(ctx context.Context, cfg config, c *city.City, start time.Time, 
 	return out, err
 }
 
+// historyProgressEvery is how often a history run into InfluxDB logs its
+// progress.
+const historyProgressEvery = 2 * time.Second
+
 // historyInflux writes the points straight to InfluxDB in the storage-v1
 // schema: each payload is decoded by telemetry.Decode and turned into its
 // point by telemetry.AppendPoint, exactly as the collector would store it.
-func historyInflux(ctx context.Context, cfg *config, devs []*historyDevice, truth *city.Truth, log *slog.Logger) (map[string]any, error) {
+func historyInflux(ctx context.Context, cfg *config, devs []*historyDevice, total int, truth *city.Truth, log *slog.Logger) (map[string]any, error) {
 	st, err := store.Open(store.Config{URL: cfg.InfluxURL, Token: cfg.InfluxToken, Org: cfg.InfluxOrg, Bucket: cfg.InfluxBucket, Timeout: 30 * time.Second})
 	if err != nil {
 		return map[string]any{}, err
@@ -203,6 +207,28 @@ func historyInflux(ctx context.Context, cfg *config, devs []*historyDevice, trut
 		})
 	}
 	g.Go(func() error { generating.Wait(); close(batches); return nil })
+	// Progress for whoever waits (make run prints it): points written so
+	// far of the total (reports and each device's first status).
+	writing := make(chan struct{})
+	var progress sync.WaitGroup
+	progress.Go(func() {
+		tick := time.NewTicker(historyProgressEvery)
+		defer tick.Stop()
+		report := func() {
+			n := lines.Load()
+			log.Info("history progress", "points", n, "of", total, "percent", 100*n/int64(max(total, 1)))
+		}
+		for {
+			select {
+			case <-writing:
+				report() // the last word, also for a run shorter than a tick
+				return
+			case <-tick.C:
+				report()
+			}
+		}
+	})
+	defer func() { close(writing); progress.Wait() }()
 	for range historyWriters {
 		g.Go(func() error {
 			for b := range batches {

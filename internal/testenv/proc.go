@@ -208,3 +208,15 @@ func cacheDir() string {
 	}
 	return filepath.Join(d, "greenpost")
 }
+
+// FreePort returns a free loopback port reserved among GreenPost test
+// processes, for a program that cannot be told to listen on :0 (make run's
+// script).
+func FreePort(t testing.TB) int {
+	t.Helper()
+	p, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
