@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/http"
 	"path"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -485,4 +486,89 @@ func TestDashboardFilesAreSelfContained(t *testing.T) {
 			t.Errorf("%s: %d, want 404", f, a.Status)
 		}
 	}
+}
+
+// TestOpenAPIDescribesEverything: every parameter and every field of every
+// schema (nested objects and array items included) has a description, and
+// every JSON field the API answers with is in its schema.
+func TestOpenAPIDescribesEverything(t *testing.T) {
+	var doc map[string]any
+	if err := json.Unmarshal(openAPIDoc, &doc); err != nil {
+		t.Fatal(err)
+	}
+	comps := doc["components"].(map[string]any)
+	var walk func(where string, s any)
+	walk = func(where string, s any) {
+		m, ok := s.(map[string]any)
+		if !ok || m["$ref"] != nil {
+			return
+		}
+		props, _ := m["properties"].(map[string]any)
+		for name, p := range props {
+			pm, _ := p.(map[string]any)
+			if pm["$ref"] == nil && strings.TrimSpace(fmt.Sprint(pm["description"])) == "" || pm["description"] == nil && pm["$ref"] == nil {
+				t.Errorf("%s.%s has no description", where, name)
+			}
+			walk(where+"."+name, p)
+		}
+		walk(where+"[]", m["items"])
+	}
+	for name, s := range comps["schemas"].(map[string]any) {
+		walk(name, s)
+	}
+	for name, p := range comps["parameters"].(map[string]any) {
+		if d, _ := p.(map[string]any)["description"].(string); d == "" {
+			t.Errorf("parameter %s has no description", name)
+		}
+	}
+	for path, ops := range doc["paths"].(map[string]any) {
+		for method, op := range ops.(map[string]any) {
+			om, _ := op.(map[string]any)
+			params, _ := om["parameters"].([]any)
+			if method == "parameters" {
+				params, _ = op.([]any)
+			}
+			for _, p := range params {
+				pm := p.(map[string]any)
+				if d, _ := pm["description"].(string); d == "" && pm["$ref"] == nil {
+					t.Errorf("%s %s: parameter %v has no description", method, path, pm["name"])
+				}
+			}
+		}
+	}
+	// Every field the API answers with is in its schema.
+	schemas := comps["schemas"].(map[string]any)
+	for name, v := range map[string]any{
+		"Outlet": Outlet{}, "OutletPage": outletPage{}, "ImportResult": importResult{}, "OutletRates": outletRates{},
+		"GroupRates": groupRates{}, "RatesAnswer": groupsAnswer{}, "Series": seriesAnswer{}, "Alert": alert{},
+		"AlertsAnswer": alertsAnswer{}, "WasteFreeOutlet": wasteFreeOutlet{}, "WasteFreeAnswer": wasteFreeAnswer{},
+		"Health": health{}, "Problem": problem{},
+	} {
+		props, _ := schemas[name].(map[string]any)["properties"].(map[string]any)
+		for _, f := range jsonFields(reflect.TypeOf(v)) {
+			if _, ok := props[f]; !ok {
+				t.Errorf("%s: the answer's field %q is not in openapi.json", name, f)
+			}
+		}
+	}
+}
+
+// jsonFields lists the JSON names of a struct's fields, embedded ones
+// included.
+func jsonFields(typ reflect.Type) []string {
+	var out []string
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case tag == "-":
+		case f.Anonymous && tag == "" && f.Type.Kind() == reflect.Struct:
+			out = append(out, jsonFields(f.Type)...)
+		case tag != "":
+			out = append(out, tag)
+		case f.IsExported():
+			out = append(out, f.Name)
+		}
+	}
+	return out
 }

@@ -181,7 +181,7 @@ type importRow struct {
 	Problems []fieldProblem // found while reading the row; the registry's rules add theirs
 }
 
-// csvColumns are the import (and export) columns of api-v1.md, in order.
+// csvColumns are the import (and export) columns of api-v1 (docs/api.md), in order.
 var csvColumns = []string{"id", "name", "district", "address", "lat", "lon", "operator"}
 
 // parseImportCSV reads a CSV import. A header problem fails the whole

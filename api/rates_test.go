@@ -5,7 +5,9 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"math"
+	"os"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -512,6 +514,41 @@ func TestCSVForEveryCollection(t *testing.T) {
 	for i := range r1 {
 		if !reflect.DeepEqual(r1[i][:8], r2[i][:8]) {
 			t.Errorf("row %d: %q exported again as %q", i, r1[i][:8], r2[i][:8])
+		}
+	}
+}
+
+// TestSeriesReportingAsDocumented: the series points carry reporting for
+// exactly the metrics docs/api.md names (it promised it for bin_coverage,
+// whose answer never had it).
+func TestSeriesReportingAsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../docs/api.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("`reporting` is on the points of: ([^.]+)\\.").FindSubmatch(doc)
+	if m == nil {
+		t.Fatal("docs/api.md does not say which series points carry reporting")
+	}
+	documented := map[string]bool{}
+	for _, name := range strings.Split(string(m[1]), ",") {
+		documented[strings.Trim(strings.TrimSpace(name), "`")] = true
+	}
+	ts := cityFixture(t)
+	ts.engine.set(func(f *fakeEngine) {
+		f.series["o-0001"] = []metrics.Outlet{{Parcels: parcels(0, 9, 0, 0, 1, 0, 0, 0), WindowMinutes: 60, ServingMinutes: 30, BinsReporting: 1, CounterReportingMinutes: 30}}
+	})
+	for _, metric := range seriesMetrics {
+		var ans struct {
+			Points []map[string]any `json:"points"`
+		}
+		a := ts.do("GET", "/v1/outlets/o-0001/series?metric="+metric+"&from=2026-11-27T00:00:00Z&to=2026-11-27T01:00:00Z", viewerKey, "")
+		a.json(t, &ans)
+		if a.Status != 200 || len(ans.Points) != 1 {
+			t.Fatalf("%s: %s", metric, a)
+		}
+		if _, has := ans.Points[0]["reporting"]; has != documented[metric] {
+			t.Errorf("%s: reporting in the answer %v, in docs/api.md %v", metric, has, documented[metric])
 		}
 	}
 }

@@ -1,4 +1,4 @@
-// Package metrics computes the figures of metrics-v1 (shared/docs/metrics-v1.md):
+// Package metrics computes the figures of metrics-v1 (docs/metrics.md):
 // parcels by class over a window with counter resets and the 24 h baseline,
 // bin coverage by the minute, and how complete the data behind each figure is.
 //
