@@ -131,7 +131,7 @@ func (a *alerter) alerts(ctx context.Context, now time.Time, kinds []string, f o
 			gr := res[o.ID].Parcels.Rates().Green
 			if gr != nil && *gr < *target {
 				out = append(out, withOutlet(alert{Kind: alertBelowTarget, Value: gr,
-					Detail: fmt.Sprintf("green_rate %.4f over the last 7 days is below the target %.2f", *gr, *target)}, o))
+					Detail: fmt.Sprintf("green_rate %s over the last 7 days is below the target %g", metrics.ShowBelow(*gr, *target), *target)}, o))
 			}
 		}
 	}

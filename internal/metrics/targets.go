@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/greenpost/greenpost/internal/telemetry"
 )
@@ -71,6 +72,19 @@ type Miss struct {
 	Detail string
 }
 
+// ShowBelow writes a figure that misses its target so that it never reads
+// as the target: four decimals, or as many more as it takes (0.89999 is
+// "0.89999", never "0.9000" beside a target of 0.9).
+func ShowBelow(v, target float64) string {
+	for prec := 4; prec <= 17; prec++ {
+		s := strconv.FormatFloat(v, 'f', prec, 64)
+		if f, err := strconv.ParseFloat(s, 64); err == nil && f < target {
+			return s
+		}
+	}
+	return strconv.FormatFloat(v, 'f', -1, 64)
+}
+
 // WasteFree evaluates the waste-free outlet bar: green_rate at or above
 // its target, covered, bin_coverage at or above the bin target (a bar
 // whose target is nil is not judged; covered always is). It returns nil
@@ -81,7 +95,7 @@ func (o Outlet) WasteFree(t Targets) []Miss {
 	if t.GreenRate != nil && !AtLeast(gr, *t.GreenRate) {
 		d := "no parcels were counted in the window"
 		if gr != nil {
-			d = fmt.Sprintf("green_rate %.4f is below the target %.2f", *gr, *t.GreenRate)
+			d = fmt.Sprintf("green_rate %s is below the target %g", ShowBelow(*gr, *t.GreenRate), *t.GreenRate)
 		}
 		out = append(out, Miss{Bar: "green_rate", Value: gr, Target: *t.GreenRate, Detail: d})
 	}
@@ -91,7 +105,7 @@ func (o Outlet) WasteFree(t Targets) []Miss {
 	}
 	if bc := o.BinCoverage(); t.BinCoverage != nil && bc < *t.BinCoverage {
 		out = append(out, Miss{Bar: "bin_coverage", Value: &bc, Target: *t.BinCoverage,
-			Detail: fmt.Sprintf("bins were serving %d of %d minutes (%.4f), below the target %.2f", o.ServingMinutes, o.WindowMinutes, bc, *t.BinCoverage)})
+			Detail: fmt.Sprintf("bins were serving %d of %d minutes (%s), below the target %g", o.ServingMinutes, o.WindowMinutes, ShowBelow(bc, *t.BinCoverage), *t.BinCoverage)})
 	}
 	return out
 }

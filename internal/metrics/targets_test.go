@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/greenpost/greenpost/internal/telemetry"
@@ -63,3 +64,25 @@ func TestGroupAndWasteFree(t *testing.T) {
 }
 
 func f(v float64) *float64 { return &v }
+
+// TestShowBelowNeverReadsAsTheTarget: a miss is never written like the
+// target it misses (0.8999 showed as 0.9000 beside a target of 0.90).
+func TestShowBelowNeverReadsAsTheTarget(t *testing.T) {
+	for _, tc := range []struct {
+		v, target float64
+		want      string
+	}{
+		{0.8999, 0.9, "0.8999"}, {0.89999, 0.9, "0.89999"}, {0.899999999, 0.9, "0.899999999"},
+		{0.5, 0.9, "0.5000"}, {0.94999, 0.95, "0.94999"}, {0, 0.9, "0.0000"},
+	} {
+		if got := ShowBelow(tc.v, tc.target); got != tc.want {
+			t.Errorf("ShowBelow(%v, %v) = %q, want %q", tc.v, tc.target, got, tc.want)
+		}
+	}
+	o := Outlet{Parcels: Parcels{ByClass: [telemetry.NumClasses]int64{0, 89999, 0, 0, 10001}}, WindowMinutes: 100000, ServingMinutes: 94999, BinsReporting: 1}
+	for _, m := range o.WasteFree(Targets{GreenRate: f(0.9), BinCoverage: f(0.95)}) {
+		if strings.Contains(m.Detail, "0.9000") || strings.Contains(m.Detail, "0.9500") {
+			t.Errorf("%s: %q reads as the target", m.Bar, m.Detail)
+		}
+	}
+}
