@@ -22,8 +22,9 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// buildBinaries builds the programs (gpctl too: make run provisions with it) once (not under -race: they are
-// the system under test, run as an operator runs them).
+// buildBinaries builds the programs, gpctl included (make run provisions
+// with it), not under -race: they are the system under test, run as an
+// operator runs them.
 func buildBinaries(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
