@@ -167,8 +167,11 @@ func TestCSVForSpreadsheets(t *testing.T) {
 	ts.putOutlet(Outlet{ID: "o-0006", Name: "汉口站", District: "jianghan", Lat: 30, Lon: 114, Operator: "顺丰", Active: true})
 	for _, path := range csvRoutes(t) {
 		url := strings.ReplaceAll(path, ":id", "o-0001") + "?format=csv&bom=1"
-		if strings.Contains(path, "series") {
+		switch path {
+		case "/v1/outlets/:id/series":
 			url += "&metric=fill_pct"
+		case "/v1/series":
+			url += "&metric=green_rate"
 		}
 		a := ts.do("GET", url, viewerKey, "")
 		if a.Status != 200 || !bytes.HasPrefix(a.Body, []byte("\uFEFF")) {

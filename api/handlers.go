@@ -107,7 +107,7 @@ type outletPage struct {
 
 func listOutlets(reg *registry) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		q, err := readQuery(c, "district", "operator", "limit", "cursor", "format", "bom")
+		q, err := readQuery(c, "district", "operator", "limit", "cursor", "format")
 		if err != nil {
 			return err
 		}
@@ -298,7 +298,7 @@ type groupsAnswer struct {
 
 func getRates(rt *rater, wr windowRule) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		q, err := readQuery(c, "from", "to", "group_by", "district", "operator", "format", "bom")
+		q, err := readQuery(c, "from", "to", "group_by", "district", "operator", "format")
 		if err != nil {
 			return err
 		}
@@ -335,7 +335,7 @@ func getRates(rt *rater, wr windowRule) fiber.Handler {
 
 func getSeries(reg *registry, eng metrics.Engine, fill fillSource, wr windowRule) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		q, err := readQuery(c, "metric", "from", "to", "step", "format", "bom")
+		q, err := readQuery(c, "metric", "from", "to", "step", "format")
 		if err != nil {
 			return err
 		}
@@ -390,7 +390,7 @@ type alertsAnswer struct {
 
 func getAlerts(al *alerter, now clock) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		q, err := readQuery(c, "kind", "district", "operator", "format", "bom")
+		q, err := readQuery(c, "kind", "district", "operator", "format")
 		if err != nil {
 			return err
 		}
@@ -435,7 +435,7 @@ type wasteFreeAnswer struct {
 
 func getWasteFree(rt *rater, wr windowRule) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		q, err := readQuery(c, "from", "to", "district", "operator", "format", "bom")
+		q, err := readQuery(c, "from", "to", "district", "operator", "format")
 		if err != nil {
 			return err
 		}

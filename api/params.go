@@ -22,6 +22,10 @@ type query map[string]string
 
 // readQuery copies the query and refuses unknown or repeated parameters.
 func readQuery(c *fiber.Ctx, allowed ...string) (query, error) {
+	// Every route that answers CSV takes bom (sendCSV reads it).
+	if slices.Contains(allowed, "format") {
+		allowed = append(allowed, "bom")
+	}
 	q := query{}
 	var err error
 	c.Context().QueryArgs().VisitAll(func(k, v []byte) {
