@@ -208,8 +208,8 @@ GreenPost is running ($outlets simulated outlets, reports every 10 s, the city's
   API         curl -H "Authorization: Bearer $viewer_key" http://127.0.0.1:$api_port/v1/rates?group_by=district
   keys        $data/api-keys (one a line: <viewer|admin> <name> <sha256 hex of the key>);
               more: deploy/tools/new-api-key.sh viewer NAME prints a key and its line; add the line, restart
-  figures     24 h and 7 d from the filled history at once (the roll-up takes a minute; until then
-              a large window answers "being prepared"); live reports from the first minute
+  figures     the last $history_days days from the filled history at once (the roll-up takes a minute;
+              until then a large window answers "being prepared"); live reports from the first minute
   collector   http://127.0.0.1:$collector_port/metrics   (embedded MQTT broker on 127.0.0.1:$mqtt_port)
   InfluxDB    http://127.0.0.1:$influx_port           (database gp)
   logs        $data/logs/ (this run), $data/logs/run-1 … run-5 (the runs before)
