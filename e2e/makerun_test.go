@@ -78,6 +78,13 @@ func TestMakeRun(t *testing.T) {
 		t.Fatalf("viewer key %q (%v) not the one printed:\n%s", key, err, text)
 	}
 
+	// The outlets are judged from the history's start (active_since), not
+	// from the live start.
+	as, _ := os.ReadFile(filepath.Join(data, "active-since"))
+	if since, err := time.Parse(time.RFC3339, strings.TrimSpace(string(as))); err != nil || time.Since(since) < 24*time.Hour || time.Since(since) > 25*time.Hour {
+		t.Errorf("active-since %q (%v): want the history's start, a day ago", as, err)
+	}
+
 	// The last day's figures come from the filled history at once.
 	api := fmt.Sprintf("http://127.0.0.1:%d", ports["API"])
 	testenv.Eventually(t, 2*time.Minute, func() string {

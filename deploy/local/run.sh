@@ -120,6 +120,13 @@ fill_history() {
       fi
     done
   date -u +%FT%TZ > "$data/history.done"
+  # The city's data now begins where the history does: its outlets are
+  # judged from there (active_since), not from the live start.
+  local from
+  from=$(grep -o '"msg":"history",.*' "$data/logs/history.log" | grep -o '"from":"[^"]*"' | head -n 1 | cut -d'"' -f4)
+  if [ -n "$from" ] && [ ! -s "$data/active-since" ]; then
+    date -u -d "$from" +%Y-%m-%dT%H:%M:00Z > "$data/active-since"
+  fi
   echo "  history: done (see $data/logs/history.log)"
 }
 
