@@ -37,7 +37,7 @@ vet:
 # The house rules a machine can check (.golangci.yml): dependencies point
 # inward, vendor types stay in their adapter, no dead code.
 lint:
-	"$$(deploy/tools/ensure-golangci-lint.sh)" run $(PKGS)
+	"$$(deploy/tools/ensure-golangci-lint.sh)" run --allow-parallel-runners $(PKGS)
 
 # Unit tests, fuzz seed corpora and integration tests against real InfluxDB
 # 1.8.10 and Mosquitto, all with the race detector. The filter keeps the
