@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/greenpost/greenpost/internal/fill"
 	"github.com/greenpost/greenpost/internal/metrics"
 	"github.com/greenpost/greenpost/internal/telemetry"
 )
@@ -72,6 +73,11 @@ func TestEveryCSVCellGuarded(t *testing.T) {
 				metrics.DeviceState{Outlet: o.ID, Device: "c-" + o.ID, Kind: telemetry.KindCounter, LastReport: testNow.Add(-time.Hour)})
 		}
 	})
+	// The collection list names each hostile outlet's full bin.
+	for _, o := range hostileOutlets {
+		ts.judge.bins = append(ts.judge.bins, fill.Bin{Outlet: o.ID, Device: "b-" + o.ID, Prediction: fill.Prediction{
+			State: fill.Full, FillPct: 99, ReportedAt: testNow.Add(-time.Minute).UnixMilli(), FullAt: testNow.Add(-time.Hour).UnixMilli(), Confidence: fill.High}})
+	}
 	queries := map[string][]string{
 		"/v1/rates":              {"group_by=outlet", "group_by=district", "group_by=operator", "group_by=city"},
 		"/v1/outlets/:id/series": {"metric=green_rate&from=2026-11-28T09:00:00Z&to=2026-11-28T10:00:00Z"},
@@ -92,7 +98,7 @@ func TestEveryCSVCellGuarded(t *testing.T) {
 				url += "&" + q
 			}
 			t.Run(url, func(t *testing.T) {
-				a := ts.on(t).do("GET", url, viewerKey, "")
+				a := ts.on(t).do("GET", url, keyFor(path), "")
 				if a.Status != 200 {
 					t.Fatal(a)
 				}
@@ -173,11 +179,11 @@ func TestCSVForSpreadsheets(t *testing.T) {
 		case "/v1/series":
 			url += "&metric=green_rate"
 		}
-		a := ts.do("GET", url, viewerKey, "")
+		a := ts.do("GET", url, keyFor(path), "")
 		if a.Status != 200 || !bytes.HasPrefix(a.Body, []byte("\uFEFF")) {
 			t.Errorf("%s: %d, starts %q", url, a.Status, a.Body[:min(8, len(a.Body))])
 		}
-		if plain := ts.do("GET", strings.Replace(url, "&bom=1", "", 1), viewerKey, ""); bytes.HasPrefix(plain.Body, []byte("\uFEFF")) {
+		if plain := ts.do("GET", strings.Replace(url, "&bom=1", "", 1), keyFor(path), ""); bytes.HasPrefix(plain.Body, []byte("\uFEFF")) {
 			t.Errorf("%s without bom=1 has a BOM", url)
 		}
 	}
@@ -204,4 +210,13 @@ func TestCSVForSpreadsheets(t *testing.T) {
 			t.Errorf("row %q: want name %q, district %q", r, o.Name, o.District)
 		}
 	}
+}
+
+// keyFor is the least key that may read a CSV route: the audit is for
+// unscoped admins, everything else for viewers.
+func keyFor(path string) string {
+	if path == "/v1/audit" {
+		return adminKey
+	}
+	return viewerKey
 }

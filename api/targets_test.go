@@ -159,7 +159,7 @@ func TestTargetSetsRoute(t *testing.T) {
 		{"no name", "x", `{"valid_from":"2025-01-01T00:00:00Z","targets":{}}`, "name"},
 		{"no valid_from", "x", `{"name":"x","targets":{}}`, "valid_from"},
 		{"valid_to before valid_from", "x", `{"name":"x","valid_from":"2025-01-01T00:00:00Z","valid_to":"2025-01-01T00:00:00Z","targets":{}}`, "valid_to"},
-		{"a date without a time", "x", `{"name":"x","valid_from":"2025-01-01","targets":{}}`, "valid_from"},
+		{"not a time", "x", `{"name":"x","valid_from":"soon","targets":{}}`, "valid_from"},
 		{"unknown key", "x", `{"name":"x","valid_from":"2025-01-01T00:00:00Z","targets":{},"valid":true}`, "body"},
 		{"another id", "x", `{"id":"y","name":"x","valid_from":"2025-01-01T00:00:00Z","targets":{}}`, "id"},
 		{"bad id", "X%20Y", `{"name":"x","valid_from":"2025-01-01T00:00:00Z","targets":{}}`, "id"},
