@@ -75,11 +75,13 @@ func (a *alerter) alerts(ctx context.Context, now time.Time, kinds []string, f o
 	}
 	all := len(kinds) == 0
 	out := []alert{}
-	filtered := f.District != "" || f.Operator != ""
+	// A device of an outlet missing from the registry is in no district:
+	// only an unfiltered, city-wide caller sees it.
+	filtered := f.District != "" || f.Operator != "" || !scopeOf(ctx).all
 	// outletOf returns the registry's outlet and whether its alerts are
 	// wanted: active, and matching the filter.
 	outletOf := func(id string) (Outlet, bool) {
-		o, ok := a.reg.Get(id)
+		o, ok := a.reg.Get(ctx, id)
 		if !ok {
 			return Outlet{ID: id}, !filtered
 		}
@@ -114,7 +116,7 @@ func (a *alerter) alerts(ctx context.Context, now time.Time, kinds []string, f o
 			out = append(out, full...)
 		}
 		if all || want[alertOutletSilent] {
-			out = append(out, a.silent(devs, now, f)...)
+			out = append(out, a.silent(ctx, devs, now, f)...)
 		}
 	}
 	// below_target: judged by the set in force now; none when it has no
@@ -122,7 +124,7 @@ func (a *alerter) alerts(ctx context.Context, now time.Time, kinds []string, f o
 	w := metrics.Window{From: now.Add(-belowTargetWindow).Truncate(time.Minute), To: now.Truncate(time.Minute)}
 	if target := a.targets.For(w.To).GreenRate; (all || want[alertBelowTarget]) && target != nil {
 		f.ActiveOnly = true
-		outlets := a.reg.Select(f)
+		outlets := a.reg.Select(ctx, f)
 		res, err := a.rater.compute(ctx, w, outlets)
 		if err != nil {
 			return nil, err
@@ -182,7 +184,7 @@ func (a *alerter) fullSince(ctx context.Context, full []alert, now time.Time) er
 // f of which no device reported within staleness: one that never reported
 // (no device at all, within the lookback), or whose devices all went quiet.
 // Such an outlet counts as not covered in every roll-up.
-func (a *alerter) silent(devs []metrics.DeviceState, now time.Time, f outletFilter) []alert {
+func (a *alerter) silent(ctx context.Context, devs []metrics.DeviceState, now time.Time, f outletFilter) []alert {
 	last := map[string]time.Time{} // each outlet's latest report, of any device
 	for _, d := range devs {
 		if d.LastReport.After(last[d.Outlet]) {
@@ -191,7 +193,7 @@ func (a *alerter) silent(devs []metrics.DeviceState, now time.Time, f outletFilt
 	}
 	var out []alert
 	f.ActiveOnly = true
-	for _, o := range a.reg.Select(f) {
+	for _, o := range a.reg.Select(ctx, f) {
 		t := last[o.ID]
 		al := withOutlet(alert{Kind: alertOutletSilent}, o)
 		switch {

@@ -30,9 +30,17 @@ func (k *keyring) lookup(presented string) int {
 	return found
 }
 
-// allows reports whether role may use a route that needs need.
-func allows(role, need string) bool {
-	return need == roleViewer && (role == roleViewer || role == roleAdmin) || need == roleAdmin && role == roleAdmin
+// allows reports whether a key may use a route that needs need.
+func allows(k *apiKey, need string) bool {
+	switch need {
+	case roleViewer:
+		return k.Role == roleViewer || k.Role == roleAdmin
+	case roleAdmin:
+		return k.Role == roleAdmin
+	case roleCityAdmin:
+		return k.Role == roleAdmin && k.Scope.all
+	}
+	return false
 }
 
 // bearer extracts the token of an `Authorization: Bearer <key>` header.
@@ -50,6 +58,8 @@ const localKeyName = "gp.key"
 
 // requireRole is the auth middleware of a route: 401 without a known key,
 // 403 when the key's role is not enough, 429 when the key is over its rate.
+// It is the one place a request gets its scope (scope.go): the handlers'
+// context carries it to every read and write of the registry.
 func requireRole(need string, keys *keyring, limit *limiter) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		tok, ok := bearer(c.Get(fiber.HeaderAuthorization))
@@ -61,13 +71,18 @@ func requireRole(need string, keys *keyring, limit *limiter) fiber.Handler {
 			return &apiError{Code: codeUnauthorized, Detail: "unknown key"}
 		}
 		k := &keys.keys[i]
-		if !allows(k.Role, need) {
-			return &apiError{Code: codeForbidden, Detail: "this needs the " + need + " role"}
+		if !allows(k, need) {
+			detail := "this needs the " + need + " role"
+			if need == roleCityAdmin {
+				detail = "this needs an admin key without scope (districts= or operators=)"
+			}
+			return &apiError{Code: codeForbidden, Detail: detail}
 		}
 		if wait := limit.take(i, time.Now()); wait > 0 {
 			return &apiError{Code: codeRateLimited, Detail: "too many requests for this key", RetryAfter: wait}
 		}
 		c.Locals(localKeyName, k.Name)
+		c.SetUserContext(withScope(c.UserContext(), k.Scope))
 		return c.Next()
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -38,7 +37,7 @@ func benchServer(b *testing.B) (base string, client *http.Client) {
 		outlets = append(outlets, Outlet{ID: id, Name: "Outlet " + id, District: fmt.Sprintf("d%02d", i%13), Lat: 30, Lon: 114, Operator: []string{"sf", "ems", "jd"}[i%3], Active: true})
 		eng.outlets[id] = metrics.Outlet{Parcels: parcels(int64(i), 800, 30, 100, 50, 5, 10, 7), BinsReporting: 2, ServingMinutes: 40000, CountersReporting: 1, CounterReportingMinutes: 43000}
 	}
-	if _, err := reg.Put(context.Background(), outlets...); err != nil {
+	if _, err := reg.Put(cityCtx, outlets...); err != nil {
 		b.Fatal(err)
 	}
 	app := newApp(&deps{cfg: cfg, log: log, db: db, reg: reg, engine: eng, fill: fakeFill{}, full: fakeFill{},

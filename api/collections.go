@@ -91,7 +91,7 @@ func getCollections(reg *registry, judge binJudge, now clock, fullPct float64, l
 			return err
 		}
 		f.ActiveOnly = true
-		outlets := reg.Select(f)
+		outlets := reg.Select(c.UserContext(), f)
 		ids := make([]string, len(outlets))
 		byID := make(map[string]*Outlet, len(outlets))
 		for i := range outlets {

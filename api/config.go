@@ -23,16 +23,19 @@ var extraSettings = []string{
 
 func init() { settings.Extra = append(settings.Extra, extraSettings...) }
 
-// Roles of API keys.
+// Roles of API keys, and what a route needs: roleCityAdmin is an admin key
+// without scope (targets and the audit, ops-v1); no key has it as its role.
 const (
-	roleViewer = "viewer"
-	roleAdmin  = "admin"
+	roleViewer    = "viewer"
+	roleAdmin     = "admin"
+	roleCityAdmin = "admin without scope"
 )
 
 // apiKey is a configured key: only its SHA-256 is kept.
 type apiKey struct {
 	Role, Name string
 	Hash       [sha256.Size]byte
+	Scope      scope // what it may see (scope.go); cityWide without scope fields
 }
 
 // config is everything the API reads at start (runtime-v1 and the extra
@@ -112,21 +115,23 @@ func loadConfig(getenv func(string) string) (config, error) {
 	return c, r.Err()
 }
 
-// readKeysFile reads `<role> <name> <sha256 hex of key>` lines
-// (internal/keyfile); blank lines and lines starting with # are skipped.
+// readKeysFile reads `<role> <name> <sha256 hex of key> [districts=...]
+// [operators=...]` lines (internal/keyfile, ops-v1); blank lines and lines
+// starting with # are skipped.
 func readKeysFile(r *settings.Reader, path string) []apiKey {
-	const usage = "want `<viewer|admin> <name> <sha256 hex>`"
+	const usage = "want `<viewer|admin> <name> <sha256 hex> [districts=<id>,...] [operators=<name>,...]`"
 	entries, problems := keyfile.Read(path, usage, roleViewer, roleAdmin)
 	for _, p := range problems {
 		r.Problem("GP_API_KEYS_FILE", "%s", p)
 	}
 	var keys []apiKey
 	for _, e := range entries {
-		if len(e.More) > 0 {
-			r.Problem("GP_API_KEYS_FILE", "line %d: %s", e.Line, usage)
+		s, err := parseScope(e.More)
+		if err != nil {
+			r.Problem("GP_API_KEYS_FILE", "line %d: %v", e.Line, err)
 			continue
 		}
-		keys = append(keys, apiKey{Role: e.Role, Name: e.Name, Hash: e.Hash})
+		keys = append(keys, apiKey{Role: e.Role, Name: e.Name, Hash: e.Hash, Scope: s})
 	}
 	return keys
 }
@@ -140,7 +145,7 @@ func parseDevKeys(r *settings.Reader, v string) []apiKey {
 			r.Problem("GP_API_KEYS", "item %d: want role:key with role viewer or admin and a key of 8 or more characters", i+1)
 			continue
 		}
-		keys = append(keys, apiKey{Role: role, Name: "dev-" + role, Hash: sha256.Sum256([]byte(key))})
+		keys = append(keys, apiKey{Role: role, Name: "dev-" + role, Hash: sha256.Sum256([]byte(key)), Scope: cityWide})
 	}
 	return keys
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
 	"regexp"
 	"strconv"
@@ -150,10 +151,10 @@ func groupCSVRows(gs []groupRates, j judgedBy) [][]string {
 // nothing.
 var outletGroupCSVHeader = append([]string{"key", "name", "district"}, groupCSVHeader[1:]...)
 
-func outletGroupCSVRows(gs []groupRates, j judgedBy, reg *registry) [][]string {
+func outletGroupCSVRows(ctx context.Context, gs []groupRates, j judgedBy, reg *registry) [][]string {
 	rows := groupCSVRows(gs, j)
 	for i, row := range rows {
-		o, _ := reg.Get(gs[i].Key)
+		o, _ := reg.Get(ctx, gs[i].Key)
 		rows[i] = append([]string{row[0], o.Name, o.District}, row[1:]...)
 	}
 	return rows

@@ -131,7 +131,7 @@ func TestCSVExportImportRoundTrip(t *testing.T) {
 		t.Fatalf("import of the export: %s\n%s", a, exp.Body)
 	}
 	for _, want := range hostileOutlets {
-		got, ok := ts2.reg.Get(want.ID)
+		got, ok := ts2.reg.Get(cityCtx, want.ID)
 		got.Updated = time.Time{}
 		if !ok || got != want {
 			t.Errorf("%s came back as %+v, want %+v", want.ID, got, want)
@@ -205,7 +205,7 @@ func TestCSVForSpreadsheets(t *testing.T) {
 		t.Errorf("header %q", h)
 	}
 	for _, r := range recs[1:] {
-		o, _ := ts.reg.Get(r[0])
+		o, _ := ts.reg.Get(cityCtx, r[0])
 		if r[1] != o.Name || r[2] != o.District || r[1] == "" {
 			t.Errorf("row %q: want name %q, district %q", r, o.Name, o.District)
 		}

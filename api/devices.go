@@ -62,7 +62,7 @@ func getOutletDevices(reg *registry, al *alerter, bins binSource, now clock) fib
 		if err != nil {
 			return err
 		}
-		if _, ok := reg.Get(id); !ok {
+		if _, ok := reg.Get(c.UserContext(), id); !ok {
 			return errNotFound("no outlet %q", id)
 		}
 		at := now().UTC()
@@ -148,7 +148,7 @@ func getOutletFill(reg *registry, bins binSource, fullPct float64, wr windowRule
 		if err != nil {
 			return err
 		}
-		if _, ok := reg.Get(id); !ok {
+		if _, ok := reg.Get(c.UserContext(), id); !ok {
 			return errNotFound("no outlet %q", id)
 		}
 		byBin, err := bins.FillByBin(c.UserContext(), id, w, step)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"slices"
 	"sort"
 	"strconv"
@@ -23,6 +24,7 @@ type districtInfo struct {
 // districtsAnswer is GET /v1/districts.
 type districtsAnswer struct {
 	TimeZone  string         `json:"time_zone"`
+	Scope     *scopeJSON     `json:"scope,omitempty"` // a scoped key's scope; absent for the whole city
 	Targets   judgedBy       `json:"targets"` // the set in force now
 	Districts []districtInfo `json:"districts"`
 }
@@ -41,23 +43,33 @@ var districtNames = func() map[string][2]string {
 // unset, the city model's) in their order, then any other district the
 // registry holds, by id. A district without a known display name shows its
 // id in both languages, so nothing an operator registered goes missing.
-func districtList(reg *registry, allowed []string) []districtInfo {
-	ids := allowed
-	if len(ids) == 0 {
+// A scoped key sees the districts of its scope and of the outlets it sees.
+func districtList(ctx context.Context, reg *registry, allowed []string) []districtInfo {
+	if len(allowed) == 0 {
 		for _, d := range city.Wuhan() {
-			ids = append(ids, d.ID)
+			allowed = append(allowed, d.ID)
 		}
 	}
+	visible := reg.Select(ctx, outletFilter{}) // an inactive outlet's district is a district too
 	count := map[string]int{}
 	seen := map[string]bool{}
-	var extra []string
-	for _, o := range reg.Select(outletFilter{}) { // an inactive outlet's district is a district too
-		if !seen[o.District] && !slices.Contains(ids, o.District) {
-			extra = append(extra, o.District)
-		}
+	for _, o := range visible {
 		seen[o.District] = true
 		if o.Active {
 			count[o.District]++
+		}
+	}
+	s := scopeOf(ctx)
+	var ids []string
+	for _, id := range allowed {
+		if s.all || slices.Contains(s.districts, id) || s.districts == nil && seen[id] {
+			ids = append(ids, id)
+		}
+	}
+	var extra []string
+	for id := range seen {
+		if !slices.Contains(ids, id) {
+			extra = append(extra, id)
 		}
 	}
 	sort.Strings(extra)
@@ -83,7 +95,7 @@ func getDistricts(reg *registry, allowed []string, timeZone string, targets *tar
 		if err != nil {
 			return err
 		}
-		ds := districtList(reg, allowed)
+		ds := districtList(c.UserContext(), reg, allowed)
 		if csv {
 			rows := make([][]string, len(ds))
 			for i, d := range ds {
@@ -91,7 +103,7 @@ func getDistricts(reg *registry, allowed []string, timeZone string, targets *tar
 			}
 			return sendCSV(c, districtCSVHeader, rows)
 		}
-		return c.JSON(districtsAnswer{TimeZone: timeZone, Targets: targets.For(now()), Districts: ds})
+		return c.JSON(districtsAnswer{TimeZone: timeZone, Scope: scopeOf(c.UserContext()).describe(), Targets: targets.For(now()), Districts: ds})
 	}
 }
 

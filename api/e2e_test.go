@@ -107,7 +107,7 @@ func e2eFixture(t *testing.T) (st *store.Store, bucket string, F time.Time) {
 	for i, d := range []string{"east", "east", "west", "west", "west"} {
 		outlets = append(outlets, Outlet{ID: fmt.Sprintf("o-e%d", i+1), Name: "E2E", District: d, Lat: 30, Lon: 114, Operator: "sf", Active: i != 3})
 	}
-	if _, err := reg.Put(context.Background(), outlets...); err != nil {
+	if _, err := reg.Put(cityCtx, outlets...); err != nil {
 		t.Fatal(err)
 	}
 	return st, bucket, F

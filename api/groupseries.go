@@ -56,7 +56,7 @@ func (r *rater) groupSeriesOf(ctx context.Context, w metrics.Window, step time.D
 // trajectory's days run from the city's midnights).
 func (r *rater) groupSeriesOver(ctx context.Context, ws []metrics.Window, groupBy, metric string, f outletFilter) ([]groupSeries, error) {
 	f.ActiveOnly = true
-	outlets := r.reg.Select(f)
+	outlets := r.reg.Select(ctx, f)
 	perStep := make([][]groupRates, len(ws))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(groupSeriesSteps)

@@ -35,7 +35,7 @@ func getOutlet(reg *registry) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		o, ok := reg.Get(id)
+		o, ok := reg.Get(c.UserContext(), id)
 		if !ok {
 			return errNotFound("no outlet %q", id)
 		}
@@ -64,7 +64,7 @@ func putOutlet(reg *registry) fiber.Handler {
 			return errInvalid(ps[0].Field, "%s", joinProblems(ps))
 		}
 		var before *Outlet
-		if old, ok := reg.Get(id); ok {
+		if old, ok := reg.Get(c.UserContext(), id); ok {
 			before = &old
 		}
 		out, err := reg.Put(c.UserContext(), o)
@@ -85,7 +85,7 @@ func deleteOutlet(reg *registry) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		before, _ := reg.Get(id)
+		before, _ := reg.Get(c.UserContext(), id)
 		found, err := reg.Delete(c.UserContext(), id)
 		if err != nil {
 			return err
@@ -133,8 +133,8 @@ func listOutlets(reg *registry) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		page, more := reg.List(f, after, limit)
-		p := outletPage{Outlets: page, Warnings: filterWarnings(visibleOutlets(reg), f)}
+		page, more := reg.List(c.UserContext(), f, after, limit)
+		p := outletPage{Outlets: page, Warnings: filterWarnings(visibleOutlets(c.UserContext(), reg), f)}
 		if p.Outlets == nil {
 			p.Outlets = []Outlet{}
 		}
@@ -179,7 +179,8 @@ func importOutlets(reg *registry) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		good, invalid := checkImportRows(rows, reg.districts)
+		ctx := c.UserContext()
+		good, invalid := checkImportRows(rows, reg.districts, func(o *Outlet) error { return reg.Writable(ctx, o) })
 		bad = mergeImportErrors(bad, invalid)
 		if _, err := reg.Put(c.UserContext(), good...); err != nil {
 			return err
@@ -209,10 +210,11 @@ func requireType(c *fiber.Ctx, want string) error {
 	return nil
 }
 
-// visibleOutlets are the outlets the caller may know of: every registered
-// one today. When keys get scopes (ops-v1), this is where they narrow it,
-// so that filterWarnings tells a scoped key nothing of the rest.
-func visibleOutlets(reg *registry) []Outlet { return reg.Select(outletFilter{}) }
+// visibleOutlets are the outlets the caller may know of: those of its
+// scope, so that filterWarnings tells a scoped key nothing of the rest.
+func visibleOutlets(ctx context.Context, reg *registry) []Outlet {
+	return reg.Select(ctx, outletFilter{})
+}
 
 // maxKnownListed bounds the known values a warning lists.
 const maxKnownListed = 50
@@ -274,7 +276,7 @@ func getOutletRates(reg *registry, rt *rater, wr windowRule) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		o, ok := reg.Get(id)
+		o, ok := reg.Get(c.UserContext(), id)
 		if !ok {
 			return errNotFound("no outlet %q", id)
 		}
@@ -291,6 +293,7 @@ type groupsAnswer struct {
 	From     time.Time    `json:"from"`
 	To       time.Time    `json:"to"`
 	GroupBy  string       `json:"group_by"`
+	Scope    *scopeJSON   `json:"scope,omitempty"` // a scoped key's scope; absent for the whole city
 	Targets  judgedBy     `json:"targets"`
 	Groups   []groupRates `json:"groups"`
 	Warnings []string     `json:"warnings,omitempty"`
@@ -323,13 +326,13 @@ func getRates(rt *rater, wr windowRule) fiber.Handler {
 			return err
 		}
 		if csv && groupBy == "outlet" {
-			return sendCSV(c, outletGroupCSVHeader, outletGroupCSVRows(gs, j, rt.reg))
+			return sendCSV(c, outletGroupCSVHeader, outletGroupCSVRows(c.UserContext(), gs, j, rt.reg))
 		}
 		if csv {
 			return sendCSV(c, groupCSVHeader, groupCSVRows(gs, j))
 		}
-		return c.JSON(groupsAnswer{From: w.From, To: w.To, GroupBy: groupBy, Targets: j, Groups: gs,
-			Warnings: filterWarnings(visibleOutlets(rt.reg), f)})
+		return c.JSON(groupsAnswer{From: w.From, To: w.To, GroupBy: groupBy, Scope: scopeOf(c.UserContext()).describe(), Targets: j, Groups: gs,
+			Warnings: filterWarnings(visibleOutlets(c.UserContext(), rt.reg), f)})
 	}
 }
 
@@ -362,7 +365,7 @@ func getSeries(reg *registry, eng metrics.Engine, fill fillSource, wr windowRule
 		if err != nil {
 			return err
 		}
-		o, ok := reg.Get(id)
+		o, ok := reg.Get(c.UserContext(), id)
 		if !ok {
 			return errNotFound("no outlet %q", id)
 		}
@@ -419,7 +422,7 @@ func getAlerts(al *alerter, now clock) fiber.Handler {
 		if csv {
 			return sendCSV(c, alertCSVHeader, alertCSVRows(as))
 		}
-		return c.JSON(alertsAnswer{At: at, Alerts: as, Warnings: filterWarnings(visibleOutlets(al.reg), f)})
+		return c.JSON(alertsAnswer{At: at, Alerts: as, Warnings: filterWarnings(visibleOutlets(c.UserContext(), al.reg), f)})
 	}
 }
 
@@ -465,7 +468,7 @@ func getWasteFree(rt *rater, wr windowRule) fiber.Handler {
 			}
 		}
 		return c.JSON(wasteFreeAnswer{From: w.From, To: w.To, Targets: j, Passing: passing, Outlets: ws,
-			Warnings: filterWarnings(visibleOutlets(rt.reg), f)})
+			Warnings: filterWarnings(visibleOutlets(c.UserContext(), rt.reg), f)})
 	}
 }
 

@@ -33,8 +33,8 @@ const (
 
 func testKeys() []apiKey {
 	return []apiKey{
-		{Role: roleAdmin, Name: "test-admin", Hash: sha256.Sum256([]byte(adminKey))},
-		{Role: roleViewer, Name: "test-viewer", Hash: sha256.Sum256([]byte(viewerKey))},
+		{Role: roleAdmin, Name: "test-admin", Hash: sha256.Sum256([]byte(adminKey)), Scope: cityWide},
+		{Role: roleViewer, Name: "test-viewer", Hash: sha256.Sum256([]byte(viewerKey)), Scope: cityWide},
 	}
 }
 
@@ -153,6 +153,23 @@ func (f fakeFill) FullSince(_ context.Context, devices []string, _ float64, _ ti
 	return out, nil
 }
 
+// fakeBins answers one bin per outlet, b-<outlet>: battery 80 %, fill 50 %
+// at every step.
+type fakeBins struct{}
+
+func (fakeBins) Batteries(_ context.Context, outlet string, _ time.Time) (map[string]float64, error) {
+	return map[string]float64{"b-" + outlet: 80}, nil
+}
+
+func (fakeBins) FillByBin(_ context.Context, outlet string, w metrics.Window, step time.Duration) (map[string][]*float64, error) {
+	v := 50.0
+	vals := make([]*float64, int(w.To.Sub(w.From)/step))
+	for i := range vals {
+		vals[i] = &v
+	}
+	return map[string][]*float64{"b-" + outlet: vals}, nil
+}
+
 var dbSeq atomic.Int64
 
 // freshBucket creates a database of its own on the shared influxd, so that
@@ -250,7 +267,7 @@ func newTestServerOn(t *testing.T, mod func(*config), open func(*config) outletS
 	targets := loadedTargets(t, db.(targetStore), reg.stamp)
 	ts := &testServer{t: t, reg: reg, engine: eng, judge: judge, targets: targets, cfg: cfg, db: db, logs: logs, now: testNow,
 		full: fakeFill{since: map[string]time.Time{}}}
-	ts.app = newApp(&deps{cfg: cfg, log: log, db: pingerOf(db), reg: reg, engine: eng, fill: fakeFill{}, full: ts.full, judge: judge,
+	ts.app = newApp(&deps{cfg: cfg, log: log, db: pingerOf(db), reg: reg, engine: eng, fill: fakeFill{}, full: ts.full, judge: judge, bins: fakeBins{},
 		targets: targets, audit: db.(auditStore), now: func() time.Time { return ts.now }, promReg: newPromRegistry()})
 	return ts
 }
@@ -470,3 +487,6 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() boo
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// cityCtx sees the whole city: tests reading the registry directly.
+var cityCtx = cityWideContext(context.Background())

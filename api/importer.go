@@ -390,14 +390,20 @@ func allProblems(read []fieldProblem, o *Outlet, districts []string) []fieldProb
 }
 
 // checkImportRows validates rows and rejects repeated ids (keeping the first),
-// so that one import never writes two versions of an outlet.
-func checkImportRows(rows []importRow, districts []string) ([]Outlet, importErrors) {
+// so that one import never writes two versions of an outlet, and rows the
+// caller may not write (writable: the registry's scope check), each as a
+// row error.
+func checkImportRows(rows []importRow, districts []string, writable func(*Outlet) error) ([]Outlet, importErrors) {
 	seen := map[string]int{}
 	var good []Outlet
 	var bad importErrors
 	for _, row := range rows {
 		if ps := allProblems(row.Problems, &row.Outlet, districts); len(ps) > 0 {
 			bad.add(row.Line, joinProblems(ps))
+			continue
+		}
+		if err := writable(&row.Outlet); err != nil {
+			bad.add(row.Line, err.Error())
 			continue
 		}
 		if first, dup := seen[row.Outlet.ID]; dup {

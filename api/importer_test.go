@@ -23,7 +23,7 @@ func checkImport(t *testing.T, body []byte, rows []importRow, bad importErrors, 
 		return
 	}
 	lines := bytes.Count(body, []byte{'\n'}) + 1
-	good, invalid := checkImportRows(rows, nil)
+	good, invalid := checkImportRows(rows, nil, func(*Outlet) error { return nil })
 	for _, o := range good {
 		if f, why := o.validate(nil); f != "" {
 			t.Fatalf("kept an invalid outlet (%s: %s): %+v", f, why, o)

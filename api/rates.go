@@ -291,7 +291,7 @@ func (r *rater) outlet(ctx context.Context, o Outlet, w metrics.Window) (outletR
 // group_by=city always answers one group, even with no outlets.
 func (r *rater) groups(ctx context.Context, w metrics.Window, groupBy string, f outletFilter) ([]groupRates, judgedBy, error) {
 	f.ActiveOnly = true
-	outlets := r.reg.Select(f)
+	outlets := r.reg.Select(ctx, f)
 	j := r.targets.For(w.To)
 	t := j.metrics()
 	res, err := r.compute(ctx, w, outlets)
@@ -345,7 +345,7 @@ type wasteFreeOutlet struct {
 // wasteFree evaluates every active outlet matching f, in id order.
 func (r *rater) wasteFree(ctx context.Context, w metrics.Window, f outletFilter) ([]wasteFreeOutlet, judgedBy, error) {
 	f.ActiveOnly = true
-	outlets := r.reg.Select(f)
+	outlets := r.reg.Select(ctx, f)
 	j := r.targets.For(w.To)
 	res, err := r.compute(ctx, w, outlets)
 	if err != nil {

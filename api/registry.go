@@ -203,23 +203,48 @@ func (r *registry) rebuildLocked() {
 	sort.Strings(r.ids)
 }
 
-// Get returns a live outlet.
-func (r *registry) Get(id string) (Outlet, bool) {
+// Every read and write below takes the request's context and applies the
+// caller's scope (scope.go): an outlet outside it does not exist for reads,
+// and writing it is forbidden.
+
+// Get returns a live outlet within ctx's scope.
+func (r *registry) Get(ctx context.Context, id string) (Outlet, bool) {
+	s := scopeOf(ctx)
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	e, ok := r.entries[id]
-	if !ok || e.Deleted {
+	if !ok || e.Deleted || !s.sees(&e.Outlet) {
 		return Outlet{}, false
 	}
 	return e.Outlet, true
 }
 
+// Writable says why ctx's scope may not write o (nil: it may): o must be
+// in scope, and so must the outlet it replaces.
+func (r *registry) Writable(ctx context.Context, o *Outlet) error {
+	s := scopeOf(ctx)
+	if !s.sees(o) {
+		return &apiError{Code: codeForbidden, Detail: fmt.Sprintf("outlet %q: district %q and operator %q are outside this key's scope (%s)", o.ID, o.District, o.Operator, s)}
+	}
+	r.mu.RLock()
+	old, ok := r.entries[o.ID]
+	r.mu.RUnlock()
+	if ok && !old.Deleted && !s.sees(&old.Outlet) {
+		return &apiError{Code: codeForbidden, Detail: fmt.Sprintf("outlet %q is outside this key's scope (%s)", o.ID, s)}
+	}
+	return nil
+}
+
 // Put validates and writes outlets (one request to InfluxDB), then updates
-// memory. The outlets get their write time as Updated.
+// memory. The outlets get their write time as Updated. Every outlet must be
+// writable by ctx's scope, or nothing is written.
 func (r *registry) Put(ctx context.Context, outlets ...Outlet) ([]Outlet, error) {
 	for i := range outlets {
 		if ps := outlets[i].problems(r.districts); len(ps) > 0 {
 			return nil, errInvalid(ps[0].Field, "%s", joinProblems(ps))
+		}
+		if err := r.Writable(ctx, &outlets[i]); err != nil {
+			return nil, err
 		}
 	}
 	es := make([]entry, len(outlets))
@@ -239,13 +264,19 @@ func (r *registry) Put(ctx context.Context, outlets ...Outlet) ([]Outlet, error)
 	return out, nil
 }
 
-// Delete writes a tombstone. It reports false when the id is not live.
+// Delete writes a tombstone. It reports false when the id is not live, and
+// a forbidden error when the outlet is outside ctx's scope.
 func (r *registry) Delete(ctx context.Context, id string) (bool, error) {
+	s := scopeOf(ctx)
 	r.mu.Lock()
 	e, ok := r.entries[id]
 	if !ok || e.Deleted {
 		r.mu.Unlock()
 		return false, nil
+	}
+	if !s.sees(&e.Outlet) {
+		r.mu.Unlock()
+		return false, &apiError{Code: codeForbidden, Detail: fmt.Sprintf("outlet %q is outside this key's scope (%s)", id, s)}
 	}
 	t := entry{Outlet: Outlet{ID: id, Updated: r.stamp.next()}, Deleted: true}
 	r.mu.Unlock()
@@ -288,9 +319,10 @@ func (f outletFilter) match(o *Outlet) bool {
 		(!f.ActiveOnly || o.Active)
 }
 
-// List returns up to limit outlets after the id `after`, in id order, and
-// whether more follow (limit <= 0: all).
-func (r *registry) List(f outletFilter, after string, limit int) (page []Outlet, more bool) {
+// List returns up to limit outlets within ctx's scope after the id `after`,
+// in id order, and whether more follow (limit <= 0: all).
+func (r *registry) List(ctx context.Context, f outletFilter, after string, limit int) (page []Outlet, more bool) {
+	s := scopeOf(ctx)
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	i := sort.SearchStrings(r.ids, after)
@@ -299,7 +331,7 @@ func (r *registry) List(f outletFilter, after string, limit int) (page []Outlet,
 	}
 	for ; i < len(r.ids); i++ {
 		e := r.entries[r.ids[i]]
-		if !f.match(&e.Outlet) {
+		if !f.match(&e.Outlet) || !s.sees(&e.Outlet) {
 			continue
 		}
 		if limit > 0 && len(page) == limit {
@@ -310,8 +342,9 @@ func (r *registry) List(f outletFilter, after string, limit int) (page []Outlet,
 	return page, false
 }
 
-// Select returns every live outlet that matches f, in id order.
-func (r *registry) Select(f outletFilter) []Outlet {
-	page, _ := r.List(f, "", 0)
+// Select returns every live outlet within ctx's scope that matches f, in id
+// order.
+func (r *registry) Select(ctx context.Context, f outletFilter) []Outlet {
+	page, _ := r.List(ctx, f, "", 0)
 	return page
 }

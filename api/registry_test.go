@@ -47,7 +47,7 @@ func testRegistryCRUD(t *testing.T, ts *testServer) {
 	if err := fresh.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if g, ok := fresh.Get("o-0001"); !ok || g != got {
+	if g, ok := fresh.Get(cityCtx, "o-0001"); !ok || g != got {
 		t.Fatalf("reloaded %+v, want %+v", g, got)
 	}
 
@@ -75,7 +75,7 @@ func testRegistryCRUD(t *testing.T, ts *testServer) {
 	if err := fresh.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := fresh.Get("o-0001"); ok {
+	if _, ok := fresh.Get(cityCtx, "o-0001"); ok {
 		t.Fatal("a deleted outlet came back on reload")
 	}
 	// Re-creating after a delete works.
@@ -235,7 +235,7 @@ func TestImportReportsBadRowsAndKeepsGoodOnes(t *testing.T) {
 	t.Run("csv values", func(t *testing.T) {
 		ts := newTestServer(t, nil)
 		ts.do("POST", "/v1/outlets/import", adminKey, csvBody, "Content-Type", "text/csv")
-		o, _ := ts.reg.Get("o-0005")
+		o, _ := ts.reg.Get(cityCtx, "o-0005")
 		if o.Name != "Quoted, with comma" || o.Address != `Lane "3"` || o.Active || o.District != "wuchang" || o.Lat != 30.5 {
 			t.Errorf("o-0005: %+v", o)
 		}

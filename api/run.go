@@ -71,7 +71,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	// The actual address: with GP_API_ADDR=...:0 the kernel picks the port.
-	log.Info("started", "addr", ln.Addr().String(), "influx", cfg.InfluxURL, "bucket", cfg.Bucket, "api_bucket", cfg.APIBucket, "keys", len(cfg.Keys))
+	scoped := 0
+	for _, k := range cfg.Keys {
+		if !k.Scope.all {
+			scoped++
+			log.Info("scoped key", "name", k.Name, "role", k.Role, "scope", k.Scope.String())
+		}
+	}
+	log.Info("started", "addr", ln.Addr().String(), "influx", cfg.InfluxURL, "bucket", cfg.Bucket, "api_bucket", cfg.APIBucket, "keys", len(cfg.Keys), "scoped_keys", scoped)
 
 	// Background work (registry and target set refreshes, the metrics
 	// roll-up worker, the collection list's tracker) has its own context: it must outlive the

@@ -36,7 +36,9 @@ type deps struct {
 	promReg *prometheus.Registry
 }
 
-// route is one line of the route table. Role "" means open without a key.
+// route is one line of the route table. Role "" means open without a key;
+// any other role also gives the handler the key's scope (scope.go), which
+// every read and write of the registry applies.
 type route struct {
 	Method, Path string
 	Role         string
@@ -76,9 +78,9 @@ func routes(d *deps) []route {
 		{get, "/v1/outlets/:id/fill", roleViewer, getOutletFill(d.reg, d.bins, d.cfg.FullPct, wr)},
 		{get, "/v1/collections", roleViewer, getCollections(d.reg, d.judge, d.now, d.cfg.FullPct, d.cfg.Location)},
 		{get, "/v1/targets", roleViewer, getTargets(d.targets)},
-		{put, "/v1/targets/:id", roleAdmin, putTarget(d.targets, d.cfg.Location)},
-		{del, "/v1/targets/:id", roleAdmin, deleteTarget(d.targets)},
-		{get, "/v1/audit", roleAdmin, getAudit(d.audit, d.cfg.Location)},
+		{put, "/v1/targets/:id", roleCityAdmin, putTarget(d.targets, d.cfg.Location)},
+		{del, "/v1/targets/:id", roleCityAdmin, deleteTarget(d.targets)},
+		{get, "/v1/audit", roleCityAdmin, getAudit(d.audit, d.cfg.Location)},
 		{get, "/v1/trajectory", roleViewer, getTrajectory(rt, d.now, d.cfg.TimeZone)},
 
 		{get, "/", "", redirectDashboard()},
@@ -105,7 +107,9 @@ func newApp(d *deps) *fiber.App {
 	m := newHTTPMetrics(d.promReg)
 	d.promReg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "gp_api_registry_outlets", Help: "Outlets in this replica's copy of the registry.",
-	}, func() float64 { return float64(len(d.reg.Select(outletFilter{}))) }))
+	}, func() float64 {
+		return float64(len(d.reg.Select(cityWideContext(context.Background()), outletFilter{})))
+	}))
 
 	app.Use(observe(m, eh, d.cfg.RequestTimeout))
 	app.Use(recover.New(recover.Config{

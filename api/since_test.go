@@ -56,10 +56,10 @@ func TestActiveSinceInTheRegistry(t *testing.T) {
 	if a.Status != 200 || !strings.Contains(string(a.Body), `"imported":2`) {
 		t.Fatalf("JSON import: %s", a)
 	}
-	if o, _ := ts.reg.Get("o-2"); !o.ActiveSince.Equal(time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)) {
+	if o, _ := ts.reg.Get(cityCtx, "o-2"); !o.ActiveSince.Equal(time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)) {
 		t.Errorf("o-2 active_since %v", o.ActiveSince)
 	}
-	if o, _ := ts.reg.Get("o-3"); !o.ActiveSince.IsZero() {
+	if o, _ := ts.reg.Get(cityCtx, "o-3"); !o.ActiveSince.IsZero() {
 		t.Errorf("o-3 active_since %v, want none", o.ActiveSince)
 	}
 	for _, bad := range []string{`"yesterday"`, `"2026-11-20"`, `5`} {

@@ -87,7 +87,7 @@ func TestTrajectoryOnSimulatedDistricts(t *testing.T) {
 	if err := st.Write(ctx, lines); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := reg.Put(ctx, outlets...); err != nil {
+	if _, err := reg.Put(cityWideContext(ctx), outlets...); err != nil {
 		t.Fatal(err)
 	}
 	opts := metrics.Options{Staleness: cfg.Staleness, FullPct: cfg.FullPct}

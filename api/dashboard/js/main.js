@@ -28,8 +28,8 @@ async function loadCity(s) {
     const name = lang() === "zh" ? d.name_zh : d.name_en;
     byId.set(d.id, { ...d, name, nameZH: d.name_zh, short: name });
   }
-  fillDistrictPicker(a.districts, s.district);
-  return { byId, targets: a.targets };
+  fillDistrictPicker(a.districts, s.district, a.scope);
+  return { byId, targets: a.targets, scope: a.scope };
 }
 
 /** context is what every view gets: the state, the window, shared data. */
@@ -39,16 +39,19 @@ function context(s, city) {
     win: span(s), // after loadCity: days are the city's days
     districts: async () => city.byId,
     targets: async () => city.targets,
+    // A scoped key's scope (ops-v1), or undefined: then "the whole city"
+    // is the scope's outlets, and the page says so.
+    scope: city.scope,
     // Shared within one load of a view: several panels need it; each panel
     // that needs it retries on its own.
     outlets: memo(() => allOutlets({ retry: false }).then((os) => new Map(os.map((o) => [o.id, o])))),
   };
 }
 
-function fillDistrictPicker(ds, selected) {
+function fillDistrictPicker(ds, selected, scope) {
   const sel = $("district");
   const keep = sel.value;
-  sel.replaceChildren(h("option", { value: "" }, t("whole_city")), ...ds.map((d) => h("option", { value: d.id }, lang() === "zh" ? d.name_zh : d.name_en)));
+  sel.replaceChildren(h("option", { value: "" }, t(scope ? "whole_scope" : "whole_city")), ...ds.map((d) => h("option", { value: d.id }, lang() === "zh" ? d.name_zh : d.name_en)));
   sel.value = selected || keep || "";
 }
 

@@ -63,7 +63,7 @@ export default function mapView(main, ctx) {
       h("p", { class: "note" }, t("map_note", { what: t(indicator), target: pctTarget(target) })),
       el,
       h("p", { class: "legend" }, h("span", { class: "dot ok" }), " ", t("legend_meets"), " ", h("span", { class: "dot bad" }), " ", t("legend_misses"), " · ", t("legend_size"), " · ", h("span", { class: "dot none" }), " ", t("legend_no_data")),
-      sel ? h("p", {}, t("map_selected", { name: sel.name }), " ", h("button", { type: "button", class: "link", onclick: () => go({ district: "" }) }, t("show_whole_city"))) : null,
+      sel ? h("p", {}, t("map_selected", { name: sel.name }), " ", h("button", { type: "button", class: "link", onclick: () => go({ district: "" }) }, t(ctx.scope ? "show_whole_scope" : "show_whole_city"))) : null,
     ].filter(Boolean));
     chartRef = districtMap(el, {
       districts, outlets: points, target, indicatorName: t(indicator), selected: sel?.nameZH,

@@ -47,7 +47,7 @@ export default function overview(main, ctx) {
   const city = memo(() => get("/v1/rates?group_by=city&" + q, shared));
   const prev = memo(() => get("/v1/rates?group_by=city&from=" + encodeURIComponent(w.prevFrom.toISOString()) + "&to=" + encodeURIComponent(w.prevTo.toISOString()) + filterQuery(s), shared));
   const byDistrict = memo(() => get("/v1/rates?group_by=district&" + query(w), shared));
-  const place = async () => (s.district ? (await ctx.districts()).get(s.district)?.name || s.district : t("city_where"));
+  const place = async () => (s.district ? (await ctx.districts()).get(s.district)?.name || s.district : t(ctx.scope ? "scope_where" : "city_where"));
 
   const answer = box(t("answers_title"), { id: "answers" });
   const bins = box(t("bins_now_title"), { id: "bins-now" });
