@@ -149,14 +149,13 @@ var auditEnd = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func getAudit(db auditStore, loc *time.Location) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		q, err := readQuery(c, "from", "to", "limit", "cursor", "format")
+		// from and to are the audit's own: open-ended by default, not the
+		// figures' 24 h window.
+		in, err := readInput(c, takes{CSV: true, Own: []string{"from", "to", "limit", "cursor"}})
 		if err != nil {
 			return err
 		}
-		csv, err := wantCSV(c)
-		if err != nil {
-			return err
-		}
+		q, csv := in.Q, in.CSV
 		// The whole audit by default: it is small (one entry per write).
 		// The end is open: entries carry this replica's write times, which
 		// may run ahead of another replica's clock.

@@ -56,14 +56,11 @@ type collectionsAnswer struct {
 
 func getCollections(reg *registry, judge binJudge, now clock, fullPct float64, loc *time.Location) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		q, err := readQuery(c, "hours", "district", "operator", "at", "format")
+		in, err := readInput(c, takes{Filter: true, CSV: true, Own: []string{"hours", "at"}})
 		if err != nil {
 			return err
 		}
-		csv, err := wantCSV(c)
-		if err != nil {
-			return err
-		}
+		q, csv, f := in.Q, in.CSV, in.F
 		hours := defaultCollectionHours
 		if v, ok := q["hours"]; ok {
 			if hours, err = strconv.Atoi(v); err != nil || hours < 1 || hours > maxCollectionHours {
@@ -83,13 +80,6 @@ func getCollections(reg *registry, judge binJudge, now clock, fullPct float64, l
 			}
 		}
 		at = at.UTC().Truncate(time.Millisecond)
-		var f outletFilter
-		if f.District, err = q.id("district"); err != nil {
-			return err
-		}
-		if f.Operator, err = q.operator(); err != nil {
-			return err
-		}
 		f.ActiveOnly = true
 		outlets := reg.Select(c.UserContext(), f)
 		ids := make([]string, len(outlets))

@@ -55,13 +55,11 @@ func (a *alerter) states(ctx context.Context, now time.Time) ([]metrics.DeviceSt
 
 func getOutletDevices(reg *registry, al *alerter, bins binSource, now clock) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		if _, err := readQuery(c); err != nil {
-			return err
-		}
-		id, err := outletID(c)
+		in, err := readInput(c, takes{ID: outletIDName})
 		if err != nil {
 			return err
 		}
+		id := in.ID
 		if _, ok := reg.Get(c.UserContext(), id); !ok {
 			return errNotFound("no outlet %q", id)
 		}
@@ -128,23 +126,12 @@ var binFillCSVHeader = []string{"device", "t", "v"}
 
 func getOutletFill(reg *registry, bins binSource, fullPct float64, wr windowRule) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		q, err := readQuery(c, "from", "to", "step", "format")
+		in, err := readInput(c, takes{ID: outletIDName, Window: &wr, CSV: true, Own: []string{"step"}})
 		if err != nil {
 			return err
 		}
-		csv, err := wantCSV(c)
-		if err != nil {
-			return err
-		}
-		id, err := outletID(c)
-		if err != nil {
-			return err
-		}
-		w, err := wr.read(q)
-		if err != nil {
-			return err
-		}
-		step, stepText, err := q.step(w, "15m", maxSeriesPoints)
+		id, csv, w := in.ID, in.CSV, in.W
+		step, stepText, err := in.Q.step(w, "15m", maxSeriesPoints)
 		if err != nil {
 			return err
 		}

@@ -25,7 +25,7 @@ type districtInfo struct {
 type districtsAnswer struct {
 	TimeZone  string         `json:"time_zone"`
 	Scope     *scopeJSON     `json:"scope,omitempty"` // a scoped key's scope; absent for the whole city
-	Targets   judgedBy       `json:"targets"` // the set in force now
+	Targets   judgedBy       `json:"targets"`         // the set in force now
 	Districts []districtInfo `json:"districts"`
 }
 
@@ -88,13 +88,11 @@ var districtCSVHeader = []string{"id", "name_zh", "name_en", "outlets"}
 
 func getDistricts(reg *registry, allowed []string, timeZone string, targets *targetBook, now clock) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		if _, err := readQuery(c, "format"); err != nil {
-			return err
-		}
-		csv, err := wantCSV(c)
+		in, err := readInput(c, takes{CSV: true})
 		if err != nil {
 			return err
 		}
+		csv := in.CSV
 		ds := districtList(c.UserContext(), reg, allowed)
 		if csv {
 			rows := make([][]string, len(ds))

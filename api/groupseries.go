@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -112,38 +111,21 @@ var groupSeriesCSVHeader = []string{"key", "t", "v", "reporting"}
 
 func getGroupSeries(rt *rater, wr windowRule) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		q, err := readQuery(c, "group_by", "metric", "from", "to", "step", "district", "operator", "format")
+		in, err := readInput(c, takes{Window: &wr, Filter: true, CSV: true, Own: []string{"group_by", "metric", "step"}})
 		if err != nil {
 			return err
 		}
-		csv, err := wantCSV(c)
-		if err != nil {
-			return err
-		}
-		w, err := wr.read(q)
-		if err != nil {
-			return err
-		}
+		q, csv, w, f := in.Q, in.CSV, in.W, in.F
 		groupBy, err := q.oneOf("group_by", "city", groupSeriesBys...)
 		if err != nil {
 			return err
 		}
-		if _, ok := q["metric"]; !ok {
-			return errInvalid("metric", "metric: required (one of %s)", strings.Join(groupSeriesMetrics, ", "))
-		}
-		metric, err := q.oneOf("metric", "", groupSeriesMetrics...)
+		metric, err := q.required("metric", groupSeriesMetrics...)
 		if err != nil {
 			return err
 		}
 		step, stepText, err := q.step(w, "1h", maxGroupSeriesSteps)
 		if err != nil {
-			return err
-		}
-		var f outletFilter
-		if f.District, err = q.id("district"); err != nil {
-			return err
-		}
-		if f.Operator, err = q.operator(); err != nil {
 			return err
 		}
 		ss, err := rt.groupSeriesOf(c.UserContext(), w, step, groupBy, metric, f)

@@ -28,16 +28,13 @@ const (
 
 func getOutlet(reg *registry) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		if _, err := readQuery(c); err != nil {
-			return err
-		}
-		id, err := outletID(c)
+		in, err := readInput(c, takes{ID: outletIDName})
 		if err != nil {
 			return err
 		}
-		o, ok := reg.Get(c.UserContext(), id)
+		o, ok := reg.Get(c.UserContext(), in.ID)
 		if !ok {
-			return errNotFound("no outlet %q", id)
+			return errNotFound("no outlet %q", in.ID)
 		}
 		return c.JSON(o)
 	}
@@ -45,13 +42,11 @@ func getOutlet(reg *registry) fiber.Handler {
 
 func putOutlet(reg *registry) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		if _, err := readQuery(c); err != nil {
-			return err
-		}
-		id, err := outletID(c)
+		req, err := readInput(c, takes{ID: outletIDName})
 		if err != nil {
 			return err
 		}
+		id := req.ID
 		if err := requireType(c, fiber.MIMEApplicationJSON); err != nil {
 			return err
 		}
@@ -78,13 +73,11 @@ func putOutlet(reg *registry) fiber.Handler {
 
 func deleteOutlet(reg *registry) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		if _, err := readQuery(c); err != nil {
-			return err
-		}
-		id, err := outletID(c)
+		in, err := readInput(c, takes{ID: outletIDName})
 		if err != nil {
 			return err
 		}
+		id := in.ID
 		before, _ := reg.Get(c.UserContext(), id)
 		found, err := reg.Delete(c.UserContext(), id)
 		if err != nil {
@@ -107,18 +100,11 @@ type outletPage struct {
 
 func listOutlets(reg *registry) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		q, err := readQuery(c, "district", "operator", "limit", "cursor", "format")
+		in, err := readInput(c, takes{Filter: true, CSV: true, Own: []string{"limit", "cursor"}})
 		if err != nil {
 			return err
 		}
-		csv, err := wantCSV(c)
-		if err != nil {
-			return err
-		}
-		f, err := q.filter()
-		if err != nil {
-			return err
-		}
+		q, csv, f := in.Q, in.CSV, in.F
 		// A CSV export without a limit is the whole registry: a spreadsheet
 		// has no use for a cursor.
 		def := defaultPageSize
@@ -159,7 +145,7 @@ type importResult struct {
 
 func importOutlets(reg *registry) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		if _, err := readQuery(c); err != nil {
+		if _, err := readInput(c, takes{}); err != nil {
 			return err
 		}
 		mt, err := mediaType(c)
@@ -264,23 +250,15 @@ func (wr windowRule) read(q query) (metrics.Window, error) {
 
 func getOutletRates(reg *registry, rt *rater, wr windowRule) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		q, err := readQuery(c, "from", "to")
+		in, err := readInput(c, takes{ID: outletIDName, Window: &wr})
 		if err != nil {
 			return err
 		}
-		id, err := outletID(c)
-		if err != nil {
-			return err
-		}
-		w, err := wr.read(q)
-		if err != nil {
-			return err
-		}
-		o, ok := reg.Get(c.UserContext(), id)
+		o, ok := reg.Get(c.UserContext(), in.ID)
 		if !ok {
-			return errNotFound("no outlet %q", id)
+			return errNotFound("no outlet %q", in.ID)
 		}
-		r, err := rt.outlet(c.UserContext(), o, w)
+		r, err := rt.outlet(c.UserContext(), o, in.W)
 		if err != nil {
 			return err
 		}
@@ -301,23 +279,12 @@ type groupsAnswer struct {
 
 func getRates(rt *rater, wr windowRule) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		q, err := readQuery(c, "from", "to", "group_by", "district", "operator", "format")
+		in, err := readInput(c, takes{Window: &wr, Filter: true, CSV: true, Own: []string{"group_by"}})
 		if err != nil {
 			return err
 		}
-		csv, err := wantCSV(c)
-		if err != nil {
-			return err
-		}
-		w, err := wr.read(q)
-		if err != nil {
-			return err
-		}
-		groupBy, err := q.oneOf("group_by", "district", groupBys...)
-		if err != nil {
-			return err
-		}
-		f, err := q.filter()
+		csv, w, f := in.CSV, in.W, in.F
+		groupBy, err := in.Q.oneOf("group_by", "district", groupBys...)
 		if err != nil {
 			return err
 		}
@@ -338,30 +305,16 @@ func getRates(rt *rater, wr windowRule) fiber.Handler {
 
 func getSeries(reg *registry, eng metrics.Engine, fill fillSource, wr windowRule) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		q, err := readQuery(c, "metric", "from", "to", "step", "format")
+		in, err := readInput(c, takes{ID: outletIDName, Window: &wr, CSV: true, Own: []string{"metric", "step"}})
 		if err != nil {
 			return err
 		}
-		csv, err := wantCSV(c)
+		id, csv, w := in.ID, in.CSV, in.W
+		metric, err := in.Q.required("metric", seriesMetrics...)
 		if err != nil {
 			return err
 		}
-		id, err := outletID(c)
-		if err != nil {
-			return err
-		}
-		w, err := wr.read(q)
-		if err != nil {
-			return err
-		}
-		metric, ok := q["metric"]
-		if !ok {
-			return errInvalid("metric", "metric: required (one of %s)", strings.Join(seriesMetrics, ", "))
-		}
-		if metric, err = q.oneOf("metric", "", seriesMetrics...); err != nil {
-			return err
-		}
-		step, stepText, err := q.step(w, "1h", maxSeriesPoints)
+		step, stepText, err := in.Q.step(w, "1h", maxSeriesPoints)
 		if err != nil {
 			return err
 		}
@@ -393,26 +346,19 @@ type alertsAnswer struct {
 
 func getAlerts(al *alerter, now clock) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		q, err := readQuery(c, "kind", "district", "operator", "format")
+		in, err := readInput(c, takes{Filter: true, CSV: true, Own: []string{"kind"}})
 		if err != nil {
 			return err
 		}
-		csv, err := wantCSV(c)
-		if err != nil {
-			return err
-		}
+		csv, f := in.CSV, in.F
 		var kinds []string
-		if v, ok := q["kind"]; ok {
+		if v, ok := in.Q["kind"]; ok {
 			for _, k := range strings.Split(v, ",") {
 				if _, err := (query{"kind": k}).oneOf("kind", "", alertKinds...); err != nil {
 					return err
 				}
 				kinds = append(kinds, k)
 			}
-		}
-		f, err := q.filter()
-		if err != nil {
-			return err
 		}
 		at := now().UTC()
 		as, err := al.alerts(c.UserContext(), at, kinds, f)
@@ -438,22 +384,11 @@ type wasteFreeAnswer struct {
 
 func getWasteFree(rt *rater, wr windowRule) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		q, err := readQuery(c, "from", "to", "district", "operator", "format")
+		in, err := readInput(c, takes{Window: &wr, Filter: true, CSV: true})
 		if err != nil {
 			return err
 		}
-		csv, err := wantCSV(c)
-		if err != nil {
-			return err
-		}
-		w, err := wr.read(q)
-		if err != nil {
-			return err
-		}
-		f, err := q.filter()
-		if err != nil {
-			return err
-		}
+		csv, w, f := in.CSV, in.W, in.F
 		ws, j, err := rt.wasteFree(c.UserContext(), w, f)
 		if err != nil {
 			return err

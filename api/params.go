@@ -50,11 +50,76 @@ func readQuery(c *fiber.Ctx, allowed ...string) (query, error) {
 	return q, err
 }
 
+// takes names what a route reads of a request. The parts every route
+// shares are read, checked and converted by readInput, in one place and
+// one order (query, format, outlet id, window, filters); the route's own
+// parameters are checked for presence only and read from input.Q.
+type takes struct {
+	Window *windowRule // from and to, read with this rule → input.W (nil: no window)
+	Filter bool        // district and operator → input.F
+	CSV    bool        // format (and bom), or Accept: text/csv → input.CSV
+	ID     string      // the {id} path parameter, named for messages (outletIDName) → input.ID ("": none)
+	Own    []string    // the route's own parameters
+}
+
+// input is a request as readInput read it.
+type input struct {
+	Q   query
+	CSV bool
+	ID  string
+	W   metrics.Window
+	F   outletFilter
+}
+
+// readInput reads what t names; a typo in a parameter name, a bad value or
+// a parameter given twice is a 400 before the handler does any work.
+func readInput(c *fiber.Ctx, t takes) (input, error) {
+	var in input
+	allowed := slices.Clone(t.Own)
+	if t.Window != nil {
+		allowed = append(allowed, "from", "to")
+	}
+	if t.Filter {
+		allowed = append(allowed, "district", "operator")
+	}
+	if t.CSV {
+		allowed = append(allowed, "format")
+	}
+	var err error
+	if in.Q, err = readQuery(c, allowed...); err != nil {
+		return in, err
+	}
+	if t.CSV {
+		if in.CSV, err = wantCSV(c); err != nil {
+			return in, err
+		}
+	}
+	if t.ID != "" {
+		if in.ID, err = pathID(c, t.ID); err != nil {
+			return in, err
+		}
+	}
+	if t.Window != nil {
+		if in.W, err = t.Window.read(in.Q); err != nil {
+			return in, err
+		}
+	}
+	if t.Filter {
+		if in.F, err = in.Q.filter(); err != nil {
+			return in, err
+		}
+	}
+	return in, nil
+}
+
 // param copies a path parameter (Fiber reuses the buffer it points into).
 func param(c *fiber.Ctx, name string) string { return utils.CopyString(c.Params(name)) }
 
-// outletID reads and checks the {id} path parameter of an outlet.
-func outletID(c *fiber.Ctx) (string, error) { return pathID(c, "outlet id") }
+// What the {id} path parameters are, for messages.
+const (
+	outletIDName    = "outlet id"
+	targetSetIDName = "target set id"
+)
 
 // pathID reads and checks an {id} path parameter (the id charset).
 func pathID(c *fiber.Ctx, what string) (string, error) {
@@ -186,6 +251,14 @@ func (q query) operator() (string, error) {
 		return "", errInvalid("operator", "operator: want 1 to %d characters of printable UTF-8", maxOperatorLen)
 	}
 	return v, nil
+}
+
+// required reads a parameter that must be given, one of values.
+func (q query) required(name string, values ...string) (string, error) {
+	if _, ok := q[name]; !ok {
+		return "", errInvalid(name, "%s: required (one of %s)", name, strings.Join(values, ", "))
+	}
+	return q.oneOf(name, "", values...)
 }
 
 // filter reads the district and operator filters.

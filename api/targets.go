@@ -341,13 +341,11 @@ var targetCSVHeader = append(append([]string{"id", "name", "source", "valid_from
 
 func getTargets(book *targetBook) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		if _, err := readQuery(c, "format"); err != nil {
-			return err
-		}
-		csv, err := wantCSV(c)
+		in, err := readInput(c, takes{CSV: true})
 		if err != nil {
 			return err
 		}
+		csv := in.CSV
 		sets := book.List()
 		if csv {
 			rows := make([][]string, len(sets))
@@ -369,18 +367,13 @@ func getTargets(book *targetBook) fiber.Handler {
 	}
 }
 
-// targetID reads and checks the {id} path parameter of a target set.
-func targetID(c *fiber.Ctx) (string, error) { return pathID(c, "target set id") }
-
 func putTarget(book *targetBook, loc *time.Location) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		if _, err := readQuery(c); err != nil {
-			return err
-		}
-		id, err := targetID(c)
+		in, err := readInput(c, takes{ID: targetSetIDName})
 		if err != nil {
 			return err
 		}
+		id := in.ID
 		if err := requireType(c, fiber.MIMEApplicationJSON); err != nil {
 			return err
 		}
@@ -399,13 +392,11 @@ func putTarget(book *targetBook, loc *time.Location) fiber.Handler {
 
 func deleteTarget(book *targetBook) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		if _, err := readQuery(c); err != nil {
-			return err
-		}
-		id, err := targetID(c)
+		in, err := readInput(c, takes{ID: targetSetIDName})
 		if err != nil {
 			return err
 		}
+		id := in.ID
 		old, found, err := book.Delete(c.UserContext(), id)
 		if err != nil {
 			return err

@@ -147,14 +147,11 @@ func getTrajectory(rt *rater, now clock, timeZone string) fiber.Handler {
 		loc = time.UTC // checked at start (GP_API_TIME_ZONE); a test may leave it empty
 	}
 	return func(c *fiber.Ctx) error {
-		q, err := readQuery(c, "group_by", "indicator", "days", "format")
+		in, err := readInput(c, takes{CSV: true, Own: []string{"group_by", "indicator", "days"}})
 		if err != nil {
 			return err
 		}
-		csv, err := wantCSV(c)
-		if err != nil {
-			return err
-		}
+		q, csv := in.Q, in.CSV
 		groupBy, err := q.oneOf("group_by", "district", groupSeriesBys...)
 		if err != nil {
 			return err
