@@ -57,7 +57,7 @@ test: tools vet lint
 # dashboard's browser test on its simulated city.
 screenshots: tools
 	@mkdir -p docs/screenshots
-	GREENPOST_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestDashboardInChromium/(every_view|printable)' ./api/
+	GREENPOST_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestDashboardInChromium/(every_view|printable|a_key_scoped)' ./api/
 
 # Benchmarks (never timed assertions in tests). See docs/benchmarks.md.
 # Each part adds its own bench-<part> target to this list.

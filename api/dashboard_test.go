@@ -25,6 +25,7 @@ import (
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/greenpost/greenpost/internal/city"
+	"github.com/greenpost/greenpost/internal/keyfile"
 	"github.com/greenpost/greenpost/internal/telemetry"
 	"github.com/greenpost/greenpost/internal/testenv"
 )
@@ -59,7 +60,12 @@ type dashCity struct {
 	// silent is an outlet whose devices stopped two days ago (offline
 	// alerts, not covered today); empty is registered and never reported.
 	silent, empty string
+	// scoped is the district of scopedKey, a viewer key scoped to it.
+	scoped string
 }
+
+// scopedKey is the dashboard city's viewer key scoped to one district.
+const scopedKey = "scoped-viewer-key-0123"
 
 // startDashCity fills a fresh database with eight days of a 24-outlet city
 // (reports every 10 minutes, as the simulator's devices send them), starts
@@ -74,7 +80,11 @@ func startDashCity(t *testing.T) *dashCity {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dc := &dashCity{city: c, silent: c.Outlets[4].ID, empty: c.Outlets[9].ID}
+	dc := &dashCity{city: c, silent: c.Outlets[4].ID, empty: c.Outlets[9].ID, scoped: c.Outlets[0].District}
+	keys := filepath.Join(t.TempDir(), "api-keys")
+	if err := os.WriteFile(keys, []byte(keyfile.Format(roleViewer, "district-office", []byte(scopedKey), "districts="+dc.scoped)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	now := time.Now()
 	end := now
 	start := end.Truncate(10 * time.Minute).Add(-8 * 24 * time.Hour)
@@ -105,7 +115,7 @@ func startDashCity(t *testing.T) *dashCity {
 	flush()
 	dc.api = startRun(t, map[string]string{
 		"GP_INFLUX_URL": in.URL, "GP_INFLUX_BUCKET": bucket,
-		"GP_API_KEYS": "admin:" + adminKey + ",viewer:" + viewerKey,
+		"GP_API_KEYS": "admin:" + adminKey + ",viewer:" + viewerKey, "GP_API_KEYS_FILE": keys,
 	})
 	var reg bytes.Buffer
 	if err := c.WriteRegistry(&reg, time.Time{}); err != nil {
@@ -762,6 +772,36 @@ func TestDashboardInChromium(t *testing.T) {
 		b.waitText("需立即清运", "查看清运清单")
 		b.settle()
 		b.refusedOnly(503)
+	})
+	t.Run("a key scoped to one district", func(t *testing.T) {
+		b.t = t
+		b.signIn()
+		b.do(chromedp.Click(chromedp.CSS(`#logout`)))
+		b.do(chromedp.WaitVisible(chromedp.Search(`//h2[normalize-space()="请输入访问密钥"]`)))
+		b.do(chromedp.SendKeys(chromedp.Search(`//input[@id=//label[normalize-space()="访问密钥"]/@for]`), scopedKey),
+			chromedp.Click(chromedp.Search(`//button[normalize-space()="进入"]`)))
+		b.settle()
+		b.open("#/overview?" + hash)
+		// The headline says whose figures these are, and they are the
+		// scope's: the API's total for that district.
+		var scoped groupsAnswer
+		api("/v1/rates?group_by=city&district="+dc.scoped+"&"+win, &scoped)
+		b.waitText("一览：是否达标", "我的范围内绿色包装使用率 "+shownPct(scoped.Groups[0].GreenRate, tg.GreenRate))
+		if got, want := evalIn[string](b, `[...document.querySelectorAll("#district option")].map((o) => o.textContent).join("|")`), "我的范围|"+zh[dc.scoped]; got != want {
+			t.Errorf("district picker %q, want %q", got, want)
+		}
+		table := b.sectionText("各区情况")
+		for id, name := range zh {
+			if id != dc.scoped && strings.Contains(table, name) {
+				t.Errorf("the districts table of a key scoped to %s shows %s: %s", dc.scoped, name, table)
+			}
+		}
+		if !strings.Contains(table, zh[dc.scoped]) {
+			t.Errorf("the districts table does not show the key's district: %s", table)
+		}
+		b.shot("overview-zh-scoped")
+		b.do(chromedp.Click(chromedp.CSS(`#logout`)))
+		b.do(chromedp.WaitVisible(chromedp.Search(`//h2[normalize-space()="请输入访问密钥"]`)))
 	})
 	b.t = t
 	b.noConsoleErrors("the end")
