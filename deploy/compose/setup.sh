@@ -51,7 +51,8 @@ if [ ! -s "$secrets/api-keys" ]; then
   admin=$(openssl rand -hex 20) viewer=$(openssl rand -hex 20)
   printf 'admin %s\nviewer %s\n' "$admin" "$viewer" > "$secrets/api-keys.txt"
   {
-    echo "# <role> <name> <sha256 hex of the key>; the keys are in api-keys.txt"
+    echo "# <role> <name> <sha256 hex of the key> [districts=<id>,...] [operators=<name>,...]; the keys are in api-keys.txt"
+    echo "# a district office's key: deploy/tools/new-api-key.sh viewer jianghan-office districts=jianghan"
     echo "admin city-admin $(printf %s "$admin" | openssl dgst -sha256 -r | cut -d' ' -f1)"
     echo "viewer bureau $(printf %s "$viewer" | openssl dgst -sha256 -r | cut -d' ' -f1)"
   } > "$secrets/api-keys"
