@@ -31,6 +31,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/greenpost/greenpost/internal/keyfile"
 	"github.com/greenpost/greenpost/internal/metrics"
 	"github.com/greenpost/greenpost/internal/store"
 	"github.com/greenpost/greenpost/internal/testenv"
@@ -108,8 +109,15 @@ func run() error {
 	day30 := fmt.Sprintf("from=%s&to=%s", now.Add(-30*24*time.Hour).Format(time.RFC3339), now.Format(time.RFC3339))
 	districts := outletDistricts(reg)
 	ago20h := now.Add(-20 * time.Hour).Format(time.RFC3339)
+	// A viewer key scoped to one district (ops-v1), to set a scoped
+	// request's cost beside the same question asked with a district filter.
+	scopedKey := key + "-scoped"
+	keysFile := filepath.Join(dir, "bench-api-keys")
+	if err := os.WriteFile(keysFile, []byte(keyfile.Format("viewer", "bench-scoped", []byte(scopedKey), "districts="+districts[0])+"\n"), 0o600); err != nil {
+		return err
+	}
 	for _, ttl := range strings.Split(*ttls, ",") {
-		api, err := startAPI(filepath.Join(*bin, "api"), in, key, ttl)
+		api, err := startAPI(filepath.Join(*bin, "api"), in, key, keysFile, ttl)
 		if err != nil {
 			return err
 		}
@@ -138,18 +146,25 @@ func run() error {
 		questions := []struct {
 			name string
 			path func(r *mrand.Rand) string
+			key  string // "" the city-wide admin key
 		}{
-			{"city, 30 days", func(*mrand.Rand) string { return "/v1/rates?group_by=city&" + day30 }},
-			{"by district, 30 days", func(*mrand.Rand) string { return "/v1/rates?group_by=district&" + day30 }},
-			{"one outlet's rates, 30 days", func(r *mrand.Rand) string { return "/v1/outlets/" + ids[r.IntN(len(ids))] + "/rates?" + day30 }},
-			{fmt.Sprintf("by outlet (%d groups), 30 days", len(ids)), func(*mrand.Rand) string { return "/v1/rates?group_by=outlet&" + day30 }},
-			{"waste-free, 30 days", func(*mrand.Rand) string { return "/v1/waste-free?" + day30 }},
-			{"alerts (devices over 30 days, 7-day rates)", func(*mrand.Rand) string { return "/v1/alerts" }},
-			{"collection list, city, 24 h ahead", func(*mrand.Rand) string { return "/v1/collections" }},
+			{"city, 30 days", func(*mrand.Rand) string { return "/v1/rates?group_by=city&" + day30 }, ""},
+			{"by district, 30 days", func(*mrand.Rand) string { return "/v1/rates?group_by=district&" + day30 }, ""},
+			{"one outlet's rates, 30 days", func(r *mrand.Rand) string { return "/v1/outlets/" + ids[r.IntN(len(ids))] + "/rates?" + day30 }, ""},
+			{fmt.Sprintf("by outlet (%d groups), 30 days", len(ids)), func(*mrand.Rand) string { return "/v1/rates?group_by=outlet&" + day30 }, ""},
+			{"waste-free, 30 days", func(*mrand.Rand) string { return "/v1/waste-free?" + day30 }, ""},
+			{"alerts (devices over 30 days, 7-day rates)", func(*mrand.Rand) string { return "/v1/alerts" }, ""},
+			{"collection list, city, 24 h ahead", func(*mrand.Rand) string { return "/v1/collections" }, ""},
 			{"collection list, one district, 2 h ahead", func(r *mrand.Rand) string {
 				return "/v1/collections?hours=2&district=" + districts[r.IntN(len(districts))]
-			}},
-			{"collection list, city, as of 20 h ago (from memory)", func(*mrand.Rand) string { return "/v1/collections?at=" + ago20h }},
+			}, ""},
+			{"collection list, city, as of 20 h ago (from memory)", func(*mrand.Rand) string { return "/v1/collections?at=" + ago20h }, ""},
+			// The same district asked two ways: a filter with a city-wide
+			// key, and a key scoped to it (the scope must cost no more).
+			{"one district's total, filter, 30 days", func(*mrand.Rand) string { return "/v1/rates?group_by=city&district=" + districts[0] + "&" + day30 }, ""},
+			{"one district's total, scoped key, 30 days", func(*mrand.Rand) string { return "/v1/rates?group_by=city&" + day30 }, scopedKey},
+			{"collection list, one district, filter", func(*mrand.Rand) string { return "/v1/collections?district=" + districts[0] }, ""},
+			{"collection list, one district, scoped key", func(*mrand.Rand) string { return "/v1/collections" }, scopedKey},
 		}
 		fmt.Printf("%d concurrent clients, %d requests each question, same window:\n", *clients, *requests)
 		fmt.Println("| question | p50 | p95 | p99 | max | api CPU / request | influxd CPU / request |")
@@ -158,11 +173,15 @@ func run() error {
 			if !only.MatchString(q.name) {
 				continue
 			}
+			qkey := key
+			if q.key != "" {
+				qkey = q.key
+			}
 			// The collection list's tracker loads at start; until then its
 			// questions answer 503.
 			t0 := time.Now()
 			for {
-				st, body, err := do(client, "GET", api.base+q.path(mrand.New(mrand.NewPCG(1, 1))), key, "", nil)
+				st, body, err := do(client, "GET", api.base+q.path(mrand.New(mrand.NewPCG(1, 1))), qkey, "", nil)
 				if err == nil && st == 200 {
 					break
 				}
@@ -175,7 +194,7 @@ func run() error {
 			if w := time.Since(t0); w > 5*time.Second {
 				fmt.Printf("(%s: first answered %v after its first try: loaded or built)\n", q.name, w.Round(time.Second))
 			}
-			res, err := measure(client, api.base, key, q.path, *clients, *requests, api.pid(), in.PID())
+			res, err := measure(client, api.base, qkey, q.path, *clients, *requests, api.pid(), in.PID())
 			if err != nil {
 				api.stop()
 				return fmt.Errorf("%s: %w", q.name, err)
@@ -349,10 +368,10 @@ type apiProc struct {
 
 var startedAddr = regexp.MustCompile(`"msg":"started"[^}]*"addr":"([^"]+)"`)
 
-func startAPI(bin string, in *testenv.Influx, key, cacheTTL string) (*apiProc, error) {
+func startAPI(bin string, in *testenv.Influx, key, keysFile, cacheTTL string) (*apiProc, error) {
 	cmd := exec.Command(bin)
 	cmd.Env = []string{"GP_API_ADDR=127.0.0.1:0", "GP_API_CACHE_TTL=" + cacheTTL, "GP_INFLUX_URL=" + in.URL, "GP_INFLUX_BUCKET=" + in.Bucket,
-		"GP_API_KEYS=admin:" + key, "GP_API_RATE_LIMIT=100000", "GP_API_RATE_BURST=100000", "GP_API_REQUEST_TIMEOUT=5m",
+		"GP_API_KEYS=admin:" + key, "GP_API_KEYS_FILE=" + keysFile, "GP_API_RATE_LIMIT=100000", "GP_API_RATE_BURST=100000", "GP_API_REQUEST_TIMEOUT=5m",
 		"GP_API_BODY_LIMIT=16777216", "PATH=" + os.Getenv("PATH")}
 	p := &apiProc{log: &testenv.SyncBuffer{}}
 	cmd.Stdout, cmd.Stderr = p.log, p.log
