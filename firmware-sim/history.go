@@ -214,9 +214,17 @@ func historyInflux(ctx context.Context, cfg *config, devs []*historyDevice, tota
 	progress.Go(func() {
 		tick := time.NewTicker(historyProgressEvery)
 		defer tick.Stop()
+		start := time.Now()
 		report := func() {
 			n := lines.Load()
-			log.Info("history progress", "points", n, "of", total, "percent", 100*n/int64(max(total, 1)))
+			secs := time.Since(start).Seconds()
+			rate := float64(n) / max(secs, 1e-3)
+			eta := "unknown"
+			if n > 0 {
+				eta = (time.Duration(float64(int64(total)-n) / rate * float64(time.Second))).Round(time.Second).String()
+			}
+			log.Info("history progress", "points", n, "of", total, "percent", 100*n/int64(max(total, 1)),
+				"points_per_second", int64(rate), "eta", eta)
 		}
 		for {
 			select {

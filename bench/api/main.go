@@ -24,6 +24,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -50,10 +51,38 @@ type params struct {
 	Seed          int64
 }
 
+// question is one HTTP question asked of bin/api.
+type question struct {
+	name string
+	path func(r *mrand.Rand) string
+	key  string // "" the city-wide admin key
+}
+
+// result is one question measured at one city size.
+type result struct {
+	p50, p95, p99, max time.Duration
+	apiCPU, influxCPU  float64 // seconds per request
+}
+
+// citySize is one size of the city, its own InfluxDB holding its history.
+type citySize struct {
+	n        int
+	dir      string
+	registry []byte
+	restart  time.Duration // start of bin/api → the 30-day city answered, roll-up loaded
+	first    time.Duration // the same for the first start, which may have built the roll-up
+	built    bool          // the first start built (part of) the roll-up from raw data
+	rssMiB   float64       // bin/api's resident memory after the questions
+	peakMiB  float64
+	heapMiB  float64                      // the roll-up's own estimate of its index
+	res      map[string]map[string]result // ttl → question → result
+	naive    []string
+}
+
 func run() error {
 	cache, _ := os.UserCacheDir()
 	var p params
-	flag.IntVar(&p.Outlets, "outlets", 1000, "outlets (2 bins and a counter each)")
+	sizes := flag.String("outlets", "1000", "city sizes, comma-separated (2 bins and a counter per outlet), each its own InfluxDB, side by side")
 	flag.IntVar(&p.Days, "days", 30, "days of history")
 	flag.DurationVar(&p.Step, "step", 5*time.Minute, "report interval")
 	flag.Int64Var(&p.Seed, "seed", 1, "simulator seed")
@@ -64,109 +93,168 @@ func run() error {
 	onlyRE := flag.String("only", "", "measure only the questions whose name matches this regular expression")
 	ttls := flag.String("ttls", "0s,10s", "GP_API_CACHE_TTL of each run of bin/api (comma-separated)")
 	naive := flag.Bool("naive", true, "also time the naive raw scan")
+	naiveLimit := flag.Duration("naive-limit", 4*time.Minute, "give up a naive raw scan after this long")
+	fillOnly := flag.Bool("fill-only", false, "fill the histories (if not yet filled), report their time and disk use, and stop")
 	flag.Parse()
 	only, err := regexp.Compile(*onlyRE)
 	if err != nil {
 		return fmt.Errorf("-only: %w", err)
 	}
-	ctx := context.Background()
-
-	dir := filepath.Join(*root, fmt.Sprintf("o%d-d%d-s%s-seed%d", p.Outlets, p.Days, p.Step, p.Seed))
-	in, err := testenv.NewKeptInflux(dir)
-	if err != nil {
-		return err
-	}
-	defer in.Stop()
-	registry := filepath.Join(dir, "registry.csv")
-	// History ends at the last whole step before the data was written, so
-	// the windows below (ending now) include its last hours live.
-	if _, err := os.Stat(filepath.Join(dir, "filled")); err != nil {
-		fmt.Printf("filling %d outlets × %d days with the simulator (once; kept in %s)\n", p.Outlets, p.Days, dir)
-		t0 := time.Now()
-		sim := exec.Command(filepath.Join(*bin, "firmware-sim"), "-mode", "history", "-influx", "-outlets", strconv.Itoa(p.Outlets),
-			"-days", strconv.Itoa(p.Days), "-step", p.Step.String(), "-seed", strconv.FormatInt(p.Seed, 10), "-registry", registry)
-		sim.Env = []string{"GP_INFLUX_URL=" + in.URL, "GP_INFLUX_BUCKET=" + in.Bucket, "GP_LOG_LEVEL=warn", "PATH=" + os.Getenv("PATH")}
-		sim.Stdout, sim.Stderr = os.Stdout, os.Stderr
-		if err := sim.Run(); err != nil {
-			return fmt.Errorf("firmware-sim: %w", err)
+	var cities []*citySize
+	for _, f := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return fmt.Errorf("-outlets: %q", f)
 		}
-		fmt.Printf("filled in %v\n", time.Since(t0).Round(time.Second))
-		os.WriteFile(filepath.Join(dir, "filled"), []byte(time.Now().UTC().Format(time.RFC3339)), 0o644)
+		p.Outlets = n
+		cities = append(cities, &citySize{n: n, res: map[string]map[string]result{},
+			dir: filepath.Join(*root, fmt.Sprintf("o%d-d%d-s%s-seed%d", p.Outlets, p.Days, p.Step, p.Seed))})
 	}
-
-	// bin/api as its own process, with a fresh key: first with its figure
-	// cache off (every request asks the engine), then with the default TTL.
+	// Every history first (a fill takes minutes per 1,000 outlets, once).
+	for _, c := range cities {
+		p.Outlets = c.n
+		if err := fill(c, p, *bin); err != nil {
+			return err
+		}
+		if c.registry, err = os.ReadFile(filepath.Join(c.dir, "registry.csv")); err != nil {
+			return err
+		}
+	}
+	if *fillOnly {
+		return nil
+	}
 	keyBytes := make([]byte, 16)
 	rand.Read(keyBytes)
 	key := hex.EncodeToString(keyBytes)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 5 * time.Minute}
-	reg, err := os.ReadFile(registry)
+	for _, c := range cities {
+		if err := measureCity(c, client, key, *bin, strings.Split(*ttls, ","), only, *clients, *requests, *naive, *naiveLimit); err != nil {
+			return fmt.Errorf("%d outlets: %w", c.n, err)
+		}
+	}
+	sideBySide(cities, strings.Split(*ttls, ","))
+	return nil
+}
+
+// fill writes a city's history with the simulator once; the data directory
+// is kept for later runs.
+func fill(c *citySize, p params, bin string) error {
+	if _, err := os.Stat(filepath.Join(c.dir, "filled")); err == nil {
+		fmt.Printf("%d outlets: history in %s (%.2f GiB on disk)\n", c.n, c.dir, float64(dirBytes(c.dir))/(1<<30))
+		return nil
+	}
+	in, err := testenv.NewKeptInflux(c.dir)
 	if err != nil {
 		return err
 	}
-	ids := outletIDs(reg)
+	defer in.Stop()
+	fmt.Printf("filling %d outlets × %d days with the simulator (once; kept in %s)\n", p.Outlets, p.Days, c.dir)
+	t0 := time.Now()
+	sim := exec.Command(filepath.Join(bin, "firmware-sim"), "-mode", "history", "-influx", "-outlets", strconv.Itoa(p.Outlets),
+		"-days", strconv.Itoa(p.Days), "-step", p.Step.String(), "-seed", strconv.FormatInt(p.Seed, 10), "-registry", filepath.Join(c.dir, "registry.csv"))
+	sim.Env = []string{"GP_INFLUX_URL=" + in.URL, "GP_INFLUX_BUCKET=" + in.Bucket, "GP_LOG_LEVEL=info", "PATH=" + os.Getenv("PATH")}
+	sim.Stdout, sim.Stderr = os.Stdout, os.Stderr
+	if err := sim.Run(); err != nil {
+		return fmt.Errorf("firmware-sim: %w", err)
+	}
+	sim0, _ := testenv.ReadProcStats(in.PID())
+	fmt.Printf("filled %d outlets in %v; influxd %.0f CPU s, %.2f GiB on disk\n", c.n, time.Since(t0).Round(time.Second),
+		sim0.CPUSeconds, float64(dirBytes(c.dir))/(1<<30))
+	return os.WriteFile(filepath.Join(c.dir, "filled"), []byte(time.Now().UTC().Format(time.RFC3339)), 0o644)
+}
+
+// measureCity starts bin/api on one city (twice: the second start is the
+// restart that must load, not rebuild, the roll-up), asks every question
+// and times the naive raw scan beside it.
+func measureCity(c *citySize, client *http.Client, key, bin string, ttls []string, only *regexp.Regexp,
+	clients, requests int, naive bool, naiveLimit time.Duration) error {
+	in, err := testenv.NewKeptInflux(c.dir)
+	if err != nil {
+		return err
+	}
+	defer in.Stop()
+	ids := outletIDs(c.registry)
+	districts := outletDistricts(c.registry)
 	now := time.Now().UTC().Truncate(time.Minute)
 	day30 := fmt.Sprintf("from=%s&to=%s", now.Add(-30*24*time.Hour).Format(time.RFC3339), now.Format(time.RFC3339))
-	districts := outletDistricts(reg)
 	ago20h := now.Add(-20 * time.Hour).Format(time.RFC3339)
 	// A viewer key scoped to one district (ops-v1), to set a scoped
 	// request's cost beside the same question asked with a district filter.
 	scopedKey := key + "-scoped"
-	keysFile := filepath.Join(dir, "bench-api-keys")
+	keysFile := filepath.Join(c.dir, "bench-api-keys")
 	if err := os.WriteFile(keysFile, []byte(keyfile.Format("viewer", "bench-scoped", []byte(scopedKey), "districts="+districts[0])+"\n"), 0o600); err != nil {
 		return err
 	}
-	for _, ttl := range strings.Split(*ttls, ",") {
-		api, err := startAPI(filepath.Join(*bin, "api"), in, key, keysFile, ttl)
+	questions := []question{
+		{"city, 30 days", func(*mrand.Rand) string { return "/v1/rates?group_by=city&" + day30 }, ""},
+		{"by district, 30 days", func(*mrand.Rand) string { return "/v1/rates?group_by=district&" + day30 }, ""},
+		{"one outlet's rates, 30 days", func(r *mrand.Rand) string { return "/v1/outlets/" + ids[r.IntN(len(ids))] + "/rates?" + day30 }, ""},
+		{"by outlet, 30 days, JSON", func(*mrand.Rand) string { return "/v1/rates?group_by=outlet&" + day30 }, ""},
+		{"by outlet, 30 days, CSV", func(*mrand.Rand) string { return "/v1/rates?group_by=outlet&format=csv&" + day30 }, ""},
+		{"waste-free, 30 days", func(*mrand.Rand) string { return "/v1/waste-free?" + day30 }, ""},
+		{"alerts (devices + 7-day rates)", func(*mrand.Rand) string { return "/v1/alerts" }, ""},
+		{"collection list, city, 24 h ahead", func(*mrand.Rand) string { return "/v1/collections" }, ""},
+		{"collection list, one district, 2 h ahead", func(r *mrand.Rand) string {
+			return "/v1/collections?hours=2&district=" + districts[r.IntN(len(districts))]
+		}, ""},
+		{"collection list, city, as of 20 h ago", func(*mrand.Rand) string { return "/v1/collections?at=" + ago20h }, ""},
+		// The same district asked two ways: a filter with a city-wide
+		// key, and a key scoped to it (the scope must cost no more).
+		{"one district's total, filter, 30 days", func(*mrand.Rand) string { return "/v1/rates?group_by=city&district=" + districts[0] + "&" + day30 }, ""},
+		{"one district's total, scoped key, 30 days", func(*mrand.Rand) string { return "/v1/rates?group_by=city&" + day30 }, scopedKey},
+		{"collection list, one district, filter", func(*mrand.Rand) string { return "/v1/collections?district=" + districts[0] }, ""},
+		{"collection list, one district, scoped key", func(*mrand.Rand) string { return "/v1/collections" }, scopedKey},
+	}
+	start := func(ttl string) (*apiProc, time.Duration, error) {
+		t0 := time.Now()
+		api, err := startAPI(filepath.Join(bin, "api"), in, key, keysFile, ttl)
 		if err != nil {
-			return err
+			return nil, 0, err
 		}
-		if st, body, err := do(client, "POST", api.base+"/v1/outlets/import", key, "text/csv", reg); err != nil || st != 200 {
+		if st, body, err := do(client, "POST", api.base+"/v1/outlets/import", key, "text/csv", c.registry); err != nil || st != 200 {
 			api.stop()
-			return fmt.Errorf("import: %d %s %v", st, body, err)
+			return nil, 0, fmt.Errorf("import: %d %s %v", st, body, err)
 		}
 		// Whatever is measured, the roll-up worker is let finish first: a
 		// build in the background would take the CPU from every question.
-		t0 := time.Now()
 		for {
 			st, body, err := do(client, "GET", api.base+"/v1/rates?group_by=city&"+day30, key, "", nil)
 			if err == nil && st == 200 {
 				break
 			}
-			// A first build at city scale takes minutes on a quiet machine and
-			// much longer on a busy one; its rows are kept, so a later run
-			// goes on from where this one stopped.
-			if st != 503 || time.Since(t0) > 90*time.Minute {
+			// A first build at city scale takes minutes per 1,000 outlets;
+			// its rows are kept, so a later run goes on from where this one
+			// stopped.
+			if st != 503 || time.Since(t0) > 3*time.Hour {
 				api.stop()
-				return fmt.Errorf("city roll-up: %d %s %v\n%s", st, body, err, api.log.String())
+				return nil, 0, fmt.Errorf("city roll-up: %d %s %v\n%s", st, body, err, api.log.String())
 			}
-			time.Sleep(2 * time.Second)
+			time.Sleep(500 * time.Millisecond)
 		}
-		fmt.Printf("\nGP_API_CACHE_TTL=%s: bin/api answered a 30-day city question %v after start (roll-up loaded or built)\n", ttl, time.Since(t0).Round(time.Second))
-		questions := []struct {
-			name string
-			path func(r *mrand.Rand) string
-			key  string // "" the city-wide admin key
-		}{
-			{"city, 30 days", func(*mrand.Rand) string { return "/v1/rates?group_by=city&" + day30 }, ""},
-			{"by district, 30 days", func(*mrand.Rand) string { return "/v1/rates?group_by=district&" + day30 }, ""},
-			{"one outlet's rates, 30 days", func(r *mrand.Rand) string { return "/v1/outlets/" + ids[r.IntN(len(ids))] + "/rates?" + day30 }, ""},
-			{fmt.Sprintf("by outlet (%d groups), 30 days", len(ids)), func(*mrand.Rand) string { return "/v1/rates?group_by=outlet&" + day30 }, ""},
-			{"waste-free, 30 days", func(*mrand.Rand) string { return "/v1/waste-free?" + day30 }, ""},
-			{"alerts (devices over 30 days, 7-day rates)", func(*mrand.Rand) string { return "/v1/alerts" }, ""},
-			{"collection list, city, 24 h ahead", func(*mrand.Rand) string { return "/v1/collections" }, ""},
-			{"collection list, one district, 2 h ahead", func(r *mrand.Rand) string {
-				return "/v1/collections?hours=2&district=" + districts[r.IntN(len(districts))]
-			}, ""},
-			{"collection list, city, as of 20 h ago (from memory)", func(*mrand.Rand) string { return "/v1/collections?at=" + ago20h }, ""},
-			// The same district asked two ways: a filter with a city-wide
-			// key, and a key scoped to it (the scope must cost no more).
-			{"one district's total, filter, 30 days", func(*mrand.Rand) string { return "/v1/rates?group_by=city&district=" + districts[0] + "&" + day30 }, ""},
-			{"one district's total, scoped key, 30 days", func(*mrand.Rand) string { return "/v1/rates?group_by=city&" + day30 }, scopedKey},
-			{"collection list, one district, filter", func(*mrand.Rand) string { return "/v1/collections?district=" + districts[0] }, ""},
-			{"collection list, one district, scoped key", func(*mrand.Rand) string { return "/v1/collections" }, scopedKey},
+		return api, time.Since(t0), nil
+	}
+	fmt.Printf("\n## %d outlets\n", c.n)
+	for i, ttl := range ttls {
+		api, took, err := start(ttl)
+		if err != nil {
+			return err
 		}
-		fmt.Printf("%d concurrent clients, %d requests each question, same window:\n", *clients, *requests)
+		if i == 0 {
+			c.first = took
+			c.built = strings.Contains(api.log.String(), `"msg":"roll-up built history"`)
+			fmt.Printf("first start: the 30-day city answered after %v (%s)\n", took.Round(100*time.Millisecond),
+				map[bool]string{true: "roll-up built from raw data", false: "roll-up loaded"}[c.built])
+			// The restart: a second process must load what the first one
+			// persisted, not rebuild it.
+			api.stop()
+			if api, took, err = start(ttl); err != nil {
+				return err
+			}
+			c.restart = took
+			fmt.Printf("restart: the 30-day city answered after %v; %s\n", took.Round(100*time.Millisecond), lastLine(api.log.String(), "roll-up loaded"))
+		}
+		c.res[ttl] = map[string]result{}
+		fmt.Printf("GP_API_CACHE_TTL=%s, %d concurrent clients, %d requests each question, same window:\n", ttl, clients, requests)
 		fmt.Println("| question | p50 | p95 | p99 | max | api CPU / request | influxd CPU / request |")
 		fmt.Println("|---|---|---|---|---|---|---|")
 		for _, q := range questions {
@@ -189,38 +277,51 @@ func run() error {
 					api.stop()
 					return fmt.Errorf("%s: %d %s %v\n%s", q.name, st, body, err, api.log.String())
 				}
-				time.Sleep(2 * time.Second)
+				time.Sleep(500 * time.Millisecond)
 			}
 			if w := time.Since(t0); w > 5*time.Second {
 				fmt.Printf("(%s: first answered %v after its first try: loaded or built)\n", q.name, w.Round(time.Second))
 			}
-			res, err := measure(client, api.base, qkey, q.path, *clients, *requests, api.pid(), in.PID())
+			res, err := measure(client, api.base, qkey, q.path, clients, requests, api.pid(), in.PID())
 			if err != nil {
 				api.stop()
 				return fmt.Errorf("%s: %w", q.name, err)
 			}
-			fmt.Printf("| %s | %s |\n", q.name, res)
+			c.res[ttl][q.name] = res
+			fmt.Printf("| %s | %s | %s | %s | %s | %s | %s |\n", q.name, fmtDur(res.p50), fmtDur(res.p95), fmtDur(res.p99), fmtDur(res.max),
+				fmtSec(res.apiCPU), fmtSec(res.influxCPU))
+		}
+		if i == 0 {
+			ps, _ := testenv.ReadProcStats(api.pid())
+			c.rssMiB, c.peakMiB = float64(ps.RSSKiB)/1024, float64(ps.PeakRSSKiB)/1024
+			c.heapMiB = gauge(client, api.base, key, "greenpost_rollup_memory_bytes") / (1 << 20)
+			fmt.Printf("bin/api RSS %.0f MiB (peak %.0f MiB); roll-up index estimate %.0f MiB\n", c.rssMiB, c.peakMiB, c.heapMiB)
 		}
 		api.stop()
 	}
-
-	if !*naive {
-		return nil
+	if naive {
+		c.naive = naiveScan(in, ids, now, naiveLimit)
 	}
-	// The naive path beside it: internal/metrics reading every raw point of
-	// the window (no roll-up), in this process.
-	st, err := store.Open(store.Config{URL: in.URL, Bucket: in.Bucket, Timeout: 10 * time.Minute})
+	return nil
+}
+
+// naiveScan times internal/metrics' raw path (every point of the window
+// read and computed per request, no roll-up) in this process, one request
+// at a time, giving up after limit.
+func naiveScan(in *testenv.Influx, ids []string, now time.Time, limit time.Duration) []string {
+	var out []string
+	st, err := store.Open(store.Config{URL: in.URL, Bucket: in.Bucket, Timeout: limit})
 	if err != nil {
-		return err
+		return []string{"error: " + err.Error()}
 	}
 	defer st.Close()
-	fmt.Println("\nnaive raw scan (internal/metrics without roll-up), one request at a time:")
+	fmt.Println("naive raw scan (internal/metrics without roll-up), one request at a time:")
 	fmt.Println("| question | language | time | influxd CPU |")
 	fmt.Println("|---|---|---|---|")
 	for _, lang := range []metrics.QueryLanguage{metrics.InfluxQL, metrics.Flux} {
 		raw, err := metrics.NewRawEngine(st, metrics.DefaultOptions(), lang)
 		if err != nil {
-			return err
+			return []string{"error: " + err.Error()}
 		}
 		for _, rq := range []struct {
 			name    string
@@ -230,28 +331,122 @@ func run() error {
 			{"one outlet, 30 days", metrics.Window{From: now.Add(-30 * 24 * time.Hour), To: now}, ids[:1]},
 			{"city, 24 hours", metrics.Window{From: now.Add(-24 * time.Hour), To: now}, ids},
 		} {
+			if lang == metrics.Flux && len(rq.outlets) > 1000 {
+				continue // about 2× the InfluxQL time (measured at 1,000 outlets)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), limit)
 			c0 := cpuSeconds(in.PID())
 			t1 := time.Now()
 			_, err := raw.Outlets(ctx, rq.w, rq.outlets)
-			el := time.Since(t1)
-			status := el.Round(time.Millisecond).String()
+			cancel()
+			status := time.Since(t1).Round(time.Millisecond).String()
 			if err != nil {
-				status = "error: " + err.Error()
+				status = fmt.Sprintf("not finished in %v (%v)", limit, err)
 			}
-			fmt.Printf("| %s | %v | %s | %.2f s |\n", rq.name, lang, status, cpuSeconds(in.PID())-c0)
+			line := fmt.Sprintf("| %s | %v | %s | %.2f s |", rq.name, lang, status, cpuSeconds(in.PID())-c0)
+			fmt.Println(line)
+			out = append(out, line)
 		}
 	}
-	fmt.Println("(a city-wide 30-day raw scan is not run: InfluxDB's notes measured 32.7 s and 13.6 GiB for it)")
-	return nil
+	fmt.Println("(a city-wide 30-day raw scan is not run: InfluxDB's notes measured 32.7 s and 13.6 GiB for it at 1,000 outlets)")
+	return out
 }
+
+// sideBySide prints every question's p95 and CPU per request at each city
+// size, and the CPU per request per outlet: the cost's growth as a line.
+func sideBySide(cities []*citySize, ttls []string) {
+	fmt.Println("\n## Side by side")
+	head := "| question |"
+	rule := "|---|"
+	for _, c := range cities {
+		head += fmt.Sprintf(" p95 %d |", c.n)
+		rule += "---|"
+	}
+	for _, c := range cities {
+		head += fmt.Sprintf(" api CPU / req %d |", c.n)
+		rule += "---|"
+	}
+	for _, c := range cities {
+		head += fmt.Sprintf(" µs CPU / req / outlet %d |", c.n)
+		rule += "---|"
+	}
+	for _, ttl := range ttls {
+		fmt.Printf("\nGP_API_CACHE_TTL=%s\n%s\n%s\n", ttl, head, rule)
+		var names []string
+		for _, c := range cities {
+			for q := range c.res[ttl] {
+				if !slices.Contains(names, q) {
+					names = append(names, q)
+				}
+			}
+		}
+		sort.Strings(names)
+		for _, q := range names {
+			line := "| " + q + " |"
+			for _, c := range cities {
+				line += " " + fmtDur(c.res[ttl][q].p95) + " |"
+			}
+			for _, c := range cities {
+				line += " " + fmtSec(c.res[ttl][q].apiCPU) + " |"
+			}
+			for _, c := range cities {
+				line += fmt.Sprintf(" %.1f |", c.res[ttl][q].apiCPU/float64(c.n)*1e6)
+			}
+			fmt.Println(line)
+		}
+	}
+	fmt.Println("\n| outlets | first start (built?) | restart → city served | RSS after the questions | peak RSS | roll-up index estimate |")
+	fmt.Println("|---|---|---|---|---|---|")
+	for _, c := range cities {
+		fmt.Printf("| %d | %v (%v) | %v | %.0f MiB | %.0f MiB | %.0f MiB |\n", c.n, c.first.Round(100*time.Millisecond), c.built,
+			c.restart.Round(100*time.Millisecond), c.rssMiB, c.peakMiB, c.heapMiB)
+	}
+	for _, c := range cities {
+		for _, l := range c.naive {
+			fmt.Printf("naive, %d outlets: %s\n", c.n, l)
+		}
+	}
+}
+
+// gauge reads one value of bin/api's /metrics.
+func gauge(client *http.Client, base, key, name string) float64 {
+	req, _ := http.NewRequest("GET", base+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f
+		}
+	}
+	return 0
+}
+
+// lastLine returns the last line of log containing msg ("" when none).
+func lastLine(log, msg string) string {
+	lines := strings.Split(log, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.Contains(lines[i], msg) {
+			return lines[i]
+		}
+	}
+	return ""
+}
+
+func fmtSec(s float64) string { return fmtDur(time.Duration(s * float64(time.Second))) }
 
 // measure sends requests from clients goroutines and summarizes latency and
 // the CPU the API and InfluxDB spent per request.
-func measure(client *http.Client, base, key string, path func(*mrand.Rand) string, clients, requests int, apiPID, influxPID int) (string, error) {
+func measure(client *http.Client, base, key string, path func(*mrand.Rand) string, clients, requests int, apiPID, influxPID int) (result, error) {
 	warm := mrand.New(mrand.NewPCG(1, 2))
 	for range 10 {
 		if st, body, err := do(client, "GET", base+path(warm), key, "", nil); err != nil || st != 200 {
-			return "", fmt.Errorf("warm-up: %d %s %v", st, body, err)
+			return result{}, fmt.Errorf("warm-up: %d %s %v", st, body, err)
 		}
 	}
 	a0, i0 := cpuSeconds(apiPID), cpuSeconds(influxPID)
@@ -280,16 +475,15 @@ func measure(client *http.Client, base, key string, path func(*mrand.Rand) strin
 	}
 	wg.Wait()
 	if firstErr != nil {
-		return "", firstErr
+		return result{}, firstErr
 	}
 	n := float64(len(lat))
 	apiCPU, influxCPU := (cpuSeconds(apiPID)-a0)/n, (cpuSeconds(influxPID)-i0)/n
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	pct := func(p float64) string {
-		return fmtDur(lat[min(len(lat)-1, int(math.Ceil(p*n))-1)])
+	pct := func(p float64) time.Duration {
+		return lat[min(len(lat)-1, int(math.Ceil(p*n))-1)]
 	}
-	return fmt.Sprintf("%s | %s | %s | %s | %s | %s", pct(0.5), pct(0.95), pct(0.99), fmtDur(lat[len(lat)-1]),
-		fmtDur(time.Duration(apiCPU*float64(time.Second))), fmtDur(time.Duration(influxCPU*float64(time.Second)))), nil
+	return result{p50: pct(0.5), p95: pct(0.95), p99: pct(0.99), max: lat[len(lat)-1], apiCPU: apiCPU, influxCPU: influxCPU}, nil
 }
 
 func fmtDur(d time.Duration) string {
@@ -402,3 +596,17 @@ func startAPI(bin string, in *testenv.Influx, key, keysFile, cacheTTL string) (*
 func (p *apiProc) pid() int { return p.PID() }
 
 func (p *apiProc) stop() { p.Stop(syscall.SIGTERM, 30*time.Second) }
+
+// dirBytes is the size of the files under dir.
+func dirBytes(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}

@@ -121,6 +121,7 @@ type Rollup struct {
 	checkCursor int64      // the rotating check's next day (its end)
 	lastCycle   time.Time
 	loaded      bool
+	progress    buildProgress
 }
 
 type rollupMetrics struct {
@@ -310,13 +311,14 @@ func (r *Rollup) step(ctx context.Context, full bool) (bool, error) {
 		// Hours that closed: forward, a chunk at a time.
 		b := min(snap.r1+chunk, closedEnd)
 		return true, r.build(ctx, src, snap.r1, b, snap.r0, b)
-	case snap.r0 > target0 && !full && time.Since(r.lastCycle) < r.cfg.Interval:
+	case snap.r0 > target0 && (full || time.Since(r.lastCycle) < r.cfg.Interval):
 		// History, backwards, between cycles.
 		a := max(snap.r0-chunk, target0)
-		return true, r.build(ctx, src, a, snap.r0, a, snap.r1)
-	case snap.r0 > target0 && full:
-		a := max(snap.r0-chunk, target0)
-		return true, r.build(ctx, src, a, snap.r0, a, snap.r1)
+		if err := r.build(ctx, src, a, snap.r0, a, snap.r1); err != nil {
+			return true, err
+		}
+		r.buildProgress(snap.r0, a, target0)
+		return true, nil
 	case snap.r0 < target0:
 		// Forget what fell out of the horizon (it stays in InfluxDB).
 		return true, r.ix.apply(update{r0: target0, r1: snap.r1, p: snap.p})
@@ -335,6 +337,42 @@ func (r *Rollup) step(ctx context.Context, full bool) (bool, error) {
 	r.met.lag.Set(now.Sub(time.Unix(0, max(snap.p, snap.r1))).Seconds())
 	r.met.memory.Set(float64(snap.memoryBytes()))
 	return !full, nil
+}
+
+// buildProgress logs how far the backwards build of history has come
+// (every buildLogEvery, and when it is done): hours summarized from raw
+// data of those left, the rate and what remains, so that a first build at
+// city scale, which takes minutes per 1,000 outlets, says so.
+func (r *Rollup) buildProgress(prevR0, r0, target0 int64) {
+	now := time.Now()
+	if r.progress.start.IsZero() {
+		r.progress.start, r.progress.from, r.progress.logged = now, prevR0, now
+	}
+	done := (r.progress.from - r0) / hourNS
+	left := (r0 - target0) / hourNS
+	el := now.Sub(r.progress.start)
+	if left == 0 {
+		r.cfg.Logger.Info("roll-up built history", "hours", done, "to", time.Unix(0, r.progress.from).UTC(), "from", time.Unix(0, r0).UTC(),
+			"took", el.Round(time.Millisecond))
+		r.progress = buildProgress{}
+		return
+	}
+	if now.Sub(r.progress.logged) < buildLogEvery {
+		return
+	}
+	r.progress.logged = now
+	eta := time.Duration(float64(el) / float64(done) * float64(left))
+	r.cfg.Logger.Info("roll-up build progress", "hours_done", done, "hours_left", left,
+		"percent", 100*done/(done+left), "elapsed", el.Round(time.Second), "eta", eta.Round(time.Second))
+}
+
+// buildLogEvery is how often a build of history logs its progress.
+const buildLogEvery = 10 * time.Second
+
+// buildProgress is the state of a backwards build, for its log lines.
+type buildProgress struct {
+	start, logged time.Time
+	from          int64 // where the build started (its end, going back)
 }
 
 // load reads the persisted roll-up (as far as the horizon) into memory;
