@@ -7,7 +7,7 @@ PKGS := ./...
 # go test output of the last `make test`, for reading failures.
 TESTLOG ?= $(CURDIR)/.cache/test.log
 
-.PHONY: all run build test tools vet lint screenshots bench bench-telemetry bench-spool bench-collector bench-sim bench-api bench-metrics bench-ops clean
+.PHONY: all run build test tools vet lint screenshots bench bench-telemetry bench-spool bench-collector bench-sim bench-api bench-scale bench-metrics bench-ops clean
 
 all: build
 
@@ -77,6 +77,16 @@ bench-spool:
 bench-api: tools build
 	$(GO) test -run '^$$' -bench . -benchmem ./api/
 	$(GO) run ./bench/api -bin bin
+
+# City scale ×10 (docs/benchmarks.md, docs/scaling.md): the engine's own
+# work per city question and its memory per outlet-day at 1,000 / 3,000 /
+# 10,000 outlets (in memory), then bin/api end to end at the three sizes
+# side by side, figure cache off, each city filled once by the simulator
+# into ~/.cache/greenpost/bench-api (10,000 outlets × 30 days ≈ 260 M
+# points: an hour or more on a busy machine, then the roll-up's first build).
+bench-scale: tools build
+	$(GO) test -run '^$$' -bench CityWindow -benchtime 10x -timeout 60m ./internal/metrics/
+	$(GO) run ./bench/api -bin bin -outlets 1000,3000,10000 -ttls 0s
 
 # The metrics engine on its own at city scale (the simulator's 1,000 outlets
 # × 30 days in a private InfluxDB 1.8.10, filled once into

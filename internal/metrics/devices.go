@@ -66,33 +66,22 @@ func (e *InfluxEngine) Devices(ctx context.Context, now time.Time, lookback time
 		if a < snap.r0 {
 			ranges = append(ranges, [2]int64{a, min(snap.r0, end)})
 		}
-		var tmp summary
-		intern := &interner{shared: snap.names, local: map[string]string{}}
-		for o, h := range snap.outlets {
-			for i, b := range h.days {
-				if b == nil {
-					continue
-				}
-				day := snap.base + int64(i)*dayNS
-				if day+dayNS <= a || day >= end {
-					continue
-				}
-				if b.sum != nil && day >= a && day+dayNS <= end {
-					see(o, b.sum)
-					continue
-				}
-				for hi := 0; hi < 24; hi++ {
-					data := b.hour(hi)
-					hs := day + int64(hi)*hourNS
-					if data == nil || hs+hourNS <= a || hs >= end {
-						continue
-					}
-					if err := decodeSummary(&tmp, data, hs, intern); err != nil {
-						return nil, err
-					}
-					see(o, &tmp)
+		// The closed hours: each device's last report, kept per generation
+		// of the index (devstate.go), in [a, end) when at or after a.
+		lr, err := e.reportsOf(snap)
+		if err != nil {
+			return nil, err
+		}
+		for k, l := range lr.bins {
+			if l.t >= a && l.t < end {
+				d := get(k.outlet, k.device, telemetry.KindBin)
+				if t := time.Unix(0, l.t).UTC(); !t.Before(d.LastReport) {
+					d.LastReport, d.FillPct = t, l.fill
 				}
 			}
+		}
+		for k, t := range lr.counters {
+			seeCounter(k.outlet, &seriesSum{device: k.device, tLast: t})
 		}
 		for o, s := range snap.partial {
 			see(o, s)
@@ -126,7 +115,12 @@ func (e *InfluxEngine) Devices(ctx context.Context, now time.Time, lookback time
 			see(o, &s)
 		}
 	}
-	sts, err := src.statuses(ctx, a, end)
+	var sts []statusRow
+	if e.roll != nil {
+		sts, err = e.statusesFor(ctx, src, a, end, e.roll.cfg.Recheck, e.live.ttl)
+	} else {
+		sts, err = src.statuses(ctx, a, end)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -23,6 +23,11 @@ var (
 	ErrNotReady = errors.New("metrics: roll-up not ready for this window yet")
 )
 
+// runsKept is how many runs of whole pieces the engine keeps combined
+// (runs.go): a window has at most two, so the last few windows asked.
+// Each holds up to one summary per outlet (~0.5 KB).
+const runsKept = 8
+
 // maxLiveOutletHours bounds the raw data one request may read when a
 // roll-up exists (outlets × hours of live raw reads): the whole city for a
 // day, one outlet for years. Beyond it the answer waits for the roll-up
@@ -38,6 +43,11 @@ type InfluxEngine struct {
 	src   *sourcePicker
 	cache *rawCache
 	live  *liveCache
+	runs  *runCache // nil: every request combines its pieces itself
+	// Device states (devstate.go).
+	devMu    sync.Mutex
+	reports  *lastReports
+	statuses statusTable
 }
 
 var _ Engine = (*InfluxEngine)(nil)
@@ -56,7 +66,7 @@ func NewInfluxEngine(st *store.Store, opts Options, roll *Rollup) (*InfluxEngine
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	e := &InfluxEngine{st: st, opts: opts, roll: roll, cache: newRawCache(6), live: newLiveCache(0)}
+	e := &InfluxEngine{st: st, opts: opts, roll: roll, cache: newRawCache(6), live: newLiveCache(0), runs: newRunCache(runsKept)}
 	if roll != nil {
 		e.live = newLiveCache(roll.cfg.LiveTTL)
 		if roll.opts != opts {
@@ -250,6 +260,11 @@ func (e *InfluxEngine) evaluate(ctx context.Context, ws []Window, outlets []stri
 	}
 	res := make([][]Outlet, len(ws))
 	a := &acc{intern: &interner{shared: snap.names, local: map[string]string{}}}
+	if len(ws) == 1 {
+		// One window (not a series of steps, whose runs are short and
+		// many): its runs are kept for the requests after it.
+		a.runs = e.runs
+	}
 	for i, w := range ws {
 		res[i] = make([]Outlet, len(outlets))
 		for j, o := range outlets {
@@ -300,7 +315,6 @@ func (e *InfluxEngine) evaluateRaw(ctx context.Context, src source, ws []Window,
 // cache with e but shares its live reads for ttl instead (0: never), for
 // comparisons and for callers that want every answer read to the moment.
 func (e *InfluxEngine) WithLiveTTL(ttl time.Duration) *InfluxEngine {
-	c := *e
-	c.live = newLiveCache(ttl)
-	return &c
+	c := &InfluxEngine{st: e.st, opts: e.opts, roll: e.roll, src: e.src, cache: e.cache, live: newLiveCache(ttl), runs: e.runs}
+	return c
 }

@@ -24,6 +24,24 @@ type acc struct {
 	carry   carry
 	tmp     summary // decoding buffer
 	intern  *interner
+	// runs, when set, keeps the combination of each run of whole pieces
+	// (runs.go) for the next requests.
+	runs *runCache
+}
+
+// run returns the combination of the run ps for one outlet: kept from an
+// earlier request of the same generation, or combined now and kept.
+func (a *acc) run(s *snapshot, outlet string, ps []piece) (*summary, error) {
+	e := a.runs.entry(runKey{gen: s.gen, start: ps[0].start, end: ps[len(ps)-1].end, pre: ps[0].pre})
+	if v, ok := e.sums.Load(outlet); ok {
+		return v.(*summary), nil
+	}
+	sum, err := a.combineRun(s, outlet, ps)
+	if err != nil {
+		return nil, err
+	}
+	e.sums.Store(outlet, sum)
+	return sum, nil
 }
 
 func (a *acc) reset(look int64, full float64) {
@@ -137,14 +155,33 @@ func (a *acc) result(minutes int) Outlet {
 // gives the raw data that holds a raw piece.
 func (a *acc) evalOutlet(s *snapshot, outlet string, w Window, ps []piece, opts Options, rawFor func(piece) rawSet) (Outlet, error) {
 	a.reset(w.From.UnixNano()-dayNS, opts.FullPct)
-	for _, p := range ps {
+	for i := 0; i < len(ps); i++ {
+		p := ps[i]
+		if a.runs != nil && (p.kind == pieceDay || p.kind == pieceHour) {
+			if j := runEnd(ps, i); j-i >= minRun {
+				sum, err := a.run(s, outlet, ps[i:j])
+				if err != nil {
+					return Outlet{}, err
+				}
+				carry := false
+				for _, q := range ps[i:j] {
+					carry = carry || q.carry
+				}
+				a.apply(sum, p.pre, carry)
+				i = j - 1
+				continue
+			}
+		}
 		switch p.kind {
 		case pieceDay:
 			b := s.block(outlet, p.start)
 			if b == nil || b.sum == nil {
 				continue // no data that day (complete days always have sum)
 			}
-			a.apply(b.sum, p.pre, p.carry)
+			if err := decodeSummary(&a.tmp, b.sum, p.start, a.intern); err != nil {
+				return Outlet{}, err
+			}
+			a.apply(&a.tmp, p.pre, p.carry)
 		case pieceHour:
 			data := s.hour(outlet, p.start)
 			if data == nil {
@@ -163,7 +200,11 @@ func (a *acc) evalOutlet(s *snapshot, outlet string, w Window, ps []piece, opts 
 			if rs := rawFor(p); rs != nil {
 				r = rs[outlet]
 			}
-			sum := summarizeRaw(r, p.start, p.end, opts, &a.carry)
+			summarize := summarizeRaw
+			if p.pre {
+				summarize = summarizeLast // before the window: no minutes
+			}
+			sum := summarize(r, p.start, p.end, opts, &a.carry)
 			a.apply(&sum, p.pre, false)
 		}
 	}

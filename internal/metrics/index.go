@@ -21,6 +21,10 @@ type snapshot struct {
 	outlets map[string]*outletHist
 	partial map[string]*summary
 	ready   bool // the first load is done: requests may use it
+	// gen changes whenever a closed hour or the rolled range changes (not
+	// when only the partial hour does): what was combined from the hours
+	// of one generation holds for every snapshot of that generation.
+	gen uint64
 	// names holds one string per device name of the index (read-only).
 	names map[string]string
 }
@@ -37,7 +41,10 @@ type outletHist struct {
 type dayBlock struct {
 	data []byte
 	off  [25]uint32 // hour i is data[off[i]:off[i+1]]; empty: no data that hour
-	sum  *summary   // nil until the whole day is in [r0, r1)
+	// sum is the day's summary, encoded (codec.go) once every hour of the
+	// day is in [r0, r1), else nil: decoded when used (a run combines it
+	// once per generation, runs.go), it costs a fifth of the decoded form.
+	sum []byte
 }
 
 // hour returns the encoded summary of hour i of the day (nil: no data).
@@ -134,6 +141,10 @@ func (ix *index) apply(u update) error {
 		partial: old.partial,
 		ready:   old.ready || u.ready,
 		names:   old.names,
+		gen:     old.gen,
+	}
+	if len(u.hours) > 0 || u.r0 != old.r0 || u.r1 != old.r1 {
+		next.gen++
 	}
 	if u.partial != nil {
 		next.partial = u.partial
@@ -249,7 +260,7 @@ func (ix *index) apply(u update) error {
 			if err != nil {
 				return err
 			}
-			nb.sum = sum
+			nb.sum = appendSummary(nil, sum, k.day)
 		}
 		h.days[i] = &nb
 	}
@@ -300,9 +311,7 @@ func (s *snapshot) memoryBytes() int64 {
 				continue
 			}
 			n += 24 + 100 + int64(cap(b.data))
-			if b.sum != nil {
-				n += 64 + int64(len(b.sum.series))*int64(8*4*numFields+64) + int64(len(b.sum.bins))*64
-			}
+			n += int64(cap(b.sum))
 		}
 	}
 	return n

@@ -169,17 +169,24 @@ func TestRollupEqualsDefinitionInMemory(t *testing.T) {
 		p := r1 + int64(rng.IntN(60))*minuteNS
 		snap := rollInMemory(t, rs, opts, r0, r1, p)
 		a := &acc{intern: &interner{shared: snap.names, local: map[string]string{}}}
+		// The same with the runs of whole pieces combined and kept
+		// (runs.go): asked twice, the second answer comes from what the
+		// first one kept.
+		kept := &acc{intern: a.intern, runs: newRunCache(4)}
 		for i := 0; i < 60; i++ {
 			w := randomWindow(rng, start+dayNS/2, end+hourNS)
 			ps := planWindow(snap, w, opts.Staleness)
 			for o, raw := range rs {
-				got, err := a.evalOutlet(snap, o, w, ps, opts, func(piece) rawSet { return rs })
-				if err != nil {
-					t.Fatal(err)
-				}
 				want := referenceOutlet(raw, w, opts)
-				if !reflect.DeepEqual(got, want) {
-					t.Fatalf("seed %d, %s, window %v..%v, opts %+v, pieces %v:\nroll-up %+v\nliteral %+v", seed, o, w.From, w.To, opts, kinds(ps), got, want)
+				for k, ev := range []*acc{a, kept, kept} {
+					got, err := ev.evalOutlet(snap, o, w, ps, opts, func(piece) rawSet { return rs })
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !reflect.DeepEqual(got, want) {
+						t.Fatalf("seed %d, %s, window %v..%v, opts %+v, pieces %v, evaluation %d (1: runs combined, 2: runs kept):\nroll-up %+v\nliteral %+v",
+							seed, o, w.From, w.To, opts, kinds(ps), k, got, want)
+					}
 				}
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"sort"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -97,7 +98,7 @@ func rollChunked(t testing.TB, rs rawSet, opts Options, r0, r1, p int64) *snapsh
 // the live read would hold them. It reports the index's memory per
 // outlet-day beside the time.
 func BenchmarkCityWindow(b *testing.B) {
-	for _, n := range []int{1000} {
+	for _, n := range []int{1000, 3000, 10000} {
 		b.Run(fmt.Sprintf("outlets=%d", n), func(b *testing.B) {
 			opts := DefaultOptions()
 			end := time.Date(2030, 6, 2, 9, 37, 0, 0, time.UTC).UnixNano()
@@ -126,19 +127,39 @@ func BenchmarkCityWindow(b *testing.B) {
 				}
 			}
 			rawFor := func(p piece) rawSet { return raws[p.start] }
-			a := &acc{intern: &interner{shared: snap.names, local: map[string]string{}}}
-			b.ResetTimer()
-			for range b.N {
-				for _, o := range outlets {
-					if _, err := a.evalOutlet(snap, o, w, ps, opts, rawFor); err != nil {
-						b.Fatal(err)
+			heap := float64(m1.HeapAlloc-m0.HeapAlloc) / float64(n) / days
+			est := float64(snap.memoryBytes()) / float64(n) / days
+			// Each piece combined by every request, and the runs of whole
+			// pieces kept combined from the first request on (runs.go).
+			for _, kept := range []bool{false, true} {
+				b.Run(fmt.Sprintf("runs-kept=%v", kept), func(b *testing.B) {
+					a := &acc{intern: &interner{shared: snap.names, local: map[string]string{}}}
+					if kept {
+						a.runs = newRunCache(runsKept)
 					}
-				}
+					c0 := cpuTime()
+					for range b.N {
+						for _, o := range outlets {
+							if _, err := a.evalOutlet(snap, o, w, ps, opts, rawFor); err != nil {
+								b.Fatal(err)
+							}
+						}
+					}
+					b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/float64(n), "µs/outlet")
+					b.ReportMetric(float64((cpuTime()-c0).Microseconds())/float64(b.N)/float64(n), "cpu-µs/outlet")
+					b.ReportMetric(heap, "heapB/outlet-day")
+					b.ReportMetric(est, "estB/outlet-day")
+				})
 			}
-			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/float64(n), "µs/outlet")
-			b.ReportMetric(float64(m1.HeapAlloc-m0.HeapAlloc)/float64(n)/days, "heapB/outlet-day")
-			b.ReportMetric(float64(snap.memoryBytes())/float64(n)/days, "estB/outlet-day")
 			runtime.KeepAlive(snap)
 		})
 	}
+}
+
+// cpuTime is this process's user and system CPU time so far: on a shared
+// machine it says more than the wall clock.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

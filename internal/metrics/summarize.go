@@ -142,11 +142,35 @@ func markDevice(set *minuteSet, start lastRep, reps func(yield func(t, boot int6
 // (the pieces before, may be nil) and from any raw reports before a.
 // Raw points at or after e are ignored. c, when given, is advanced to e.
 func summarizeRaw(r *outletRaw, a, e int64, opts Options, c *carry) summary {
-	var s summary
 	if r == nil {
 		r = &outletRaw{} // no raw data, but devices may still serve from c
 	}
-	stale := opts.Staleness.Nanoseconds()
+	s := summarizePoints(r, a, e)
+	countMinutes(&s, r, a, e, opts, c)
+	if c != nil {
+		c.addSummary(&s, opts.FullPct)
+	}
+	return s
+}
+
+// summarizeLast is summarizeRaw without the minutes (serving and
+// counting left 0): all that a piece before the window gives is its last
+// values and last reports.
+func summarizeLast(r *outletRaw, a, e int64, opts Options, c *carry) summary {
+	if r == nil {
+		r = &outletRaw{}
+	}
+	s := summarizePoints(r, a, e)
+	if c != nil {
+		c.addSummary(&s, opts.FullPct)
+	}
+	return s
+}
+
+// summarizePoints is the points of [a, e) summarized: counter series and
+// bin reports, without the minutes.
+func summarizePoints(r *outletRaw, a, e int64) summary {
+	var s summary
 	for _, cs := range r.counters {
 		var ss seriesSum
 		any := false
@@ -203,7 +227,13 @@ func summarizeRaw(r *outletRaw, a, e int64, opts Options, c *carry) summary {
 		}
 	}
 	s.sort()
+	return s
+}
 
+// countMinutes sets s's serving and counting minutes of [a, e), with each
+// device's last report before a from c and the raw data.
+func countMinutes(s *summary, r *outletRaw, a, e int64, opts Options, c *carry) {
+	stale := opts.Staleness.Nanoseconds()
 	n := int((e - a) / minuteNS)
 	var set minuteSet
 	set.init(a, n)
@@ -255,10 +285,6 @@ func summarizeRaw(r *outletRaw, a, e int64, opts Options, c *carry) summary {
 		}
 	}
 	s.counting = set.count()
-	if c != nil {
-		c.addSummary(&s, opts.FullPct)
-	}
-	return s
 }
 
 func lastBefore(c *carry, bin bool, device string) lastRep {
