@@ -46,6 +46,29 @@ func startCollector(t *testing.T, env ...string) *collectorProc {
 	return c
 }
 
+// waitSubscribed waits until the collector is connected and subscribed
+// (mqtt_connected turns 1 after the SUBACK). On a first connection a
+// message published before then reaches no session and is lost, so a test
+// that counts what was stored waits for this before it publishes.
+func (c *collectorProc) waitSubscribed(t *testing.T) {
+	t.Helper()
+	testenv.Eventually(t, time.Minute, func() string {
+		if c.metric(t, "greenpost_collector_mqtt_connected") != 1 {
+			return "collector not connected and subscribed:\n" + c.Output()
+		}
+		return ""
+	})
+}
+
+// runSeq numbers names within one test binary (see unique).
+var runSeq atomic.Int64
+
+// unique returns name with a number of its own in this test binary. The
+// shared InfluxDB and broker outlive a test, so a repeated run (-count=N)
+// must not find the last run's points, dead letters or persistent session
+// under the same outlet or client id.
+func unique(name string) string { return fmt.Sprintf("%s-%d", name, runSeq.Add(1)) }
+
 // metric returns the sum of the samples of a Prometheus metric whose line
 // starts with name (labels included, e.g. `x_total{reason="bad_json"}`).
 func (c *collectorProc) metric(t *testing.T, name string) float64 {
