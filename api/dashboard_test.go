@@ -21,6 +21,7 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/fetch"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
@@ -193,8 +194,20 @@ func newBrowser(t *testing.T, base string) *browserSession {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: seenAddress}); err != nil {
+		t.Fatal(err)
+	}
 	return b
 }
+
+// seenAddress runs in every page before its own scripts: it keeps the
+// address whose hashchange the page has been told of. A click that calls
+// go() changes location.hash at once, but the page hears of it (and starts
+// rendering the new view) a task later; until then the last view still
+// says it is loaded. Its listener comes first, so when it has seen the
+// address the page's own render has begun.
+const seenAddress = `window.__gpSeen = location.hash;
+addEventListener("hashchange", () => { window.__gpSeen = location.hash; });`
 
 func ptrTo[T any](v T) *T { return &v }
 
@@ -243,14 +256,16 @@ func (b *browserSession) navigate(hash string) {
 	b.do(chromedp.Navigate("about:blank"), chromedp.Navigate(b.base+"/dashboard/"+hash))
 }
 
-// settle waits for the view's panels to finish loading.
+// settle waits until the page has rendered the view of its current address
+// (not the last one, see seenAddress) and every panel finished loading.
 func (b *browserSession) settle() {
 	b.t.Helper()
-	b.do(chromedp.WaitVisible(chromedp.CSS(`body[data-loaded="yes"], body[data-loaded="key"], body[data-loaded="error"]`)))
 	ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
 	defer cancel()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelectorAll('[aria-busy="true"]').length === 0`, chromedp.WithPollingTimeout(60*time.Second))); err != nil {
-		b.t.Fatalf("waiting for the panels: %v", err)
+	const settled = `window.__gpSeen === location.hash && ["yes", "key", "error"].includes(document.body.dataset.loaded) &&
+		document.querySelectorAll('[aria-busy="true"]').length === 0`
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](settled, chromedp.WithPollingTimeout(60*time.Second))); err != nil {
+		b.t.Fatalf("waiting for the view of %s and its panels: %v", b.location(), err)
 	}
 }
 
