@@ -36,6 +36,9 @@ func TestFullSinceFromHistory(t *testing.T) {
 	bin("b-f3", 1, -3*time.Hour, 50)
 	bin("b-f3", 1, -time.Hour, 95) // the report below is beyond the lookback
 	bin("b-f4", 1, -10*m, 10)      // not asked for
+	bin("b-f5", 1, -50*time.Hour, 40)
+	bin("b-f5", 1, -47*time.Hour, 91) // full for two days: found by the second, wider look
+	bin("b-f5", 1, -2*time.Hour, 99)
 	if err := st.Write(context.Background(), lines); err != nil {
 		t.Fatal(err)
 	}
@@ -50,6 +53,21 @@ func TestFullSinceFromHistory(t *testing.T) {
 	for d, w := range want {
 		if !got[d].Equal(w) {
 			t.Errorf("%s full since %v, want %v", d, got[d], w)
+		}
+	}
+	// Over 3 days: the last day is asked first, the bins without a report
+	// below in it (b-f2, b-f5) again over the whole lookback.
+	got, err = storeFill{st}.FullSince(context.Background(), []string{"b-f1", "b-f2", "b-f3", "b-f5"}, 90, now, 72*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = map[string]time.Time{"b-f1": now.Add(-30 * m), "b-f2": now.Add(-20 * m), "b-f3": now.Add(-time.Hour), "b-f5": now.Add(-47 * time.Hour)}
+	if len(got) != len(want) {
+		t.Errorf("3 days: got %v, want %v", got, want)
+	}
+	for d, w := range want {
+		if !got[d].Equal(w) {
+			t.Errorf("3 days: %s full since %v, want %v", d, got[d], w)
 		}
 	}
 }

@@ -99,10 +99,33 @@ func (s *Store) Batteries(ctx context.Context, outlet string, since time.Time) (
 // fill_pct report at or above fullPct after the device's last report below
 // it, within lookback before now (all boots of a device as one). Two small
 // queries: the last report below, then the first report after it.
+//
+// They read every fill report of the range (Flux 0.65 filters values
+// outside storage), so the last day is asked first: a bin whose last report
+// below is in it has its answer there (both reports lie after it); only the
+// bins full for longer are asked again over the whole lookback.
 func (s *Store) FullSince(ctx context.Context, devices []string, fullPct float64, now time.Time, lookback time.Duration) (map[string]time.Time, error) {
+	near := min(lookback, fullSinceFirst)
+	out, longer, err := s.fullSince(ctx, devices, fullPct, now, near)
+	if err != nil || len(longer) == 0 || near == lookback {
+		return out, err
+	}
+	more, _, err := s.fullSince(ctx, longer, fullPct, now, lookback)
+	for d, t := range more {
+		out[d] = t
+	}
+	return out, err
+}
+
+// fullSinceFirst is how far back FullSince looks first.
+const fullSinceFirst = 24 * time.Hour
+
+// fullSince is FullSince over one lookback; it also returns the devices
+// without a report below fullPct in it.
+func (s *Store) fullSince(ctx context.Context, devices []string, fullPct float64, now time.Time, lookback time.Duration) (map[string]time.Time, []string, error) {
 	out := map[string]time.Time{}
 	if len(devices) == 0 {
-		return out, nil
+		return out, nil, nil
 	}
 	isDevice := func(d string) string { return "r." + telemetry.TagDevice + " == " + FluxString(d) }
 	anyDevice := make([]string, len(devices))
@@ -134,17 +157,21 @@ func (s *Store) FullSince(ctx context.Context, devices []string, fullPct float64
   |> group(columns: ["` + telemetry.TagDevice + `"])
   |> last()`)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	after := make([]string, len(devices))
+	var none []string
 	for i, d := range devices {
 		after[i] = isDevice(d)
 		if t, ok := below[d]; ok {
 			after[i] = "(" + after[i] + " and r._time > " + t.UTC().Format(time.RFC3339Nano) + ")"
+		} else {
+			none = append(none, d)
 		}
 	}
-	return last(base + `
+	out, err = last(base + `
   |> filter(fn: (r) => ` + strings.Join(after, " or ") + `)
   |> group(columns: ["` + telemetry.TagDevice + `"])
   |> first()`)
+	return out, none, err
 }
