@@ -25,6 +25,7 @@ import (
 // stops everything in order, the collector drained into a running InfluxDB,
 // with exit code 0.
 func TestMakeRun(t *testing.T) {
+	t.Parallel() // its own ports and data; the programs built once
 	bin := buildBinaries(t)
 	data := t.TempDir()
 	ports := map[string]int{}

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,18 +23,31 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
+// built holds the programs, built once for all the tests here.
+var built struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
 // buildBinaries builds the programs, gpctl included (make run provisions
 // with it), not under -race: they are the system under test, run as an
-// operator runs them.
+// operator runs them. The first test to ask builds them; the others (they
+// run in parallel) wait for it and run the same binaries.
 func buildBinaries(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", dir+"/", "./collector", "./api", "./firmware-sim", "./gpctl")
-	cmd.Dir = ".."
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	built.once.Do(func() {
+		built.dir = testenv.SharedDir(t, "gp-e2e-bin-")
+		cmd := exec.Command("go", "build", "-o", built.dir+"/", "./collector", "./api", "./firmware-sim", "./gpctl")
+		cmd.Dir = ".."
+		if out, err := cmd.CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
 	}
-	return dir
+	return built.dir
 }
 
 // proc is a program of the system, its output kept for failures.
@@ -81,6 +95,7 @@ func (p *proc) addr(t *testing.T) string {
 // truth's window must equal the simulator's ground truth to the parcel and
 // to the minute, and the malformed messages must be dead letters.
 func TestSimulatorCollectorAPIAgreeWithTruth(t *testing.T) {
+	t.Parallel() // with TestMakeRun: both mostly wait for simulated time
 	bin := buildBinaries(t)
 	in := testenv.SharedInflux(t)
 	mq := testenv.SharedMosquitto(t)

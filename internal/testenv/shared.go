@@ -73,6 +73,18 @@ func SharedMosquitto(tb testing.TB) *Mosquitto {
 	return shared.mosquitto
 }
 
+// SharedDir returns a new directory that lasts until the package's tests
+// end (Main removes it), for what several tests use, such as programs
+// built once.
+func SharedDir(tb testing.TB, pattern string) string {
+	tb.Helper()
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	dir := tempDir(nil, pattern)
+	shared.dirs = append(shared.dirs, dir)
+	return dir
+}
+
 // influxdVersion reads the module version the influxd binary was built from
 // (go install leaves the binary's own version string empty).
 func influxdVersion() string {
