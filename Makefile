@@ -43,11 +43,15 @@ lint:
 # 1.8.10 and Mosquitto, all with the race detector. The filter keeps the
 # result of every test (not the chatter); a skipped test fails the run,
 # because a test that needs a server must never quietly not run.
+# -p 4: four packages build or run at once (go's default is one per core).
+# Many packages spend most of their time waiting on servers, simulated time
+# or an outage they stage, and each holds its slot while it waits.
+TESTP ?= 4
 test: tools vet lint
 	@mkdir -p $(dir $(TESTLOG))
-	@echo "go test -race -count=1 $(PKGS)  (full log: $(TESTLOG))"
-	@$(GO) test -race -count=1 -timeout 15m -v $(PKGS) 2>&1 | tee $(TESTLOG) \
-	  | grep -E '^(--- |ok |FAIL|PASS|panic|testenv:|\s+--- (FAIL|PASS: Fuzz)|\s+\S+_test\.go:)' || true
+	@echo "go test -race -count=1 -p $(TESTP) $(PKGS)  (full log: $(TESTLOG))"
+	@$(GO) test -race -count=1 -p $(TESTP) -timeout 15m -v $(PKGS) 2>&1 | tee $(TESTLOG) \
+	  | grep --line-buffered -E '^(--- |ok |FAIL|PASS|panic|testenv:|\s+--- (FAIL|PASS: Fuzz)|\s+\S+_test\.go:)' || true
 	@if grep -qE '^(FAIL|--- FAIL|panic)' $(TESTLOG); then echo "make test: FAILED"; exit 1; fi
 	@if grep -q -- '--- SKIP' $(TESTLOG); then grep -- '--- SKIP' $(TESTLOG); echo "make test: a test was skipped"; exit 1; fi
 	@echo "make test: $$(grep -cE '^\s*--- PASS' $(TESTLOG)) passed, 0 failed"
