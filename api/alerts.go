@@ -7,6 +7,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/greenpost/greenpost/internal/fill"
 	"github.com/greenpost/greenpost/internal/metrics"
 	"github.com/greenpost/greenpost/internal/telemetry"
 )
@@ -46,10 +47,11 @@ type alert struct {
 
 // fullSource tells since when each full bin has been full: the first report
 // at or above fullPct after its last report below it (within lookback
-// before now). The engine keeps only each device's last report, so this is
-// a small query of its own, for the bins that are full now.
+// before now), every boot of the device as one; keyed by device. The engine
+// keeps only each device's last report: the collection list's tracker
+// answers from the reports it holds, InfluxDB the rest (trackerFull).
 type fullSource interface {
-	FullSince(ctx context.Context, devices []string, fullPct float64, now time.Time, lookback time.Duration) (map[string]time.Time, error)
+	FullSince(ctx context.Context, bins []fill.FullBin, fullPct float64, now time.Time, lookback time.Duration) (map[string]time.Time, error)
 }
 
 // alerter computes alerts from device states and the 7-day rates.
@@ -164,11 +166,11 @@ func withOutlet(al alert, o Outlet) alert {
 // and stayed there (its last report's time when the history says nothing
 // more).
 func (a *alerter) fullSince(ctx context.Context, full []alert, now time.Time) error {
-	devices := make([]string, len(full))
+	bins := make([]fill.FullBin, len(full))
 	for i := range full {
-		devices[i] = full[i].Device
+		bins[i] = fill.FullBin{Outlet: full[i].Outlet, Device: full[i].Device, Last: *full[i].Since}
 	}
-	since, err := a.full.FullSince(ctx, devices, a.opts.FullPct, now, a.lookback)
+	since, err := a.full.FullSince(ctx, bins, a.opts.FullPct, now, a.lookback)
 	if err != nil {
 		return fmt.Errorf("since when bins are full: %w", err)
 	}

@@ -3,9 +3,17 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/greenpost/greenpost/internal/fill"
 	"github.com/greenpost/greenpost/internal/testenv"
 )
 
@@ -42,7 +50,7 @@ func TestFullSinceFromHistory(t *testing.T) {
 	if err := st.Write(context.Background(), lines); err != nil {
 		t.Fatal(err)
 	}
-	got, err := storeFill{st}.FullSince(context.Background(), []string{"b-f1", "b-f2", "b-f3"}, 90, now, 2*time.Hour)
+	got, err := st.FullSince(context.Background(), []string{"b-f1", "b-f2", "b-f3"}, 90, now, 2*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +65,7 @@ func TestFullSinceFromHistory(t *testing.T) {
 	}
 	// Over 3 days: the last day is asked first, the bins without a report
 	// below in it (b-f2, b-f5) again over the whole lookback.
-	got, err = storeFill{st}.FullSince(context.Background(), []string{"b-f1", "b-f2", "b-f3", "b-f5"}, 90, now, 72*time.Hour)
+	got, err = st.FullSince(context.Background(), []string{"b-f1", "b-f2", "b-f3", "b-f5"}, 90, now, 72*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,6 +76,170 @@ func TestFullSinceFromHistory(t *testing.T) {
 	for d, w := range want {
 		if !got[d].Equal(w) {
 			t.Errorf("3 days: %s full since %v, want %v", d, got[d], w)
+		}
+	}
+}
+
+// TestFullSinceFromTrackerMatchesInflux: the tracker's "full since" (its
+// memory, a read of the newest reports, kept answers, InfluxDB for the
+// rest) equals store.FullSince's on simulated bins in the real InfluxDB:
+// filled and emptied over five days, with noise and glitches, one full for
+// four days (longer than the tracker holds: ProfileDays 1, 3 days), one
+// rebooted in a run, one with a glitch below full inside a run, one that
+// stopped reporting, one that became full after the tracker's last read,
+// and under several lookbacks.
+func TestFullSinceFromTrackerMatchesInflux(t *testing.T) {
+	in := testenv.SharedInflux(t)
+	st := openStore(t, in, freshBucket(t, in))
+	ctx := context.Background()
+	const full = 90.0
+	now := time.Now().UTC().Truncate(time.Minute)
+	step := 5 * time.Minute
+	var lines []byte
+	seq := 0
+	report := func(outlet, device string, boot int, at time.Time, pct float64) {
+		seq++
+		lines = appendTelemetry(t, lines, "gp/v1/"+outlet+"/bin/"+device+"/telemetry", at,
+			fmt.Sprintf(`"seq":%d,"boot":%d,"fill_pct":%g,"deposits":%d`, seq, boot, pct, seq))
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	start := now.Add(-5 * 24 * time.Hour)
+	// Six bins filling at their own pace, emptied at 100 % or by chance,
+	// with noise and a glitch now and then.
+	for b := range 6 {
+		level := float64(b * 15)
+		for at := start; at.Before(now); at = at.Add(step) {
+			level += rng.Float64() * float64(b+1) * 0.4
+			if level >= 100 || rng.IntN(400) == 0 {
+				level = rng.Float64() * 10
+			}
+			v := min(100, level+rng.NormFloat64()*0.5)
+			if rng.IntN(150) == 0 {
+				v = rng.Float64() * 100 // a glitch
+			}
+			report("o-sim", fmt.Sprintf("b-sim-%d", b), 1, at, math.Round(v*10)/10)
+		}
+	}
+	for at := start; at.Before(now); at = at.Add(step) {
+		// Full for the last four days: longer than the tracker holds.
+		report("o-long", "b-long", 1, at, map[bool]float64{true: 95, false: 30}[at.After(now.Add(-4*24*time.Hour))])
+		if at.After(now.Add(-6 * time.Hour)) {
+			// Full since 6 h ago, rebooted 2 h ago (a new boot series).
+			boot := 1
+			if at.After(now.Add(-2 * time.Hour)) {
+				boot = 2
+			}
+			report("o-boot", "b-boot", boot, at, 92)
+			// Full for 6 h but for one glitch below 40 minutes ago.
+			report("o-glitch", "b-glitch", 1, at, map[bool]float64{true: 10, false: 97}[now.Sub(at) == 40*time.Minute])
+		}
+		if at.Before(now.Add(-24 * time.Hour)) {
+			report("o-stop", "b-stop", 1, at, 91) // stopped a day ago, full
+		}
+	}
+	if err := st.Write(ctx, lines); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	tr := fill.NewTracker(fill.TrackerConfig{Source: st, Options: fill.Options{FullPct: full, ProfileDays: 1},
+		Interval: time.Hour, Now: func() time.Time { return now }, Registerer: reg})
+	src := trackerFull{tr, st}
+	// The full bins as the device states show them: newest report at or
+	// above full.
+	fullBins := func(at time.Time) []fill.FullBin {
+		var out []fill.FullBin
+		err := st.BinReports(ctx, at.Add(-6*24*time.Hour), at.Add(time.Millisecond), nil, func(outlet, device string, _, ts int64, pct float64) error {
+			i := slices.IndexFunc(out, func(b fill.FullBin) bool { return b.Device == device })
+			if i < 0 {
+				out = append(out, fill.FullBin{Outlet: outlet, Device: device})
+				i = len(out) - 1
+			}
+			if tm := time.UnixMilli(ts); !tm.Before(out[i].Last) {
+				out[i].Last, out[i].Outlet = tm, strconv.FormatFloat(pct, 'f', -1, 64)+"|"+outlet
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fulls []fill.FullBin
+		for _, b := range out {
+			pct, outlet, _ := strings.Cut(b.Outlet, "|")
+			if v, _ := strconv.ParseFloat(pct, 64); v >= full {
+				fulls = append(fulls, fill.FullBin{Outlet: outlet, Device: b.Device, Last: b.Last})
+			}
+		}
+		return fulls
+	}
+	compare := func(what string, at time.Time, lookback time.Duration) {
+		t.Helper()
+		bins := fullBins(at)
+		devices := make([]string, len(bins))
+		for i, b := range bins {
+			devices[i] = b.Device
+		}
+		want, err := st.FullSince(ctx, devices, full, at, lookback)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := src.FullSince(ctx, bins, full, at, lookback)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Errorf("%s: %d answers, InfluxDB %d:\n%v\n%v", what, len(got), len(want), got, want)
+		}
+		for d, w := range want {
+			if g := got[d]; !g.Equal(w) {
+				t.Errorf("%s: %s full since %v, InfluxDB says %v", what, d, g, w)
+			}
+		}
+	}
+	compare("before the tracker's load", now, 30*24*time.Hour)
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- tr.Run(runCtx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	testenv.Eventually(t, 30*time.Second, func() string {
+		if tr.Ready() {
+			return ""
+		}
+		return "the tracker has not loaded"
+	})
+	for _, lb := range []time.Duration{2 * time.Hour, 24 * time.Hour, 5 * 24 * time.Hour, 30 * 24 * time.Hour} {
+		for _, back := range []time.Duration{0, 45 * time.Minute} {
+			compare(fmt.Sprintf("lookback %s, now −%s", lb, back), now.Add(-back), lb)
+		}
+	}
+	compare("again (kept)", now, 30*24*time.Hour)
+	// After the tracker's last read: b-sim-0..2 and b-glitch report full,
+	// b-long is emptied and full again; the tracker has not polled.
+	lines = lines[:0]
+	for b := range 3 {
+		report("o-sim", fmt.Sprintf("b-sim-%d", b), 1, now.Add(time.Minute), 99)
+	}
+	report("o-glitch", "b-glitch", 1, now.Add(time.Minute), 98)
+	report("o-long", "b-long", 1, now.Add(time.Minute), 20)
+	report("o-long", "b-long", 1, now.Add(2*time.Minute), 93)
+	if err := st.Write(ctx, lines); err != nil {
+		t.Fatal(err)
+	}
+	compare("after the last read", now.Add(3*time.Minute), 30*24*time.Hour)
+	counts := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "greenpost_fill_full_since_total" {
+			for _, m := range mf.GetMetric() {
+				counts[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	for _, src := range []string{"memory", "tail", "kept", "store"} {
+		if counts[src] == 0 {
+			t.Errorf("no answer from %s: %v", src, counts)
 		}
 	}
 }

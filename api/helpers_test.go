@@ -143,11 +143,11 @@ func (f fakeFill) MaxFill(context.Context, string, metrics.Window, time.Duration
 	return f.vals, nil
 }
 
-func (f fakeFill) FullSince(_ context.Context, devices []string, _ float64, _ time.Time, _ time.Duration) (map[string]time.Time, error) {
+func (f fakeFill) FullSince(_ context.Context, bins []fill.FullBin, _ float64, _ time.Time, _ time.Duration) (map[string]time.Time, error) {
 	out := map[string]time.Time{}
-	for _, d := range devices {
-		if t, ok := f.since[d]; ok {
-			out[d] = t
+	for _, b := range bins {
+		if t, ok := f.since[b.Device]; ok {
+			out[b.Device] = t
 		}
 	}
 	return out, nil

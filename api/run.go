@@ -63,7 +63,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	})
 	app := newApp(&deps{
 		cfg: cfg, log: log, db: db, reg: reg, engine: engine,
-		fill: storeFill{db}, bins: storeFill{db}, full: storeFill{db}, judge: bins, targets: targets, audit: own, now: time.Now, promReg: promReg,
+		fill: storeFill{db}, bins: storeFill{db}, full: trackerFull{bins, db}, judge: bins, targets: targets, audit: own, now: time.Now, promReg: promReg,
 	})
 
 	ln, err := net.Listen("tcp", cfg.Addr)

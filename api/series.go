@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/greenpost/greenpost/internal/fill"
 	"github.com/greenpost/greenpost/internal/metrics"
 	"github.com/greenpost/greenpost/internal/store"
 )
@@ -117,6 +118,22 @@ func (f storeFill) MaxFill(ctx context.Context, outlet string, w metrics.Window,
 }
 
 // FullSince tells since when each full bin has been full (store.FullSince).
-func (f storeFill) FullSince(ctx context.Context, devices []string, fullPct float64, now time.Time, lookback time.Duration) (map[string]time.Time, error) {
+func (f storeFill) FullSince(ctx context.Context, bins []fill.FullBin, fullPct float64, now time.Time, lookback time.Duration) (map[string]time.Time, error) {
+	devices := make([]string, len(bins))
+	for i, b := range bins {
+		devices[i] = b.Device
+	}
 	return f.st.FullSince(ctx, devices, fullPct, now, lookback)
+}
+
+// trackerFull answers "full since" from the collection list's tracker,
+// which asks InfluxDB (store.FullSince) only what its memory cannot tell
+// (internal/fill's FullSince).
+type trackerFull struct {
+	t  *fill.Tracker
+	st *store.Store
+}
+
+func (f trackerFull) FullSince(ctx context.Context, bins []fill.FullBin, fullPct float64, now time.Time, lookback time.Duration) (map[string]time.Time, error) {
+	return f.t.FullSince(ctx, bins, fullPct, now, lookback, f.st.FullSince)
 }

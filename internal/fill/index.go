@@ -2,6 +2,7 @@ package fill
 
 import (
 	"cmp"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -22,6 +23,10 @@ type index struct {
 
 	mu   sync.RWMutex
 	bins map[binKey]*series
+	// outlets counts, per device, the outlets it has reports under (one
+	// bin is an outlet and a device; InfluxDB's "full since" takes every
+	// series of a device as one).
+	outlets map[string]int
 }
 
 type binKey struct{ outlet, device string }
@@ -31,6 +36,10 @@ type series struct {
 	base int64    // ms
 	off  []uint32 // ms since base, strictly ascending
 	pct  []float32
+	// mixed: times (ms, ascending) at which two boots reported at once, one
+	// below FullPct and one not; the index keeps only the later boot's, so
+	// "full since" is not answered from memory over them.
+	mixed []int64
 
 	// gen counts changes of the reports: a profile learned from an older
 	// generation is not kept.
@@ -43,16 +52,32 @@ type series struct {
 }
 
 func newIndex(o Options) *index {
-	return &index{o: o.withDefaults(), bins: map[binKey]*series{}}
+	return &index{o: o.withDefaults(), bins: map[binKey]*series{}, outlets: map[string]int{}}
+}
+
+// pct32 is a reading as the index keeps it: as a float32, on the same side
+// of full as the reading itself (a float32 may round 89.9999999 up to 90),
+// so that "at or above FullPct" is the same question in memory as in
+// InfluxDB.
+func pct32(v, full float64) float32 {
+	p := float32(v)
+	switch {
+	case v < full && float64(p) >= full:
+		p = math.Nextafter32(p, float32(math.Inf(-1)))
+	case v >= full && float64(p) < full:
+		p = math.Nextafter32(p, float32(math.Inf(1)))
+	}
+	return p
 }
 
 // view is one bin's reports as a reader took them.
 type view struct {
-	s    *series
-	gen  uint64
-	base int64
-	off  []uint32
-	pct  []float32
+	s     *series
+	gen   uint64
+	base  int64
+	off   []uint32
+	pct   []float32
+	mixed []int64
 }
 
 func (v *view) len() int        { return len(v.off) }
@@ -89,13 +114,18 @@ func (x *index) views(outlets map[string]bool) []view {
 		if outlets != nil && !outlets[k.outlet] {
 			continue
 		}
-		out = append(out, view{s: s, gen: s.gen.Load(), base: s.base, off: s.off, pct: s.pct})
+		out = append(out, s.view())
 	}
 	x.mu.RUnlock()
 	slices.SortFunc(out, func(a, b view) int {
 		return cmp.Or(cmp.Compare(a.s.key.outlet, b.s.key.outlet), cmp.Compare(a.s.key.device, b.s.key.device))
 	})
 	return out
+}
+
+// view takes the series' slices; the caller holds the index's lock.
+func (s *series) view() view {
+	return view{s: s, gen: s.gen.Load(), base: s.base, off: s.off, pct: s.pct, mixed: s.mixed}
 }
 
 // binReports are one bin's reports from a read, sorted by time.
@@ -119,8 +149,9 @@ func (x *index) merge(in []binReports) int {
 		if s == nil {
 			s = &series{key: b.key, base: b.rs[0].T}
 			x.bins[b.key] = s
+			x.outlets[b.key.device]++
 		}
-		n, first := s.mergeLocked(b.rs)
+		n, first := s.mergeLocked(b.rs, x.o.FullPct)
 		if n > 0 {
 			changed += n
 			s.forget(first, x.o)
@@ -131,7 +162,7 @@ func (x *index) merge(in []binReports) int {
 
 // mergeLocked builds the bin's new slices from the old ones and rs; it
 // returns how many reports were new or changed and the earliest of them.
-func (s *series) mergeLocked(rs []Report) (int, int64) {
+func (s *series) mergeLocked(rs []Report, full float64) (int, int64) {
 	base := min(s.base, rs[0].T)
 	if len(s.off) == 0 {
 		base = rs[0].T
@@ -154,11 +185,11 @@ func (s *series) mergeLocked(rs []Report) (int, int64) {
 			t, p = s.base+int64(s.off[i]), s.pct[i]
 			i++
 		case i == len(s.off) || rs[j].T < s.base+int64(s.off[i]):
-			t, p = rs[j].T, float32(rs[j].Pct)
+			t, p = rs[j].T, pct32(rs[j].Pct, full)
 			note(t)
 			j++
 		default: // the same time: the read wins
-			t, p = rs[j].T, float32(rs[j].Pct)
+			t, p = rs[j].T, pct32(rs[j].Pct, full)
 			if p != s.pct[i] {
 				note(t)
 			}
@@ -168,6 +199,12 @@ func (s *series) mergeLocked(rs []Report) (int, int64) {
 		// Two reports of one read at the same time (two boots): the later
 		// one is the one kept.
 		if n := len(off); n > 0 && base+int64(off[n-1]) == t {
+			if (float64(pct[n-1]) >= full) != (float64(p) >= full) {
+				if k, found := slices.BinarySearch(s.mixed, t); !found {
+					// A new array: readers may hold the old one.
+					s.mixed = slices.Insert(slices.Clip(s.mixed), k, t)
+				}
+			}
 			pct[n-1] = p
 			continue
 		}
@@ -208,7 +245,14 @@ func (x *index) trim(t int64) {
 		i := v.search(t)
 		if i == len(s.off) {
 			delete(x.bins, k)
+			if x.outlets[k.device]--; x.outlets[k.device] <= 0 {
+				delete(x.outlets, k.device)
+			}
 			continue
+		}
+		if len(s.mixed) > 0 && s.mixed[0] < t {
+			j, _ := slices.BinarySearch(s.mixed, t)
+			s.mixed = slices.Clone(s.mixed[j:])
 		}
 		if i == 0 {
 			continue

@@ -55,6 +55,9 @@ type Tracker struct {
 
 	reads   *prometheus.CounterVec
 	seconds *prometheus.HistogramVec
+
+	full        fullCache              // "full since" of bins full for longer than memory (fullsince.go)
+	fullAnswers *prometheus.CounterVec // "full since" answers by where they came from
 }
 
 // Keep is how much history the tracker holds: the curve's days before the
@@ -84,16 +87,20 @@ func NewTracker(cfg TrackerConfig) *Tracker {
 	t := &Tracker{cfg: cfg, x: newIndex(cfg.Options),
 		reads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "greenpost_fill_reads_total",
-			Help: "Reads of bin reports by the collection list's tracker, by kind (load, poll, recheck, rotate, raw) and result.",
+			Help: "Reads of bin reports by the collection list's tracker, by kind (load, poll, recheck, rotate, raw, tail) and result.",
 		}, []string{"kind", "result"}),
 		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "greenpost_fill_read_seconds",
 			Help:    "Duration of the tracker's reads of bin reports, by kind.",
 			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}, []string{"kind"}),
+		fullAnswers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "greenpost_fill_full_since_total",
+			Help: "Alerts' \"full since\" answers (one per full bin asked), by source: memory, tail (memory and a read of the newest reports), kept (a long-full bin's kept answer), store (asked of InfluxDB).",
+		}, []string{"source"}),
 	}
 	if cfg.Registerer != nil {
-		cfg.Registerer.MustRegister(t.reads, t.seconds,
+		cfg.Registerer.MustRegister(t.reads, t.seconds, t.fullAnswers,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "greenpost_fill_bins", Help: "Bins whose recent reports the tracker holds."},
 				func() float64 { b, _ := t.x.stats(); return float64(b) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "greenpost_fill_reports", Help: "Bin reports the tracker holds in memory."},
@@ -278,11 +285,14 @@ func (t *Tracker) fetch(ctx context.Context, from, to time.Time, outlets []strin
 	return out, nil
 }
 
+// trim drops what fell out of Keep. Memory's start moves first, so that a
+// reader that takes the bins' reports and then the start (FullSince) never
+// takes a start older than the reports it has.
 func (t *Tracker) trim(before time.Time) {
-	t.x.trim(before.UnixMilli())
 	t.mu.Lock()
 	t.coveredFrom = max(t.coveredFrom, before.UnixMilli())
 	t.mu.Unlock()
+	t.x.trim(before.UnixMilli())
 }
 
 // Judge predicts every bin of the given outlets (all when outlets is nil)
