@@ -116,6 +116,9 @@ type pending struct {
 	run memRun
 }
 
+// tailOutlets is the most outlets one read of the newest reports names.
+const tailOutlets = 64
+
 // tailReport is a report newer than memory's newest of its bin.
 type tailReport struct {
 	t     int64
@@ -302,12 +305,21 @@ func (t *Tracker) tails(ctx context.Context, lag []pending, full float64, from, 
 	outlets = slices.Compact(outlets)
 	got := map[string][]tailReport{}
 	began := time.Now()
-	err := t.cfg.Source.BinReports(ctx, time.UnixMilli(start), time.UnixMilli(to+1), outlets, func(_, device string, _, ts int64, pct float64) error {
-		if n, ok := after[device]; ok && ts > n && ts >= from && ts <= to {
-			got[device] = append(got[device], tailReport{t: ts, below: pct < full})
+	var err error
+	// A few outlets per read: a read naming its outlets costs InfluxDB
+	// their series only; one of every outlet costs every series of the
+	// city, however short (internal/store reads every outlet above 64).
+	for c := range slices.Chunk(outlets, tailOutlets) {
+		err = t.cfg.Source.BinReports(ctx, time.UnixMilli(start), time.UnixMilli(to+1), c, func(_, device string, _, ts int64, pct float64) error {
+			if n, ok := after[device]; ok && ts > n && ts >= from && ts <= to {
+				got[device] = append(got[device], tailReport{t: ts, below: pct < full})
+			}
+			return nil
+		})
+		if err != nil {
+			break
 		}
-		return nil
-	})
+	}
 	t.seconds.WithLabelValues("tail").Observe(time.Since(began).Seconds())
 	if err != nil {
 		t.reads.WithLabelValues("tail", "error").Inc()
