@@ -48,8 +48,12 @@ type config struct {
 	MQTTURL, MQTTUser, MQTTPassword, MQTTCAFile     string
 	InfluxURL, InfluxToken, InfluxOrg, InfluxBucket string
 
-	Mode               string
-	Outlets, Bins      int
+	Mode          string
+	Outlets, Bins int
+	// Slice K of Slices: this process simulates the K-th of Slices equal
+	// runs of the city's outlets (1 of 1: all of them), so that several
+	// processes together run each device of one city once.
+	Slice, Slices      int
 	Interval, Duration time.Duration
 	Jitter             float64
 	Speed              float64
@@ -82,6 +86,10 @@ type config struct {
 	LogLevel   slog.Level
 
 	dial dialConfig
+	// Set by run: the whole city's devices, and the index in it of this
+	// slice's first device (spreads connections over loopback addresses
+	// the same way whichever process runs a device).
+	cityDevices, firstDevice int
 }
 
 func (c *config) faultOn(name string) bool { return slices.Contains(c.Faults, name) }
@@ -104,6 +112,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&c.Mode, "mode", modeLive, "live (the city in real time), load (publish -messages as fast as -rate allows) or history (-days of past data)")
 	fs.IntVar(&c.Outlets, "outlets", 50, "outlets to simulate (each with its bins and one parcel counter)")
 	fs.IntVar(&c.Bins, "bins", 2, "recycling bins per outlet")
+	slice := fs.String("slice", "1/1", "K/N: simulate only the K-th of N equal runs of the city's outlets (the registry still lists the whole city); N processes with 1/N … N/N run each device once")
 	fs.DurationVar(&c.Interval, "interval", 60*time.Second, "report interval of each device")
 	fs.Float64Var(&c.Jitter, "jitter", 0.1, "live: each report comes up to this share of the interval early or late")
 	fs.Float64Var(&c.Speed, "speed", 1, "live: the city's clock runs this many times faster than the wall clock (600: a day in 2.4 minutes)")
@@ -153,6 +162,10 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	if c.Bins < 0 || c.Bins > 16 {
 		r.Problem("-bins", "%d: want 0 to 16", c.Bins)
+	}
+	if _, err := fmt.Sscanf(*slice, "%d/%d", &c.Slice, &c.Slices); err != nil || fmt.Sprintf("%d/%d", c.Slice, c.Slices) != *slice ||
+		c.Slices < 1 || c.Slice < 1 || c.Slice > c.Slices || c.Slices > c.Outlets {
+		r.Problem("-slice", "%q: want K/N with 1 ≤ K ≤ N ≤ -outlets", *slice)
 	}
 	if c.Interval < 10*time.Millisecond {
 		r.Problem("-interval", "%v: want at least 10ms", c.Interval)
@@ -320,6 +333,14 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 		}
 	}
 	return c, r.Err()
+}
+
+// sliceBounds are the outlets [lo, hi) of this process's slice of n.
+func (c *config) sliceBounds(n int) (lo, hi int) {
+	if c.Slices <= 1 {
+		return 0, n
+	}
+	return (c.Slice - 1) * n / c.Slices, c.Slice * n / c.Slices
 }
 
 // scenario is the -scenario file: the faults to enable and their settings.

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"runtime"
@@ -37,6 +40,7 @@ type fleetDevice struct {
 	conn  *mqttConn
 	slots chan struct{} // one per unacknowledged message: the in-flight window
 	quota int           // messages this device still has to send
+	acked atomic.Int64  // its acknowledged publishes, status included
 	gen   func(buf []byte) []byte
 }
 
@@ -53,15 +57,16 @@ func newFleet(cfg *config, log *slog.Logger, c *city.City) *fleet {
 func (f *fleet) connect(ctx context.Context) error {
 	cfg := f.cfg
 	// One loopback address gives about 28,000 ephemeral ports; beyond
-	// 16,000 devices spread the connections over 127.0.0.1-8.
-	spread := len(f.devs) > 16000 && isLoopback(cfg.dial.Addr)
+	// 16,000 devices in the city (all slices' processes together) spread
+	// the connections over 127.0.0.1-8.
+	spread := max(len(f.devs), cfg.cityDevices) > 16000 && isLoopback(cfg.dial.Addr)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(64)
 	for i, d := range f.devs {
 		g.Go(func() error {
 			dc := cfg.dial
 			if spread {
-				dc.Local = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i%8))}
+				dc.Local = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+(cfg.firstDevice+i)%8))}
 			}
 			var w *will
 			if cfg.Status {
@@ -69,6 +74,7 @@ func (f *fleet) connect(ctx context.Context) error {
 			}
 			conn, err := dialMQTT(gctx, dc, d.ref.ID, d.ref.ID, w, func(uint16) {
 				<-d.slots
+				d.acked.Add(1)
 				f.acked.Add(1)
 				f.lastAck.Store(time.Now().UnixNano())
 			})
@@ -285,6 +291,11 @@ func runLoad(ctx context.Context, cfg config, c *city.City, log *slog.Logger) (m
 	}
 	f.close()
 	out := f.result()
+	if cfg.TruthFile != "" {
+		if werr := writeFileAtomic(cfg.TruthFile, f.writeTruth); werr != nil {
+			err = errors.Join(err, fmt.Errorf("truth: %w", werr))
+		}
+	}
 	out["target_rate"] = cfg.Rate
 	out["connect_seconds"] = connectSecs
 	out["rss_before_connect_bytes"] = rssBefore
@@ -296,4 +307,27 @@ func runLoad(ctx context.Context, cfg config, c *city.City, log *slog.Logger) (m
 		out["heap_stacks_per_10k_devices_bytes"] = (heapConnected - heapBefore) * 10000 / int64(n)
 	}
 	return out, ignoreCtx(err)
+}
+
+// loadTruth is load mode's ground truth (-truth): how many telemetry
+// messages of each device the broker acknowledged, what a loss check
+// counts the stored points of each device against.
+type loadTruth struct {
+	Mode         string           `json:"mode"`
+	FirstPublish time.Time        `json:"first_publish"`
+	LastAck      time.Time        `json:"last_ack"`
+	Acked        map[string]int64 `json:"acked"`
+}
+
+func (f *fleet) writeTruth(w io.Writer) error {
+	t := loadTruth{Mode: modeLoad, Acked: make(map[string]int64, len(f.devs)),
+		FirstPublish: time.Unix(0, f.firstPub.Load()).UTC(), LastAck: time.Unix(0, f.lastAck.Load()).UTC()}
+	for _, d := range f.devs {
+		n := d.acked.Load()
+		if f.cfg.Status && n > 0 {
+			n-- // its status goes first on its connection, and acks come in order
+		}
+		t.Acked[d.ref.ID] = n
+	}
+	return json.NewEncoder(w).Encode(t)
 }

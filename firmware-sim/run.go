@@ -33,6 +33,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return &settings.Error{Problems: []string{err.Error()}}
 	}
+	// The registry describes the whole city; the devices run are the slice's.
+	whole := c
+	cfg.cityDevices = len(whole.Outlets) * (cfg.Bins + 1)
+	if cfg.Slices > 1 {
+		lo, hi := cfg.sliceBounds(len(whole.Outlets))
+		part := *whole
+		part.Outlets = whole.Outlets[lo:hi]
+		c = &part
+		cfg.firstDevice = lo * (cfg.Bins + 1)
+	}
 	devices := len(c.Outlets) * (cfg.Bins + 1)
 	if cfg.dial.Passwords != nil {
 		var missing []string
@@ -47,7 +57,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 	log.Info("started", "mode", cfg.Mode, "mqtt", cfg.MQTTURL, "outlets", cfg.Outlets, "bins", cfg.Bins,
-		"devices", devices, "seed", cfg.Seed, "faults", strings.Join(cfg.Faults, ","), "rates", cfg.Fault.String())
+		"slice", fmt.Sprintf("%d/%d", cfg.Slice, cfg.Slices), "devices", devices, "seed", cfg.Seed, "faults", strings.Join(cfg.Faults, ","), "rates", cfg.Fault.String())
 	// The simulated data starts here: the truth's from, and (rounded down
 	// to the minute) the outlets' active_since in the registry, so the API
 	// judges them from when their data begins (metrics-v1 v1.1).
@@ -66,11 +76,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if !cfg.ActiveSince.IsZero() {
 			since = cfg.ActiveSince // an earlier run's data start (make run keeps it)
 		}
-		err := writeFileAtomic(cfg.RegistryFile, func(w io.Writer) error { return c.WriteRegistry(w, since) })
+		err := writeFileAtomic(cfg.RegistryFile, func(w io.Writer) error { return whole.WriteRegistry(w, since) })
 		if err != nil {
 			return fmt.Errorf("registry: %w", err)
 		}
-		log.Info("registry written", "file", cfg.RegistryFile, "outlets", len(c.Outlets), "active_since", since)
+		log.Info("registry written", "file", cfg.RegistryFile, "outlets", len(whole.Outlets), "active_since", since)
 	}
 	if cfg.Mode != modeHistory || !cfg.Influx {
 		if err := raiseFileLimit(uint64(devices) + 32); err != nil {
