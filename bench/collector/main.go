@@ -18,8 +18,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -422,7 +420,7 @@ func startConsumer(e *env, o options, consumer string) (func(), error) {
 	switch consumer {
 	case "greenpost":
 		cmd = exec.Command(filepath.Join(o.bin, "collector"))
-		addr, err := freeAddr()
+		addr, err := testenv.LoopbackAddr()
 		if err != nil {
 			return nil, err
 		}
@@ -432,7 +430,7 @@ func startConsumer(e *env, o options, consumer string) (func(), error) {
 		if child, err = e.start(name, cmd); err != nil {
 			return nil, err
 		}
-		if err := waitHTTP("http://"+addr+"/readyz", 30*time.Second); err != nil {
+		if err := testenv.WaitHTTP("http://"+addr+"/readyz", 30*time.Second); err != nil {
 			return nil, fmt.Errorf("collector not ready: %w\n%s", err, e.tail(name))
 		}
 	case "telegraf":
@@ -584,34 +582,6 @@ func latency(o options) (result, error) {
 	r.Rate = float64(n) / sum.Seconds
 	r.Extra = fmt.Sprintf("%d samples, poll period 50 ms", len(lats))
 	return r, nil
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-func waitHTTP(url string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	c := http.Client{Timeout: time.Second}
-	for {
-		resp, err := c.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
-			err = errors.New(resp.Status)
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 func waitLog(path, s string, timeout time.Duration) error {

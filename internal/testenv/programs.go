@@ -1,6 +1,8 @@
 package testenv
 
 import (
+	"errors"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -75,4 +77,35 @@ func ReadProcStats(pid int) (ProcStats, error) {
 		}
 	}
 	return st, nil
+}
+
+// LoopbackAddr returns a free 127.0.0.1:port for a server a program starts
+// (a collector's /metrics, say).
+func LoopbackAddr() (string, error) {
+	port, err := freePort()
+	if err != nil {
+		return "", err
+	}
+	return hostPort(port), nil
+}
+
+// WaitHTTP polls url until it answers 200 or the timeout passes, and
+// returns the last error then.
+func WaitHTTP(url string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	c := http.Client{Timeout: time.Second}
+	for {
+		resp, err := c.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+			err = errors.New(resp.Status)
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
