@@ -20,6 +20,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -171,6 +172,33 @@ func run() error {
 	}
 	defer w.close()
 
+	// The registry first, then wait for the roll-up worker's first build (on
+	// an empty database it still walks the whole look-back for every
+	// outlet): until then a city-wide window answers 503.
+	var reg bytes.Buffer
+	since := time.Now().UTC().Truncate(time.Minute)
+	if err := c.WriteRegistry(&reg, since); err != nil {
+		return err
+	}
+	if err := s.importRegistry(reg.Bytes()); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	win := "from=" + since.Format(time.RFC3339) + "&to=" + since.Add(24*time.Hour).Format(time.RFC3339)
+	for {
+		var v any
+		err := s.get("/v1/rates?group_by=city&"+win, &v)
+		if err == nil {
+			break
+		}
+		if !strings.Contains(err.Error(), "503") || time.Since(t0) > 60*time.Minute {
+			return fmt.Errorf("roll-up: %w", err)
+		}
+		time.Sleep(time.Second)
+	}
+	rollupReady := time.Since(t0)
+	logf("registry of %d outlets imported; the city's figures answer after %.0f s (roll-up's first build)", o.outlets, rollupReady.Seconds())
+
 	var phases []*phase
 	realRate := float64(devices) / o.cadence.Seconds()
 	for _, p := range []struct {
@@ -188,7 +216,7 @@ func run() error {
 		}
 		phases = append(phases, ph)
 	}
-	report(o, devices, phases)
+	report(o, devices, phases, rollupReady)
 	if o.out != "" {
 		b, _ := json.MarshalIndent(phases, "", "  ")
 		return os.WriteFile(o.out, b, 0o644)
@@ -225,7 +253,6 @@ func runPhase(o options, s *stack, w *watcher, ph *phase, sampled []string, firs
 
 	cpu0 := readCPU(s.procs())
 	stat0 := readStat()
-	registry := filepath.Join(o.dir, "registry.csv")
 	results := make([]simResult, o.procs)
 	errs := make([]error, o.procs)
 	var wg sync.WaitGroup
@@ -240,9 +267,6 @@ func runPhase(o options, s *stack, w *watcher, ph *phase, sampled []string, firs
 			"-seed", strconv.FormatInt(o.seed, 10), "-slice", fmt.Sprintf("%d/%d", k, o.procs),
 			"-messages", strconv.Itoa(sliceDevices * ph.PerDev), "-rate", fmt.Sprint(ph.Rate * float64(sliceDevices) / float64(devices)),
 			"-interval", o.cadence.String(), "-truth", truth, "-ack-timeout", "5m"}
-		if first && k == 1 {
-			args = append(args, "-registry", registry)
-		}
 		cmd := exec.Command(filepath.Join(o.bin, "firmware-sim"), args...)
 		cmd.Env = append(os.Environ(), "GP_MQTT_URL="+broker.URL, "GP_LOG_LEVEL=warn")
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -276,11 +300,6 @@ func runPhase(o options, s *stack, w *watcher, ph *phase, sampled []string, firs
 			}
 			r.truth = t.Acked
 		})
-	}
-	if first {
-		if err := importWhenWritten(s, registry); err != nil {
-			return err
-		}
 	}
 	pl := startPoller(s, sampled, ph.From, ph.To, o.poll, o.groupEvery)
 	var loads []float64
@@ -419,8 +438,10 @@ func runPhase(o options, s *stack, w *watcher, ph *phase, sampled []string, firs
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	var u1, u2 int
-	ph.OwnLat, u1 = latencies(targets, pl.own)
-	ph.GroupLat, u2 = latencies(targets, pl.group)
+	ph.OwnLat, u1 = latencies(targets, pl.own, false)
+	if o.groupEvery > 0 {
+		ph.GroupLat, u2 = latencies(targets, pl.group, true)
+	}
 	ph.Unseen = u1 + u2
 	ph.OwnP, ph.GroupP = quantiles(ph.OwnLat), quantiles(ph.GroupLat)
 	ph.PollErrors, ph.LastPollError = pl.errs, pl.lastErr
@@ -430,28 +451,14 @@ func runPhase(o options, s *stack, w *watcher, ph *phase, sampled []string, firs
 	return nil
 }
 
-// importWhenWritten imports the registry once the first simulator wrote it.
-func importWhenWritten(s *stack, path string) error {
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		b, err := os.ReadFile(path)
-		if err == nil {
-			return s.importRegistry(b)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("no registry from firmware-sim: %w", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 func abs(n int) int { return max(n, -n) }
 
 // ---- the report
 
-func report(o options, devices int, phases []*phase) {
+func report(o options, devices int, phases []*phase, rollupReady time.Duration) {
 	fmt.Printf("\n### Live path: %d outlets, %d devices (%d bins + 1 counter each), %d firmware-sim processes, %d broker(s) + collector(s)\n\n",
 		o.outlets, devices, o.bins, o.procs, o.brokers)
+	fmt.Printf("Fresh InfluxDB; registry imported, the city's figures answered %.0f s later (the roll-up's first build over an empty look-back).\n\n", rollupReady.Seconds())
 	fmt.Println("| phase | msg/s asked | messages acknowledged | stored in InfluxDB | devices whose count is off | collector invalid / dead letters / rejected | publish (s) | last ack → all stored (s) |")
 	fmt.Println("|---|---|---|---|---|---|---|---|")
 	for _, p := range phases {

@@ -302,11 +302,11 @@ func (p *poller) latest(id string) (own, group answer, ok bool) {
 // each target, the first answer that reaches it. Targets an answer cannot
 // show (bins and counters in the city-wide list) are left out; unseen
 // counts those no answer reached.
-func latencies(ts map[string][]target, answers map[string][]answer) (lat []float64, unseen int) {
+func latencies(ts map[string][]target, answers map[string][]answer, parcelsOnly bool) (lat []float64, unseen int) {
 	for id, tg := range ts {
 		as := answers[id]
 		for _, t := range tg {
-			if t.what != "parcels" && len(as) > 0 && as[0].bins < 0 {
+			if parcelsOnly && t.what != "parcels" {
 				continue
 			}
 			i := slices.IndexFunc(as, func(a answer) bool { return a.reaches(t) })
