@@ -94,8 +94,15 @@ func (v *view) fullRun(from, to, covered int64, full float64) memRun {
 		}
 		return r
 	}
-	i := hi - 1
-	for ; i >= lo && float64(v.pct[i]) >= full; i-- {
+	var i int
+	if hi == v.len() && v.s != nil {
+		// No report after to: the last below in range is the bin's last
+		// below, when in range (lo-1: none in range).
+		i = max(v.lastBelow(full), lo-1)
+	} else {
+		i = hi - 1
+		for ; i >= lo && float64(v.pct[i]) >= full; i-- {
+		}
 	}
 	switch {
 	case i == hi-1:
@@ -108,6 +115,25 @@ func (v *view) fullRun(from, to, covered int64, full float64) memRun {
 		r.kind = runLong
 	}
 	return r
+}
+
+// belowMemo is a series' last report below full, for one generation.
+type belowMemo struct {
+	gen uint64
+	i   int
+}
+
+// lastBelow returns the index of the view's last report below full (-1:
+// none), kept per generation of the series' reports.
+func (v *view) lastBelow(full float64) int {
+	if m := v.s.below.Load(); m != nil && m.gen == v.gen {
+		return m.i
+	}
+	i := v.len() - 1
+	for ; i >= 0 && float64(v.pct[i]) >= full; i-- {
+	}
+	v.s.below.Store(&belowMemo{gen: v.gen, i: i})
+	return i
 }
 
 // pending is a bin and what memory says of it.

@@ -252,3 +252,55 @@ func TestPct32KeepsTheSideOfFull(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkFullSince: one alerts request's "full since" for 1,000 full bins
+// out of 2,000 held (9 days of 5-minute reports each): half full for an
+// hour (answered from memory), half full for longer than memory (kept
+// answers, after the first call) — the worst case, every report of those
+// bins scanned.
+func BenchmarkFullSince(b *testing.B) {
+	const bins, full = 2000, 90.0
+	tr := NewTracker(TrackerConfig{Source: newMemSource(), Options: Options{FullPct: full}})
+	keep := tr.cfg.Options.Keep().Milliseconds()
+	end := day0 + 10*dayMs
+	var in []binReports
+	var asked []FullBin
+	for i := range bins {
+		k := binKey{fmt.Sprintf("o-%04d", i/2), fmt.Sprintf("b-%05d", i)}
+		rs := make([]Report, 0, keep/step)
+		for ts := end - keep; ts < end; ts += step {
+			pct := 50.0
+			if i%2 == 0 && ts >= end-hourMs || i%4 == 1 {
+				pct = 95
+			}
+			rs = append(rs, Report{T: ts, Pct: pct})
+		}
+		in = append(in, binReports{k, rs})
+		if i%2 == 0 || i%4 == 1 {
+			asked = append(asked, FullBin{Outlet: k.outlet, Device: k.device, Last: time.UnixMilli(end - step)})
+		}
+	}
+	tr.x.merge(in)
+	tr.ready, tr.coveredFrom = true, end-keep
+	ask := func(_ context.Context, devices []string, _ float64, _ time.Time, _ time.Duration) (map[string]time.Time, error) {
+		out := map[string]time.Time{}
+		for _, d := range devices {
+			out[d] = time.UnixMilli(end - 20*dayMs)
+		}
+		return out, nil
+	}
+	now := time.UnixMilli(end)
+	ctx := context.Background()
+	if _, err := tr.FullSince(ctx, asked, full, now, 30*24*time.Hour, ask); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		got, err := tr.FullSince(ctx, asked, full, now, 30*24*time.Hour, ask)
+		if err != nil || len(got) != len(asked) {
+			b.Fatalf("%d answers for %d bins: %v", len(got), len(asked), err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(asked)), "ns/bin")
+}

@@ -36,6 +36,11 @@ type series struct {
 	base int64    // ms
 	off  []uint32 // ms since base, strictly ascending
 	pct  []float32
+	// below: the index of the last report below FullPct (-1: none) in the
+	// reports of one generation, worked out by the first "full since"
+	// that needs it (fullsince.go), so a bin full for days is not scanned
+	// by every request.
+	below atomic.Pointer[belowMemo]
 	// mixed: times (ms, ascending) at which two boots reported at once, one
 	// below FullPct and one not; the index keeps only the later boot's, so
 	// "full since" is not answered from memory over them.
