@@ -24,6 +24,7 @@ type acc struct {
 	carry   carry
 	tmp     summary // decoding buffer
 	intern  *interner
+	open    opener // the compact day last inflated
 	// runs, when set, keeps the combination of each run of whole pieces
 	// (runs.go) for the next requests.
 	runs *runCache
@@ -183,7 +184,10 @@ func (a *acc) evalOutlet(s *snapshot, outlet string, w Window, ps []piece, opts 
 			}
 			a.apply(&a.tmp, p.pre, p.carry)
 		case pieceHour:
-			data := s.hour(outlet, p.start)
+			data, err := s.hourVia(&a.open, outlet, p.start)
+			if err != nil {
+				return Outlet{}, err
+			}
 			if data == nil {
 				continue
 			}

@@ -27,6 +27,9 @@ type snapshot struct {
 	gen uint64
 	// names holds one string per device name of the index (read-only).
 	names map[string]string
+	// compactTo: every complete day that ends at or before it is compact
+	// (compact.go).
+	compactTo int64
 }
 
 // outletHist is one outlet's hours, day by day from snapshot.base.
@@ -40,14 +43,18 @@ type outletHist struct {
 // 30-day window combines 30 days and not 720 hours.
 type dayBlock struct {
 	data []byte
-	off  [25]uint32 // hour i is data[off[i]:off[i+1]]; empty: no data that hour
+	off  *[25]uint32 // hour i is data[off[i]:off[i+1]]; empty: no data that hour (nil when compact)
 	// sum is the day's summary, encoded (codec.go) once every hour of the
 	// day is in [r0, r1), else nil: decoded when used (a run combines it
 	// once per generation, runs.go), it costs a fifth of the decoded form.
 	sum []byte
+	// z holds the hours of a compact day (compact.go); data and off are
+	// then empty: open the block (opener) to read its hours.
+	z []byte
 }
 
 // hour returns the encoded summary of hour i of the day (nil: no data).
+// The block must not be compact (see opener).
 func (b *dayBlock) hour(i int) []byte {
 	if b.off[i] == b.off[i+1] {
 		return nil
@@ -61,7 +68,7 @@ func packDay(hours *[24][]byte) *dayBlock {
 	for _, h := range hours {
 		n += len(h)
 	}
-	b := &dayBlock{data: make([]byte, 0, n)}
+	b := &dayBlock{data: make([]byte, 0, n), off: new([25]uint32)}
 	for i, h := range hours {
 		b.off[i] = uint32(len(b.data))
 		b.data = append(b.data, h...)
@@ -82,15 +89,6 @@ func (s *snapshot) block(outlet string, day int64) *dayBlock {
 	return h.days[i]
 }
 
-// hour returns the encoded summary of an outlet's hour (nil: no data).
-func (s *snapshot) hour(outlet string, h int64) []byte {
-	b := s.block(outlet, floorDiv(h, dayNS)*dayNS)
-	if b == nil {
-		return nil
-	}
-	return b.hour(int((h - floorDiv(h, dayNS)*dayNS) / hourNS))
-}
-
 // dayComplete reports whether every hour of the day is rolled up.
 func (s *snapshot) dayComplete(day int64) bool { return day >= s.r0 && day+dayNS <= s.r1 }
 
@@ -98,13 +96,20 @@ func (s *snapshot) dayComplete(day int64) bool { return day >= s.r0 && day+dayNS
 type index struct {
 	cur atomic.Pointer[snapshot]
 	mu  sync.Mutex // serializes writers
+	// keep: complete days that end more than keep before r1 are compact
+	// (compact.go); negative: every complete day.
+	keep int64
 	// readyCh closes when the first snapshot marked ready is stored.
 	readyCh   chan struct{}
 	readyOnce sync.Once
 }
 
-func newIndex() *index {
-	ix := &index{readyCh: make(chan struct{})}
+// newIndex makes an empty index; see index.keep (0: defaultKeep).
+func newIndex(keep time.Duration) *index {
+	if keep == 0 {
+		keep = defaultKeep
+	}
+	ix := &index{readyCh: make(chan struct{}), keep: int64(keep)}
 	ix.cur.Store(&snapshot{outlets: map[string]*outletHist{}, partial: map[string]*summary{}})
 	return ix
 }
@@ -142,6 +147,9 @@ func (ix *index) apply(u update) error {
 		ready:   old.ready || u.ready,
 		names:   old.names,
 		gen:     old.gen,
+		// Days before old.compactTo are compact already; newer ones that
+		// have aged past keep are compacted below.
+		compactTo: old.compactTo,
 	}
 	if len(u.hours) > 0 || u.r0 != old.r0 || u.r1 != old.r1 {
 		next.gen++
@@ -207,12 +215,9 @@ func (ix *index) apply(u update) error {
 		copied[o] = true
 		return h
 	}
-	type odKey struct {
-		outlet string
-		day    int64
-	}
 	touched := map[odKey]bool{}
 	unpacked := map[odKey]*[24][]byte{}
+	var op opener
 	for _, hu := range u.hours {
 		if hu.hour < u.r0 || hu.hour >= u.r1 {
 			continue
@@ -222,7 +227,11 @@ func (ix *index) apply(u update) error {
 		hours := unpacked[k]
 		if hours == nil {
 			hours = new([24][]byte)
-			if b := next.block(hu.outlet, day); b != nil {
+			b, err := op.open(next.block(hu.outlet, day))
+			if err != nil {
+				return err
+			}
+			if b != nil {
 				for i := range hours {
 					hours[i] = b.hour(i)
 				}
@@ -249,7 +258,10 @@ func (ix *index) apply(u update) error {
 	for k := range touched {
 		h := hist(k.outlet)
 		i := int((k.day - next.base) / dayNS)
-		b := h.days[i]
+		b, err := op.open(h.days[i])
+		if err != nil {
+			return err
+		}
 		if b == nil {
 			continue
 		}
@@ -264,11 +276,47 @@ func (ix *index) apply(u update) error {
 		}
 		h.days[i] = &nb
 	}
+	// Compact the days that have aged past keep, and the old days this
+	// update wrote (the build going back in time, late data).
+	next.compactTo = floorDiv(next.r1-ix.keep, dayNS) * dayNS
+	if ix.keep < 0 {
+		next.compactTo = next.r1
+	}
+	var todo []**dayBlock
+	want := func(o string, day int64) {
+		if !next.dayComplete(day) || day+dayNS > next.compactTo {
+			return
+		}
+		i := int((day - next.base) / dayNS)
+		if i < 0 || i >= nDays {
+			return
+		}
+		if b := next.outlets[o].days[i]; b != nil && b.z == nil {
+			todo = append(todo, &hist(o).days[i])
+		}
+	}
+	for k := range touched {
+		want(k.outlet, k.day)
+	}
+	for day := max(old.compactTo, next.base); day < next.compactTo; day += dayNS {
+		for o := range next.outlets {
+			if !touched[odKey{o, day}] {
+				want(o, day)
+			}
+		}
+	}
+	compactAll(todo)
 	ix.cur.Store(next)
 	if next.ready {
 		ix.readyOnce.Do(func() { close(ix.readyCh) })
 	}
 	return nil
+}
+
+// odKey names one outlet's day.
+type odKey struct {
+	outlet string
+	day    int64
 }
 
 // rebase returns h with its days re-indexed from newBase, nDays long.
@@ -310,8 +358,11 @@ func (s *snapshot) memoryBytes() int64 {
 			if b == nil {
 				continue
 			}
-			n += 24 + 100 + int64(cap(b.data))
-			n += int64(cap(b.sum))
+			n += 80 + int64(cap(b.data))
+			if b.off != nil {
+				n += 112
+			}
+			n += int64(cap(b.sum)) + int64(cap(b.z))
 		}
 	}
 	return n

@@ -102,9 +102,13 @@ func (r *Rollup) compare(ctx context.Context, src source, snap *snapshot, a, b i
 	}
 	var tmp summary
 	seen := map[fpKey]bool{}
+	var op opener
 	for o := range snap.outlets {
 		for h := a; h < b; h += hourNS {
-			data := snap.hour(o, h)
+			data, err := snap.hourVia(&op, o, h)
+			if err != nil {
+				return err
+			}
 			if data == nil {
 				continue
 			}

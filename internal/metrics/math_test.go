@@ -103,9 +103,10 @@ func randGap(rng *rand.Rand) int64 {
 }
 
 // rollInMemory builds a snapshot from raw data as the roll-up would: each
-// hour of [r0, r1) summarized, and the partial summary of [r1, p).
-func rollInMemory(t testing.TB, rs rawSet, opts Options, r0, r1, p int64) *snapshot {
-	ix := newIndex()
+// hour of [r0, r1) summarized, and the partial summary of [r1, p); days
+// older than keep compact (index.keep).
+func rollInMemory(t testing.TB, rs rawSet, opts Options, r0, r1, p int64, keep time.Duration) *snapshot {
+	ix := newIndex(keep)
 	var ups []hourUpdate
 	partial := map[string]*summary{}
 	for o, raw := range rs {
@@ -167,7 +168,13 @@ func TestRollupEqualsDefinitionInMemory(t *testing.T) {
 		r0 := start + int64(rng.IntN(30))*hourNS
 		r1 := end - int64(rng.IntN(20)+1)*hourNS
 		p := r1 + int64(rng.IntN(60))*minuteNS
-		snap := rollInMemory(t, rs, opts, r0, r1, p)
+		// Compact days (compact.go): none, the default (days older than
+		// 48 h), every complete day.
+		keep := []time.Duration{1000 * time.Hour, defaultKeep, -1}[seed%3]
+		snap := rollInMemory(t, rs, opts, r0, r1, p, keep)
+		if keep < 0 && snap.compactTo <= snap.r0 {
+			t.Fatalf("seed %d: no day compacted", seed)
+		}
 		a := &acc{intern: &interner{shared: snap.names, local: map[string]string{}}}
 		// The same with the runs of whole pieces combined and kept
 		// (runs.go): asked twice, the second answer comes from what the
@@ -184,8 +191,8 @@ func TestRollupEqualsDefinitionInMemory(t *testing.T) {
 						t.Fatal(err)
 					}
 					if !reflect.DeepEqual(got, want) {
-						t.Fatalf("seed %d, %s, window %v..%v, opts %+v, pieces %v, evaluation %d (1: runs combined, 2: runs kept):\nroll-up %+v\nliteral %+v",
-							seed, o, w.From, w.To, opts, kinds(ps), k, got, want)
+						t.Fatalf("seed %d, %s, window %v..%v, opts %+v, keep %v, pieces %v, evaluation %d (1: runs combined, 2: runs kept):\nroll-up %+v\nliteral %+v",
+							seed, o, w.From, w.To, opts, keep, kinds(ps), k, got, want)
 					}
 				}
 			}

@@ -84,7 +84,10 @@ func (a *acc) combineRun(s *snapshot, outlet string, ps []piece) (*summary, erro
 				sum.combine(&a.tmp)
 			}
 		case pieceHour:
-			data := s.hour(outlet, p.start)
+			data, err := s.hourVia(&a.open, outlet, p.start)
+			if err != nil {
+				return nil, err
+			}
 			if data == nil {
 				continue
 			}

@@ -43,6 +43,11 @@ type RollupConfig struct {
 	// (default 35 days). Windows reaching further back are read raw, within
 	// the engine's limit for raw reads.
 	Horizon time.Duration
+	// Keep: complete days that end more than this before the newest
+	// rolled hour hold their hours compact (compact.go; default 48h).
+	// Negative: every complete day (tests use it to read compact days
+	// everywhere).
+	Keep time.Duration
 	// BuildChunk is how much raw data one read covers when building
 	// (default 6h: about 200k points for 1,000 outlets).
 	BuildChunk time.Duration
@@ -84,6 +89,9 @@ func (c *RollupConfig) ensureDefaults() {
 	}
 	if c.LiveTTL == 0 {
 		c.LiveTTL = 5 * time.Second
+	}
+	if c.Keep == 0 {
+		c.Keep = defaultKeep
 	}
 	if c.BuildChunk < time.Hour {
 		c.BuildChunk = 6 * time.Hour
@@ -149,7 +157,7 @@ func NewRollup(st *store.Store, opts Options, cfg RollupConfig) (*Rollup, error)
 	r := &Rollup{
 		own: st, opts: opts, cfg: cfg, key: rollupKey(opts),
 		src: newSourcePicker(st, cfg.Language),
-		ix:  newIndex(),
+		ix:  newIndex(cfg.Keep),
 		met: rollupMetrics{
 			hours: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "greenpost_rollup_hours_total",
@@ -389,11 +397,16 @@ func (r *Rollup) load(ctx context.Context, src source, closedEnd, target0 int64)
 	} else {
 		r.b0 = closedEnd
 	}
-	var hours []hourUpdate
+	// A week at a time, each week applied before the next is read: the
+	// rows of the whole horizon at once would hold every hour uncompacted
+	// (compact.go) in memory at the same time.
 	t0 := time.Now()
+	rows := 0
 	chunk := 7 * dayNS
 	for a := r0; a < r1; a += chunk {
-		err := src.rollups(ctx, r.key, a, min(a+chunk, r1), nil, func(outlet string, t int64, data string) error {
+		b := min(a+chunk, r1)
+		var hours []hourUpdate
+		err := src.rollups(ctx, r.key, a, b, nil, func(outlet string, t int64, data string) error {
 			if data == "" {
 				return nil // a tombstone: the hour lost its data
 			}
@@ -407,10 +420,17 @@ func (r *Rollup) load(ctx context.Context, src source, closedEnd, target0 int64)
 		if err != nil {
 			return fmt.Errorf("loading roll-up: %w", err)
 		}
+		rows += len(hours)
+		if err := r.ix.apply(update{hours: hours, r0: r0, r1: b, p: b, ready: b == r1}); err != nil {
+			return err
+		}
 	}
-	r.cfg.Logger.Info("roll-up loaded", "rows", len(hours), "from", time.Unix(0, r0).UTC(), "to", time.Unix(0, r1).UTC(), "took", time.Since(t0).Round(time.Millisecond), "query", src.name())
+	r.cfg.Logger.Info("roll-up loaded", "rows", rows, "from", time.Unix(0, r0).UTC(), "to", time.Unix(0, r1).UTC(), "took", time.Since(t0).Round(time.Millisecond), "query", src.name())
 	r.checkCursor = r1
-	return r.ix.apply(update{hours: hours, r0: r0, r1: r1, p: r1, ready: true})
+	if r0 == r1 {
+		return r.ix.apply(update{r0: r0, r1: r1, p: r1, ready: true})
+	}
+	return nil
 }
 
 // build summarizes every outlet over the hours [a, b) from raw data,
@@ -521,12 +541,16 @@ func (r *Rollup) persist(ctx context.Context, old *snapshot, sums map[string]map
 		names = append(names, o)
 	}
 	sort.Strings(names)
+	var op opener
 	for _, o := range names {
 		for h := a; h < b; h += hourNS {
 			s := sums[o][h]
 			var prev []byte
 			if h >= old.r0 && h < old.r1 {
-				prev = old.hour(o, h)
+				var err error
+				if prev, err = old.hourVia(&op, o, h); err != nil {
+					return nil, err
+				}
 			}
 			if s == nil {
 				if prev == nil {
@@ -571,6 +595,10 @@ type RollupStats struct {
 	MemoryBytes int64     // estimated size of the index
 	Hours       int       // outlet-hours with data in the index
 	HourBytes   int64     // their encoded size
+	// CompactDays are outlet-days kept compact (compact.go), in
+	// CompactBytes (their hours are counted above as well).
+	CompactDays  int
+	CompactBytes int64
 }
 
 // Stats returns the current state of the memory index.
@@ -584,6 +612,13 @@ func (r *Rollup) Stats() RollupStats {
 		for _, b := range h.days {
 			if b == nil {
 				continue
+			}
+			if b.z != nil {
+				st.CompactDays++
+				st.CompactBytes += int64(len(b.z))
+				if b, _ = b.unpack(); b == nil {
+					continue
+				}
 			}
 			for i := 0; i < 24; i++ {
 				if d := b.hour(i); d != nil {
