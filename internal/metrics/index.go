@@ -30,6 +30,9 @@ type snapshot struct {
 	// compactTo: every complete day that ends at or before it is compact
 	// (compact.go).
 	compactTo int64
+	// compacted lists the day blocks that the update which made this
+	// snapshot compacted: the worker persists them as day rows (dayrows.go).
+	compacted []odKey
 }
 
 // outletHist is one outlet's hours, day by day from snapshot.base.
@@ -123,9 +126,18 @@ type hourUpdate struct {
 	data   []byte
 }
 
+// dayUpdate sets one outlet's whole day from a compact block (a day row,
+// dayrows.go): its hours deflated and its day summary.
+type dayUpdate struct {
+	outlet string
+	day    int64
+	block  *dayBlock
+}
+
 // update is one change of the index, applied as a whole.
 type update struct {
 	hours   []hourUpdate
+	days    []dayUpdate
 	r0, r1  int64 // new range (r0 may move back when building, forward when pruning)
 	p       int64
 	partial map[string]*summary // replaces the partial summaries when non-nil
@@ -151,7 +163,7 @@ func (ix *index) apply(u update) error {
 		// have aged past keep are compacted below.
 		compactTo: old.compactTo,
 	}
-	if len(u.hours) > 0 || u.r0 != old.r0 || u.r1 != old.r1 {
+	if len(u.hours) > 0 || len(u.days) > 0 || u.r0 != old.r0 || u.r1 != old.r1 {
 		next.gen++
 	}
 	if u.partial != nil {
@@ -166,6 +178,11 @@ func (ix *index) apply(u update) error {
 			if err := decodeSummary(&tmp, hu.data, hu.hour, in); err != nil {
 				return err
 			}
+		}
+	}
+	for _, du := range u.days { // their day summary names every device of the day
+		if err := decodeSummary(&tmp, du.block.sum, du.day, in); err != nil {
+			return err
 		}
 	}
 	for _, ps := range u.partial { // new, not yet seen by any request
@@ -215,6 +232,12 @@ func (ix *index) apply(u update) error {
 		copied[o] = true
 		return h
 	}
+	for _, du := range u.days {
+		if du.day < next.base || du.day+dayNS > u.r1 || !next.dayComplete(du.day) || du.block.z == nil || du.block.sum == nil {
+			continue // only complete days come as day rows
+		}
+		hist(du.outlet).days[int((du.day-next.base)/dayNS)] = du.block
+	}
 	touched := map[odKey]bool{}
 	unpacked := map[odKey]*[24][]byte{}
 	var op opener
@@ -250,7 +273,8 @@ func (ix *index) apply(u update) error {
 			continue
 		}
 		for o := range next.outlets {
-			if next.block(o, day) != nil {
+			// A compact block of a complete day has its summary already.
+			if b := next.block(o, day); b != nil && (b.z == nil || !next.dayComplete(day)) {
 				touched[odKey{o, day}] = true
 			}
 		}
@@ -293,6 +317,7 @@ func (ix *index) apply(u update) error {
 		}
 		if b := next.outlets[o].days[i]; b != nil && b.z == nil {
 			todo = append(todo, &hist(o).days[i])
+			next.compacted = append(next.compacted, odKey{o, day})
 		}
 	}
 	for k := range touched {

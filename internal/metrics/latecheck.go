@@ -61,7 +61,7 @@ func (r *Rollup) cycle(ctx context.Context, src source, now time.Time, full bool
 	if err != nil {
 		return err
 	}
-	if err := r.ix.apply(update{hours: ups, r0: snap.r0, r1: snap.r1, p: p, partial: partial}); err != nil {
+	if err := r.apply(ctx, update{hours: ups, r0: snap.r0, r1: snap.r1, p: p, partial: partial}); err != nil {
 		return err
 	}
 	if f := r.onInvalidate.Load(); len(changed) > 0 && f != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/greenpost/greenpost/internal/store"
 	"github.com/greenpost/greenpost/internal/telemetry"
 	"github.com/greenpost/greenpost/internal/testenv"
 )
@@ -294,8 +295,66 @@ func TestRollupEqualsRawOnInfluxDB(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if r.loadedRows[1] == 0 || len(r.marked) == 0 {
+			t.Fatalf("the restart read no day rows (rows %v, marked days %d)", r.loadedRows, len(r.marked))
+		}
 		all = append(all[:0], engines{"restarted", all[0].raw, roll, r})
 		check(t, 15)
+	})
+
+	t.Run("restart reads the hours of a day whose day rows are pending", func(t *testing.T) {
+		// As if a worker had marked the day pending and re-rolled some of
+		// its hours, then stopped before its day rows were written again:
+		// the day row left behind (here: an empty day) must not be read.
+		r := all[0].r
+		var day int64
+		for d := range r.marked {
+			if snap := r.ix.load(); snap.block("p-3", d) != nil {
+				day = d
+				break
+			}
+		}
+		if day == 0 {
+			t.Fatal("no marked day with data of p-3")
+		}
+		empty := packDay(&[24][]byte{}).compact()
+		empty.sum = appendSummary(nil, &summary{}, day)
+		var lines []byte
+		lines = store.AppendRollupRow(lines, dayMarkerOutlet, r.dayRowKey(), day, []byte(dayMarkPending), 0, 0)
+		lines = store.AppendRollupRow(lines, "p-3", r.dayRowKey(), day, encodeDayRow(empty), 0, 0)
+		if err := st.Write(ctx, lines); err != nil {
+			t.Fatal(err)
+		}
+		c := cfg
+		c.Keep = -1
+		r2, err := NewRollup(st, opts, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r2.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if r2.loadedRows[1] >= r.loadedRows[1] || r2.loadedRows[0] <= r.loadedRows[0] {
+			t.Errorf("load read %v (hour rows, day rows) after a day was marked pending; before %v", r2.loadedRows, r.loadedRows)
+		}
+		roll, err := NewInfluxEngine(st, opts, r2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := Window{From: time.Unix(0, day).UTC(), To: time.Unix(0, day+dayNS).UTC()}
+		got, err := roll.Outlets(ctx, w, []string{"p-3"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := referenceOutlet(truth["p-3"], w, opts); !reflect.DeepEqual(got["p-3"], want) {
+			t.Fatalf("p-3 over the pending day %v:\n got %+v\nwant %+v", w.From, got["p-3"], want)
+		}
+		// The restart wrote the day's rows again and marked it.
+		if !r2.marked[day] {
+			t.Errorf("the pending day %v was not marked again", w.From)
+		}
+		all = append(all[:0], engines{"restarted after pending", all[0].raw, roll, r2})
+		check(t, 10)
 	})
 }
 

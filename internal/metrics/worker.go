@@ -130,6 +130,13 @@ type Rollup struct {
 	lastCycle   time.Time
 	loaded      bool
 	progress    buildProgress
+	// Day rows (dayrows.go): the days whose day rows are complete, the
+	// days to mark so after the next update, the blocks still to write.
+	marked  map[int64]bool
+	remark  map[int64]bool
+	dayTodo []odKey
+	// loadedRows: what the last load read (hour rows, day rows).
+	loadedRows [2]int
 }
 
 type rollupMetrics struct {
@@ -156,8 +163,9 @@ func NewRollup(st *store.Store, opts Options, cfg RollupConfig) (*Rollup, error)
 	cfg.ensureDefaults()
 	r := &Rollup{
 		own: st, opts: opts, cfg: cfg, key: rollupKey(opts),
-		src: newSourcePicker(st, cfg.Language),
-		ix:  newIndex(cfg.Keep),
+		src:    newSourcePicker(st, cfg.Language),
+		ix:     newIndex(cfg.Keep),
+		marked: map[int64]bool{}, remark: map[int64]bool{},
 		met: rollupMetrics{
 			hours: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "greenpost_rollup_hours_total",
@@ -329,7 +337,7 @@ func (r *Rollup) step(ctx context.Context, full bool) (bool, error) {
 		return true, nil
 	case snap.r0 < target0:
 		// Forget what fell out of the horizon (it stays in InfluxDB).
-		return true, r.ix.apply(update{r0: target0, r1: snap.r1, p: snap.p})
+		return true, r.apply(ctx, update{r0: target0, r1: snap.r1, p: snap.p})
 	}
 	if !full && time.Since(r.lastCycle) < r.cfg.Interval {
 		return false, nil
@@ -397,40 +405,74 @@ func (r *Rollup) load(ctx context.Context, src source, closedEnd, target0 int64)
 	} else {
 		r.b0 = closedEnd
 	}
-	// A week at a time, each week applied before the next is read: the
-	// rows of the whole horizon at once would hold every hour uncompacted
-	// (compact.go) in memory at the same time.
 	t0 := time.Now()
-	rows := 0
+	marks, err := r.readDayMarks(ctx, src, floorDiv(r0, dayNS)*dayNS, r1)
+	if err != nil {
+		return fmt.Errorf("loading roll-up day marks: %w", err)
+	}
+	// A week at a time from a midnight (a day is never split), each week
+	// applied before the next is read: the rows of the whole horizon at
+	// once would hold every hour uncompacted (compact.go) in memory. The
+	// range is the whole [r0, r1) from the first week on, so that no day's
+	// completeness changes between weeks (the snapshot is not ready, no
+	// request reads it).
+	rows, dayRows := 0, 0
 	chunk := 7 * dayNS
-	for a := r0; a < r1; a += chunk {
+	for a := floorDiv(r0, dayNS) * dayNS; a < r1; a += chunk {
 		b := min(a+chunk, r1)
-		var hours []hourUpdate
-		err := src.rollups(ctx, r.key, a, b, nil, func(outlet string, t int64, data string) error {
-			if data == "" {
-				return nil // a tombstone: the hour lost its data
+		// Whole days with complete day rows come from them (dayrows.go);
+		// every other hour from its own row.
+		days := map[int64]bool{}
+		var ranges [][2]int64
+		for d := a; d < b; d += dayNS {
+			if marks[d] && d >= r0 && d+dayNS <= r1 {
+				days[d] = true
+				r.marked[d] = true
+				continue
 			}
-			b, err := base64.StdEncoding.DecodeString(data)
-			if err != nil {
-				return fmt.Errorf("roll-up row %s %v: %w", outlet, time.Unix(0, t).UTC(), err)
+			if lo, hi := max(d, r0), min(d+dayNS, b); lo < hi {
+				ranges = append(ranges, [2]int64{lo, hi})
 			}
-			hours = append(hours, hourUpdate{outlet: outlet, hour: t, data: b})
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("loading roll-up: %w", err)
 		}
-		rows += len(hours)
-		if err := r.ix.apply(update{hours: hours, r0: r0, r1: b, p: b, ready: b == r1}); err != nil {
+		u := update{r0: r0, r1: r1, p: r1, ready: b == r1}
+		if len(days) > 0 {
+			if u.days, err = r.readDayRows(ctx, src, a, b, days); err != nil {
+				return fmt.Errorf("loading roll-up day rows: %w", err)
+			}
+		}
+		for _, rg := range coalesce(ranges) {
+			if err := r.loadHours(ctx, src, rg[0], rg[1], &u.hours); err != nil {
+				return fmt.Errorf("loading roll-up: %w", err)
+			}
+		}
+		rows += len(u.hours)
+		dayRows += len(u.days)
+		if err := r.apply(ctx, u); err != nil {
 			return err
 		}
 	}
-	r.cfg.Logger.Info("roll-up loaded", "rows", rows, "from", time.Unix(0, r0).UTC(), "to", time.Unix(0, r1).UTC(), "took", time.Since(t0).Round(time.Millisecond), "query", src.name())
+	r.loadedRows = [2]int{rows, dayRows}
+	r.cfg.Logger.Info("roll-up loaded", "rows", rows, "day_rows", dayRows, "from", time.Unix(0, r0).UTC(), "to", time.Unix(0, r1).UTC(), "took", time.Since(t0).Round(time.Millisecond), "query", src.name())
 	r.checkCursor = r1
 	if r0 == r1 {
-		return r.ix.apply(update{r0: r0, r1: r1, p: r1, ready: true})
+		return r.apply(ctx, update{r0: r0, r1: r1, p: r1, ready: true})
 	}
 	return nil
+}
+
+// loadHours reads the hour rows of [a, b) into hours.
+func (r *Rollup) loadHours(ctx context.Context, src source, a, b int64, hours *[]hourUpdate) error {
+	return src.rollups(ctx, r.key, a, b, nil, func(outlet string, t int64, data string) error {
+		if data == "" {
+			return nil // a tombstone: the hour lost its data
+		}
+		b, err := base64.StdEncoding.DecodeString(data)
+		if err != nil {
+			return fmt.Errorf("roll-up row %s %v: %w", outlet, time.Unix(0, t).UTC(), err)
+		}
+		*hours = append(*hours, hourUpdate{outlet: outlet, hour: t, data: b})
+		return nil
+	})
 }
 
 // build summarizes every outlet over the hours [a, b) from raw data,
@@ -458,7 +500,7 @@ func (r *Rollup) build(ctx context.Context, src source, a, b, r0, r1 int64) erro
 		// The partial hour is rolled now; the next cycle starts a new one.
 		u.p, u.partial = r1, map[string]*summary{}
 	}
-	if err := r.ix.apply(u); err != nil {
+	if err := r.apply(ctx, u); err != nil {
 		return err
 	}
 	r.b0 = min(r.b0, r0)
@@ -493,6 +535,10 @@ func (r *Rollup) summarize(ctx context.Context, src source, a, b int64, outlets 
 // and returns the index updates: every outlet-hour whose content changed,
 // including hours that lost their data (written as a tombstone row).
 func (r *Rollup) persist(ctx context.Context, old *snapshot, sums map[string]map[int64]*summary, a, b int64, outlets []string) ([]hourUpdate, error) {
+	// A restart must not trust the day rows of a day whose hours change.
+	if err := r.unmarkDays(ctx, a, b); err != nil {
+		return nil, err
+	}
 	var ups []hourUpdate
 	var lines []byte
 	var buf []byte
