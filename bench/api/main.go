@@ -66,17 +66,18 @@ type result struct {
 
 // citySize is one size of the city, its own InfluxDB holding its history.
 type citySize struct {
-	n        int
-	dir      string
-	registry []byte
-	restart  time.Duration // start of bin/api → the 30-day city answered, roll-up loaded
-	first    time.Duration // the same for the first start, which may have built the roll-up
-	built    bool          // the first start built (part of) the roll-up from raw data
-	rssMiB   float64       // bin/api's resident memory after the questions
-	peakMiB  float64
-	heapMiB  float64                      // the roll-up's own estimate of its index
-	res      map[string]map[string]result // ttl → question → result
-	naive    []string
+	n         int
+	dir       string
+	registry  []byte
+	restart   time.Duration // start of bin/api → the 30-day city answered, roll-up loaded
+	first     time.Duration // the same for the first start, which may have built the roll-up
+	built     bool          // the first start built (part of) the roll-up from raw data
+	rssMiB    float64       // bin/api's resident memory after the questions
+	peakMiB   float64
+	heapMiB   float64                      // the roll-up's own estimate of its index
+	goHeapMiB float64                      // the Go heap in use (live objects and fragmentation, not GC headroom)
+	res       map[string]map[string]result // ttl → question → result
+	naive     []string
 }
 
 func run() error {
@@ -176,7 +177,15 @@ func measureCity(c *citySize, client *http.Client, key, bin string, ttls []strin
 	ids := outletIDs(c.registry)
 	districts := outletDistricts(c.registry)
 	now := time.Now().UTC().Truncate(time.Minute)
-	day30 := fmt.Sprintf("from=%s&to=%s", now.Add(-30*24*time.Hour).Format(time.RFC3339), now.Format(time.RFC3339))
+	// The last 30 days up to the current minute, as the dashboard asks:
+	// the window moves with the clock, so the newest minutes read raw stay
+	// a minute or two (a window ending at the run's start would leave an
+	// ever longer stretch between the roll-up's partial hour and its end
+	// to read raw by every request).
+	day30 := func() string {
+		to := time.Now().UTC().Truncate(time.Minute)
+		return fmt.Sprintf("from=%s&to=%s", to.Add(-30*24*time.Hour).Format(time.RFC3339), to.Format(time.RFC3339))
+	}
 	ago20h := now.Add(-20 * time.Hour).Format(time.RFC3339)
 	// A viewer key scoped to one district (ops-v1), to set a scoped
 	// request's cost beside the same question asked with a district filter.
@@ -186,12 +195,12 @@ func measureCity(c *citySize, client *http.Client, key, bin string, ttls []strin
 		return err
 	}
 	questions := []question{
-		{"city, 30 days", func(*mrand.Rand) string { return "/v1/rates?group_by=city&" + day30 }, ""},
-		{"by district, 30 days", func(*mrand.Rand) string { return "/v1/rates?group_by=district&" + day30 }, ""},
-		{"one outlet's rates, 30 days", func(r *mrand.Rand) string { return "/v1/outlets/" + ids[r.IntN(len(ids))] + "/rates?" + day30 }, ""},
-		{"by outlet, 30 days, JSON", func(*mrand.Rand) string { return "/v1/rates?group_by=outlet&" + day30 }, ""},
-		{"by outlet, 30 days, CSV", func(*mrand.Rand) string { return "/v1/rates?group_by=outlet&format=csv&" + day30 }, ""},
-		{"waste-free, 30 days", func(*mrand.Rand) string { return "/v1/waste-free?" + day30 }, ""},
+		{"city, 30 days", func(*mrand.Rand) string { return "/v1/rates?group_by=city&" + day30() }, ""},
+		{"by district, 30 days", func(*mrand.Rand) string { return "/v1/rates?group_by=district&" + day30() }, ""},
+		{"one outlet's rates, 30 days", func(r *mrand.Rand) string { return "/v1/outlets/" + ids[r.IntN(len(ids))] + "/rates?" + day30() }, ""},
+		{"by outlet, 30 days, JSON", func(*mrand.Rand) string { return "/v1/rates?group_by=outlet&" + day30() }, ""},
+		{"by outlet, 30 days, CSV", func(*mrand.Rand) string { return "/v1/rates?group_by=outlet&format=csv&" + day30() }, ""},
+		{"waste-free, 30 days", func(*mrand.Rand) string { return "/v1/waste-free?" + day30() }, ""},
 		{"alerts (devices + 7-day rates)", func(*mrand.Rand) string { return "/v1/alerts" }, ""},
 		{"collection list, city, 24 h ahead", func(*mrand.Rand) string { return "/v1/collections" }, ""},
 		{"collection list, one district, 2 h ahead", func(r *mrand.Rand) string {
@@ -200,8 +209,8 @@ func measureCity(c *citySize, client *http.Client, key, bin string, ttls []strin
 		{"collection list, city, as of 20 h ago", func(*mrand.Rand) string { return "/v1/collections?at=" + ago20h }, ""},
 		// The same district asked two ways: a filter with a city-wide
 		// key, and a key scoped to it (the scope must cost no more).
-		{"one district's total, filter, 30 days", func(*mrand.Rand) string { return "/v1/rates?group_by=city&district=" + districts[0] + "&" + day30 }, ""},
-		{"one district's total, scoped key, 30 days", func(*mrand.Rand) string { return "/v1/rates?group_by=city&" + day30 }, scopedKey},
+		{"one district's total, filter, 30 days", func(*mrand.Rand) string { return "/v1/rates?group_by=city&district=" + districts[0] + "&" + day30() }, ""},
+		{"one district's total, scoped key, 30 days", func(*mrand.Rand) string { return "/v1/rates?group_by=city&" + day30() }, scopedKey},
 		{"collection list, one district, filter", func(*mrand.Rand) string { return "/v1/collections?district=" + districts[0] }, ""},
 		{"collection list, one district, scoped key", func(*mrand.Rand) string { return "/v1/collections" }, scopedKey},
 	}
@@ -218,7 +227,7 @@ func measureCity(c *citySize, client *http.Client, key, bin string, ttls []strin
 		// Whatever is measured, the roll-up worker is let finish first: a
 		// build in the background would take the CPU from every question.
 		for {
-			st, body, err := do(client, "GET", api.base+"/v1/rates?group_by=city&"+day30, key, "", nil)
+			st, body, err := do(client, "GET", api.base+"/v1/rates?group_by=city&"+day30(), key, "", nil)
 			if err == nil && st == 200 {
 				break
 			}
@@ -295,7 +304,8 @@ func measureCity(c *citySize, client *http.Client, key, bin string, ttls []strin
 			ps, _ := testenv.ReadProcStats(api.pid())
 			c.rssMiB, c.peakMiB = float64(ps.RSSKiB)/1024, float64(ps.PeakRSSKiB)/1024
 			c.heapMiB = gauge(client, api.base, key, "greenpost_rollup_memory_bytes") / (1 << 20)
-			fmt.Printf("bin/api RSS %.0f MiB (peak %.0f MiB); roll-up index estimate %.0f MiB\n", c.rssMiB, c.peakMiB, c.heapMiB)
+			c.goHeapMiB = gauge(client, api.base, key, "go_memstats_heap_inuse_bytes") / (1 << 20)
+			fmt.Printf("bin/api RSS %.0f MiB (peak %.0f MiB); Go heap in use %.0f MiB; roll-up index estimate %.0f MiB\n", c.rssMiB, c.peakMiB, c.goHeapMiB, c.heapMiB)
 		}
 		api.stop()
 	}
@@ -395,11 +405,11 @@ func sideBySide(cities []*citySize, ttls []string) {
 			fmt.Println(line)
 		}
 	}
-	fmt.Println("\n| outlets | first start (built?) | restart → city served | RSS after the questions | peak RSS | roll-up index estimate |")
-	fmt.Println("|---|---|---|---|---|---|")
+	fmt.Println("\n| outlets | first start (built?) | restart → city served | RSS after the questions | peak RSS | Go heap in use | roll-up index estimate |")
+	fmt.Println("|---|---|---|---|---|---|---|")
 	for _, c := range cities {
-		fmt.Printf("| %d | %v (%v) | %v | %.0f MiB | %.0f MiB | %.0f MiB |\n", c.n, c.first.Round(100*time.Millisecond), c.built,
-			c.restart.Round(100*time.Millisecond), c.rssMiB, c.peakMiB, c.heapMiB)
+		fmt.Printf("| %d | %v (%v) | %v | %.0f MiB | %.0f MiB | %.0f MiB | %.0f MiB |\n", c.n, c.first.Round(100*time.Millisecond), c.built,
+			c.restart.Round(100*time.Millisecond), c.rssMiB, c.peakMiB, c.goHeapMiB, c.heapMiB)
 	}
 	for _, c := range cities {
 		for _, l := range c.naive {
