@@ -218,11 +218,18 @@ func rollupKey(o Options) string {
 	return fmt.Sprintf("1_%s_%s", o.Staleness, strconv.FormatFloat(o.FullPct, 'g', -1, 64))
 }
 
-// snapshot returns the index for a request: as it is when not ready yet
-// (then everything is read raw, within the engine's limit).
+// snapshot returns the index for a request; until the first load is done,
+// an empty one (then everything is read raw, within the engine's limit):
+// the snapshots of a load in progress cover the range with only part of
+// its rows.
 func (r *Rollup) snapshot(ctx context.Context) (*snapshot, error) {
-	return r.ix.load(), ctx.Err()
+	if s := r.ix.load(); s.ready {
+		return s, ctx.Err()
+	}
+	return notReady, ctx.Err()
 }
+
+var notReady = &snapshot{outlets: map[string]*outletHist{}, partial: map[string]*summary{}}
 
 // Ready is closed once the roll-up has loaded and caught up.
 func (r *Rollup) Ready() <-chan struct{} { return r.ix.readyCh }
