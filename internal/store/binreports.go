@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -18,9 +20,116 @@ const maxOutletFilter = 64
 // BinReports streams the bins' fill reports (storage-v1: measurement bin,
 // field fill_pct) with from <= time < to, of the given outlets (all when
 // outlets is nil): fn gets the outlet, the device, the boot, the time in
-// ms and the reading. Each series comes in time order, series one after
-// the other. The strings are only valid during the call.
+// ms and the reading, in no particular order. The strings are only valid
+// during the call.
+//
+// It asks in InfluxQL where the server answers it (1.8; 2.x with a DBRP
+// mapping), else in Flux: on 1.8, Flux reads a day of 20,000 bins' reports
+// in ~37 s of InfluxDB time (the collection list's tracker loads 9 days at
+// its start, then reads every 30 s), InfluxQL in a fraction of it.
 func (s *Store) BinReports(ctx context.Context, from, to time.Time, outlets []string, fn func(outlet, device string, boot, t int64, pct float64) error) error {
+	if outlets != nil && len(outlets) == 0 {
+		return nil
+	}
+	ql, err := s.speaksInfluxQL(ctx)
+	if err != nil {
+		return err
+	}
+	if ql {
+		return s.binReportsInfluxQL(ctx, from, to, outlets, fn)
+	}
+	return s.binReportsFlux(ctx, from, to, outlets, fn)
+}
+
+// speaksInfluxQL asks the server once whether it answers InfluxQL (/query)
+// and remembers the answer; a network error decides nothing.
+func (s *Store) speaksInfluxQL(ctx context.Context) (bool, error) {
+	switch s.ql.Load() {
+	case 1:
+		return true, nil
+	case 2:
+		return false, nil
+	}
+	err := s.InfluxQLScan(ctx, `SHOW MEASUREMENTS LIMIT 1`, func(int, string, map[string]string, []json.RawMessage) error { return nil })
+	switch {
+	case err == nil:
+		s.ql.Store(1)
+		return true, nil
+	case ClassOf(err) == Retryable || ctx.Err() != nil:
+		return false, err
+	}
+	s.ql.Store(2)
+	return false, nil
+}
+
+func (s *Store) binReportsInfluxQL(ctx context.Context, from, to time.Time, outlets []string, fn func(outlet, device string, boot, t int64, pct float64) error) error {
+	if outlets != nil && len(outlets) == 0 {
+		return nil
+	}
+	var want map[string]bool
+	filter := ""
+	if outlets != nil {
+		want = make(map[string]bool, len(outlets))
+		for _, o := range outlets {
+			want[o] = true
+		}
+		if len(outlets) <= maxOutletFilter {
+			parts := make([]string, len(outlets))
+			for i, o := range outlets {
+				parts[i] = fmt.Sprintf("%q = %s", telemetry.TagOutlet, InfluxQLString(o))
+			}
+			filter = " AND (" + strings.Join(parts, " OR ") + ")"
+		}
+	}
+	q := fmt.Sprintf(`SELECT %q, %q, %q, %q FROM %q WHERE time >= %d AND time < %d%s`,
+		telemetry.FieldFillPct, telemetry.TagOutlet, telemetry.TagDevice, telemetry.TagBoot, telemetry.MeasurementBin,
+		from.UnixNano(), to.UnixNano(), filter)
+	return s.InfluxQLScan(ctx, q, func(_ int, _ string, _ map[string]string, row []json.RawMessage) error {
+		if len(row) != 5 {
+			return fmt.Errorf("influxql bin report row of %d columns", len(row))
+		}
+		if string(row[1]) == "null" {
+			return nil // a bin point without a fill level
+		}
+		outlet, device := jsonString(row[2]), jsonString(row[3])
+		if want != nil && !want[outlet] {
+			return nil
+		}
+		t, err := strconv.ParseInt(string(row[0]), 10, 64)
+		if err != nil {
+			return fmt.Errorf("bin report time %q: %w", row[0], err)
+		}
+		pct, err := strconv.ParseFloat(string(row[1]), 64)
+		if err != nil {
+			return fmt.Errorf("bin report fill_pct %q: %w", row[1], err)
+		}
+		boot, _ := strconv.ParseInt(jsonString(row[4]), 10, 64)
+		return fn(outlet, device, boot, floorMS(t), pct)
+	})
+}
+
+// floorMS is ns in whole ms, rounded down (also before 1970).
+func floorMS(ns int64) int64 {
+	ms := ns / 1e6
+	if ns%1e6 < 0 {
+		ms--
+	}
+	return ms
+}
+
+// jsonString reads a JSON string value (a tag), "" for null.
+func jsonString(m json.RawMessage) string {
+	if len(m) >= 2 && m[0] == '"' && !bytes.ContainsRune(m[1:len(m)-1], '\\') {
+		return string(m[1 : len(m)-1])
+	}
+	var s string
+	if json.Unmarshal(m, &s) != nil {
+		return ""
+	}
+	return s
+}
+
+func (s *Store) binReportsFlux(ctx context.Context, from, to time.Time, outlets []string, fn func(outlet, device string, boot, t int64, pct float64) error) error {
 	if outlets != nil && len(outlets) == 0 {
 		return nil
 	}

@@ -51,9 +51,10 @@ func TestBinReports(t *testing.T) {
 	if err := s.Write(ctx, lines); err != nil {
 		t.Fatal(err)
 	}
-	read := func(from, to time.Time, outlets []string) []rep {
+	type reader func(ctx context.Context, from, to time.Time, outlets []string, fn func(outlet, device string, boot, t int64, pct float64) error) error
+	read := func(r reader, from, to time.Time, outlets []string) []rep {
 		var got []rep
-		err := s.BinReports(ctx, from, to, outlets, func(outlet, device string, boot, t int64, pct float64) error {
+		err := r(ctx, from, to, outlets, func(outlet, device string, boot, t int64, pct float64) error {
 			if outlet == "br-o1" || outlet == "br-o2" {
 				got = append(got, rep{outlet, device, boot, t, pct})
 			}
@@ -86,10 +87,19 @@ func TestBinReports(t *testing.T) {
 		{"no outlet", t0, now, []string{}, nil},
 		{"from is inclusive, to exclusive", time.UnixMilli(t0.UnixMilli() + 5), time.UnixMilli(t0.UnixMilli() + 120_000), nil, []rep{want[1], want[3], want[4]}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := read(tc.from, tc.to, tc.outlets); !slices.Equal(got, tc.want) {
-				t.Errorf("got\n%v\nwant\n%v", got, tc.want)
-			}
-		})
+		// Both languages, and the one BinReports picks (InfluxQL on 1.8).
+		for _, r := range []struct {
+			name string
+			read reader
+		}{{"influxql", s.binReportsInfluxQL}, {"flux", s.binReportsFlux}, {"picked", s.BinReports}} {
+			t.Run(tc.name+"/"+r.name, func(t *testing.T) {
+				if got := read(r.read, tc.from, tc.to, tc.outlets); !slices.Equal(got, tc.want) {
+					t.Errorf("got\n%v\nwant\n%v", got, tc.want)
+				}
+			})
+		}
+	}
+	if s.ql.Load() != 1 {
+		t.Errorf("BinReports did not pick InfluxQL on InfluxDB 1.8 (state %d)", s.ql.Load())
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
@@ -35,6 +36,9 @@ type Config struct {
 
 // Store reads and writes one bucket.
 type Store struct {
+	// ql: whether the server answers InfluxQL (0 not known yet, 1 yes,
+	// 2 no), for BinReports.
+	ql     atomic.Int32
 	cfg    Config
 	client influxdb2.Client
 	write  api.WriteAPIBlocking
