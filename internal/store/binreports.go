@@ -66,20 +66,10 @@ func (s *Store) binReportsInfluxQL(ctx context.Context, from, to time.Time, outl
 	if outlets != nil && len(outlets) == 0 {
 		return nil
 	}
-	var want map[string]bool
+	want, parts := outletFilter(outlets, func(o string) string { return fmt.Sprintf("%q = %s", telemetry.TagOutlet, InfluxQLString(o)) })
 	filter := ""
-	if outlets != nil {
-		want = make(map[string]bool, len(outlets))
-		for _, o := range outlets {
-			want[o] = true
-		}
-		if len(outlets) <= maxOutletFilter {
-			parts := make([]string, len(outlets))
-			for i, o := range outlets {
-				parts[i] = fmt.Sprintf("%q = %s", telemetry.TagOutlet, InfluxQLString(o))
-			}
-			filter = " AND (" + strings.Join(parts, " OR ") + ")"
-		}
+	if parts != nil {
+		filter = " AND (" + strings.Join(parts, " OR ") + ")"
 	}
 	q := fmt.Sprintf(`SELECT %q, %q, %q, %q FROM %q WHERE time >= %d AND time < %d%s`,
 		telemetry.FieldFillPct, telemetry.TagOutlet, telemetry.TagDevice, telemetry.TagBoot, telemetry.MeasurementBin,
@@ -108,6 +98,26 @@ func (s *Store) binReportsInfluxQL(ctx context.Context, from, to time.Time, outl
 	})
 }
 
+// outletFilter returns the outlets as a set (nil: every outlet) and, when
+// they are few enough to name in a query, each one's condition.
+func outletFilter(outlets []string, cond func(string) string) (map[string]bool, []string) {
+	if outlets == nil {
+		return nil, nil
+	}
+	want := make(map[string]bool, len(outlets))
+	for _, o := range outlets {
+		want[o] = true
+	}
+	if len(outlets) > maxOutletFilter {
+		return want, nil
+	}
+	parts := make([]string, len(outlets))
+	for i, o := range outlets {
+		parts[i] = cond(o)
+	}
+	return want, parts
+}
+
 // floorMS is ns in whole ms, rounded down (also before 1970).
 func floorMS(ns int64) int64 {
 	ms := ns / 1e6
@@ -133,20 +143,10 @@ func (s *Store) binReportsFlux(ctx context.Context, from, to time.Time, outlets 
 	if outlets != nil && len(outlets) == 0 {
 		return nil
 	}
-	var want map[string]bool
+	want, parts := outletFilter(outlets, func(o string) string { return "r." + telemetry.TagOutlet + " == " + FluxString(o) })
 	filter := ""
-	if outlets != nil {
-		want = make(map[string]bool, len(outlets))
-		for _, o := range outlets {
-			want[o] = true
-		}
-		if len(outlets) <= maxOutletFilter {
-			parts := make([]string, len(outlets))
-			for i, o := range outlets {
-				parts[i] = "r." + telemetry.TagOutlet + " == " + FluxString(o)
-			}
-			filter = "\n  |> filter(fn: (r) => " + strings.Join(parts, " or ") + ")"
-		}
+	if parts != nil {
+		filter = "\n  |> filter(fn: (r) => " + strings.Join(parts, " or ") + ")"
 	}
 	flux := `from(bucket: ` + FluxString(s.cfg.Bucket) + `)
   |> range(start: ` + from.UTC().Format(time.RFC3339Nano) + `, stop: ` + to.UTC().Format(time.RFC3339Nano) + `)
