@@ -21,7 +21,7 @@ import (
 // and a restart reads one row per outlet-day for the old days and hour
 // rows only for the recent ones.
 //
-// A day row is a rollup row under the roll-up key + "/day" (storage.md),
+// A day row is a rollup row under the roll-up key + "/day2" (metrics.md),
 // at the day's midnight, its data uvarint(len(sum)) sum z: the day's
 // summary and its hours deflated, exactly as in memory. A day's rows are
 // trusted only under its marker: a row of the same key with outlet "*"
@@ -39,8 +39,10 @@ const (
 
 var errBadDayRow = errors.New("bad roll-up day row")
 
-// dayRowKey is the roll-up key of the day rows.
-func (r *Rollup) dayRowKey() string { return r.key + "/day" }
+// dayRowKey is the roll-up key of the day rows; its 2 names the compact
+// form (compact.go: the hours as differences from the hour before; the
+// first form, without, was never released).
+func (r *Rollup) dayRowKey() string { return r.key + "/day2" }
 
 func encodeDayRow(b *dayBlock) []byte {
 	out := binary.AppendUvarint(make([]byte, 0, 4+len(b.sum)+len(b.z)), uint64(len(b.sum)))

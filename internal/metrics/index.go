@@ -330,7 +330,9 @@ func (ix *index) apply(u update) error {
 			}
 		}
 	}
-	compactAll(todo)
+	if err := compactAll(todo); err != nil {
+		return err
+	}
 	ix.cur.Store(next)
 	if next.ready {
 		ix.readyOnce.Do(func() { close(ix.readyCh) })

@@ -331,7 +331,10 @@ func TestRollupEqualsRawOnInfluxDB(t *testing.T) {
 		if day == 0 {
 			t.Fatal("no marked day with data of p-3")
 		}
-		empty := packDay(&[24][]byte{}).compact()
+		empty, err := packDay(&[24][]byte{}).compact()
+		if err != nil {
+			t.Fatal(err)
+		}
 		empty.sum = appendSummary(nil, &summary{}, day)
 		var lines []byte
 		lines = store.AppendRollupRow(lines, dayMarkerOutlet, r.dayRowKey(), day, []byte(dayMarkPending), 0, 0)
