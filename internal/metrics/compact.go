@@ -46,8 +46,11 @@ var flateReaders = sync.Pool{New: func() any { return flate.NewReader(bytes.NewR
 
 // compact returns b with its hours deflated (its day summary kept).
 func (b *dayBlock) compact() (*dayBlock, error) {
-	hours, err := deltaHours(b)
-	if err != nil {
+	var hours [24][]byte
+	for i := range hours {
+		hours[i] = b.hour(i)
+	}
+	if err := shiftHours(&hours, -1); err != nil {
 		return nil, err
 	}
 	n := 0
@@ -78,32 +81,12 @@ func (b *dayBlock) compact() (*dayBlock, error) {
 // few bytes). A series or bin is taken as the same as the previous hour's
 // when it is at the same position with the same device.
 
-// deltaHours returns the day's hours encoded against the hour before.
-// Times are not touched: an hour's times are offsets from its start in its
-// encoding, and decoding and encoding again from one start (0 here) gives
-// the same offsets.
-func deltaHours(b *dayBlock) ([24][]byte, error) {
-	var out [24][]byte
-	var prev, cur summary
-	for i := range 24 {
-		data := b.hour(i)
-		if data == nil {
-			continue
-		}
-		if err := decodeSummary(&cur, data, 0, nil); err != nil {
-			return out, err
-		}
-		d := cur.clone()
-		d.shift(&prev, -1)
-		out[i] = appendSummary(nil, &d, 0)
-		prev, cur = cur, prev
-	}
-	return out, nil
-}
-
-// undeltaHours turns deltaHours' encoding back into the hours' own.
-func undeltaHours(hours *[24][]byte) error {
-	var prev, cur summary
+// shiftHours writes each hour against the hour before (sign -1) or back
+// (sign +1). Times are not touched: an hour's times are offsets from its
+// start in its encoding, and decoding and encoding again from one start (0
+// here) gives the same offsets.
+func shiftHours(hours *[24][]byte, sign int64) error {
+	var prev, cur summary // prev: the hour before, its own values
 	for i := range 24 {
 		if hours[i] == nil {
 			continue
@@ -111,8 +94,12 @@ func undeltaHours(hours *[24][]byte) error {
 		if err := decodeSummary(&cur, hours[i], 0, nil); err != nil {
 			return err
 		}
-		cur.shift(&prev, +1)
-		hours[i] = appendSummary(nil, &cur, 0)
+		out := cur.clone()
+		out.shift(&prev, sign)
+		hours[i] = appendSummary(nil, &out, 0)
+		if sign > 0 {
+			cur = out
+		}
 		prev, cur = cur, prev
 	}
 	return nil
@@ -193,7 +180,7 @@ func (b *dayBlock) unpack() (*dayBlock, error) {
 			hours[i] = body[out.off[i]:out.off[i+1]]
 		}
 	}
-	if err := undeltaHours(&hours); err != nil {
+	if err := shiftHours(&hours, +1); err != nil {
 		return nil, err
 	}
 	ob := packDay(&hours)
