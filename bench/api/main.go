@@ -593,6 +593,11 @@ func startAPI(bin string, in *testenv.Influx, key, keysFile, cacheTTL string) (*
 	cmd.Env = []string{"GP_API_ADDR=127.0.0.1:0", "GP_API_CACHE_TTL=" + cacheTTL, "GP_INFLUX_URL=" + in.URL, "GP_INFLUX_BUCKET=" + in.Bucket,
 		"GP_API_KEYS=admin:" + key, "GP_API_KEYS_FILE=" + keysFile, "GP_API_RATE_LIMIT=100000", "GP_API_RATE_BURST=100000", "GP_API_REQUEST_TIMEOUT=5m",
 		"GP_API_BODY_LIMIT=16777216", "PATH=" + os.Getenv("PATH")}
+	// The Go runtime's soft memory limit, as a deployment sets it
+	// (deploy/cluster): the bench passes its own on.
+	if v := os.Getenv("GOMEMLIMIT"); v != "" {
+		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+v)
+	}
 	p := &apiProc{log: &testenv.SyncBuffer{}}
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	c, err := testenv.StartChild(cmd, nil)
