@@ -184,9 +184,9 @@ func run() error {
 		return err
 	}
 	t0 := time.Now()
-	win := "from=" + since.Format(time.RFC3339) + "&to=" + since.Add(24*time.Hour).Format(time.RFC3339)
 	for {
 		var v any
+		win := "from=" + since.Add(-time.Hour).Format(time.RFC3339) + "&to=" + nowWindowEnd().Format(time.RFC3339)
 		err := s.get("/v1/rates?group_by=city&"+win, &v)
 		if err == nil {
 			break

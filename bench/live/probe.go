@@ -195,8 +195,21 @@ type poller struct {
 	period, groupGap time.Duration
 }
 
+// The window ends two minutes from now (no message is newer), not at
+// p.to: the engine reads a window's end past the roll-up raw, and 24 hours
+// of the future for 10,000 outlets is past its limit for raw reads (503).
 func (p *poller) window() string {
-	return "from=" + url.QueryEscape(p.from.Format(time.RFC3339)) + "&to=" + url.QueryEscape(p.to.Format(time.RFC3339))
+	to := nowWindowEnd()
+	if to.After(p.to) {
+		to = p.to
+	}
+	return "from=" + url.QueryEscape(p.from.Format(time.RFC3339)) + "&to=" + url.QueryEscape(to.Format(time.RFC3339))
+}
+
+// nowWindowEnd is the end of a window that holds every message sent so
+// far: two whole minutes ahead.
+func nowWindowEnd() time.Time {
+	return time.Now().UTC().Truncate(time.Minute).Add(2 * time.Minute)
 }
 
 func startPoller(s *stack, outlets []string, from, to time.Time, period, groupGap time.Duration) *poller {
