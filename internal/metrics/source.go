@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"context"
-	"encoding/json"
 	"strconv"
 	"sync"
 
@@ -140,13 +139,13 @@ func (p *sourcePicker) get(ctx context.Context) (source, error) {
 	if p.src != nil {
 		return p.src, nil
 	}
-	err := p.st.InfluxQLScan(ctx, `SHOW MEASUREMENTS LIMIT 1`, func(int, string, map[string]string, []json.RawMessage) error { return nil })
-	switch {
-	case err == nil:
+	ql, err := p.st.SpeaksInfluxQL(ctx)
+	if err != nil {
+		return nil, err // a network error decides nothing
+	}
+	if ql {
 		p.src = influxQLSource{p.st}
-	case store.ClassOf(err) == store.Retryable || ctx.Err() != nil:
-		return nil, err // do not decide on a network error
-	default:
+	} else {
 		p.src = fluxSource{p.st}
 	}
 	return p.src, nil

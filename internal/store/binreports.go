@@ -31,7 +31,7 @@ func (s *Store) BinReports(ctx context.Context, from, to time.Time, outlets []st
 	if outlets != nil && len(outlets) == 0 {
 		return nil
 	}
-	ql, err := s.speaksInfluxQL(ctx)
+	ql, err := s.SpeaksInfluxQL(ctx)
 	if err != nil {
 		return err
 	}
@@ -41,9 +41,11 @@ func (s *Store) BinReports(ctx context.Context, from, to time.Time, outlets []st
 	return s.binReportsFlux(ctx, from, to, outlets, fn)
 }
 
-// speaksInfluxQL asks the server once whether it answers InfluxQL (/query)
-// and remembers the answer; a network error decides nothing.
-func (s *Store) speaksInfluxQL(ctx context.Context) (bool, error) {
+// SpeaksInfluxQL asks the server once whether it answers InfluxQL for this
+// store's bucket (/query: 1.8, or 2.x with a DBRP mapping) and remembers
+// the answer; a network error decides nothing. Every reader of the store
+// (the metrics engine, BinReports) shares the one probe.
+func (s *Store) SpeaksInfluxQL(ctx context.Context) (bool, error) {
 	switch s.ql.Load() {
 	case 1:
 		return true, nil
