@@ -67,17 +67,13 @@ func decodeDayRow(data []byte) (*dayBlock, error) {
 func (r *Rollup) readDayMarks(ctx context.Context, src source, a, e int64) (map[int64]bool, error) {
 	marks := map[int64]bool{}
 	err := src.rollups(ctx, r.dayRowKey(), a, e, []string{dayMarkerOutlet}, func(outlet string, t int64, data string) error {
-		if outlet == dayMarkerOutlet { // its data is base64 as every row's
-			v, err := base64.StdEncoding.DecodeString(data)
-			marks[t] = err == nil && string(v) == dayMarkDone
+		// One marker a day (a point per series and time); its data is
+		// base64 as every row's.
+		if v, err := base64.StdEncoding.DecodeString(data); outlet == dayMarkerOutlet && err == nil && string(v) == dayMarkDone {
+			marks[t] = true
 		}
 		return nil
 	})
-	for d, done := range marks {
-		if !done {
-			delete(marks, d)
-		}
-	}
 	return marks, err
 }
 

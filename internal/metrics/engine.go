@@ -311,9 +311,6 @@ func (e *InfluxEngine) evaluateRaw(ctx context.Context, src source, ws []Window,
 	return res, nil
 }
 
-// WithLiveTTL returns an engine that shares the roll-up and the raw-hour
-// cache with e but shares its live reads for ttl instead (0: never), for
-// comparisons and for callers that want every answer read to the moment.
 // Ready is closed once the engine's roll-up has loaded (at once for an
 // engine without one).
 func (e *InfluxEngine) Ready() <-chan struct{} {
@@ -325,6 +322,9 @@ func (e *InfluxEngine) Ready() <-chan struct{} {
 
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
+// WithLiveTTL returns an engine that shares the roll-up and the raw-hour
+// cache with e but shares its live reads for ttl instead (0: never), for
+// comparisons and for callers that want every answer read to the moment.
 func (e *InfluxEngine) WithLiveTTL(ttl time.Duration) *InfluxEngine {
 	c := &InfluxEngine{st: e.st, opts: e.opts, roll: e.roll, src: e.src, cache: e.cache, live: newLiveCache(ttl), runs: e.runs}
 	return c

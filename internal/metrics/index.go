@@ -107,11 +107,8 @@ type index struct {
 	readyOnce sync.Once
 }
 
-// newIndex makes an empty index; see index.keep (0: defaultKeep).
+// newIndex makes an empty index; see index.keep.
 func newIndex(keep time.Duration) *index {
-	if keep == 0 {
-		keep = defaultKeep
-	}
 	ix := &index{readyCh: make(chan struct{}), keep: int64(keep)}
 	ix.cur.Store(&snapshot{outlets: map[string]*outletHist{}, partial: map[string]*summary{}})
 	return ix
@@ -233,7 +230,7 @@ func (ix *index) apply(u update) error {
 		return h
 	}
 	for _, du := range u.days {
-		if du.day < next.base || du.day+dayNS > u.r1 || !next.dayComplete(du.day) || du.block.z == nil || du.block.sum == nil {
+		if !next.dayComplete(du.day) || du.block.z == nil || du.block.sum == nil {
 			continue // only complete days come as day rows
 		}
 		hist(du.outlet).days[int((du.day-next.base)/dayNS)] = du.block

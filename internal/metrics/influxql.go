@@ -60,7 +60,7 @@ func (s influxQLSource) raw(ctx context.Context, a, e int64, outlets []string, i
 			if len(row) != numFields+5 {
 				return fmt.Errorf("influxql counter row of %d columns", len(row))
 			}
-			o, d, bt := jsonStr(row[numFields+2]), jsonStr(row[numFields+3]), jsonStr(row[numFields+4])
+			o, d, bt := store.JSONString(row[numFields+2]), store.JSONString(row[numFields+3]), store.JSONString(row[numFields+4])
 			if want != nil && !want[o] {
 				return nil
 			}
@@ -84,7 +84,7 @@ func (s influxQLSource) raw(ctx context.Context, a, e int64, outlets []string, i
 		if len(row) != 6 {
 			return fmt.Errorf("influxql bin row of %d columns", len(row))
 		}
-		o, d, bt := jsonStr(row[3]), jsonStr(row[4]), jsonStr(row[5])
+		o, d, bt := store.JSONString(row[3]), store.JSONString(row[4]), store.JSONString(row[5])
 		if want != nil && !want[o] {
 			return nil
 		}
@@ -132,7 +132,7 @@ func (s influxQLSource) statuses(ctx context.Context, a, e int64) ([]statusRow, 
 		if len(row) != 2 {
 			return fmt.Errorf("influxql status row of %d columns", len(row))
 		}
-		out = append(out, statusRow{outlet: tags[telemetry.TagOutlet], kind: tags[telemetry.TagKind], device: tags[telemetry.TagDevice], state: jsonStr(row[1]), t: jsonInt(row[0])})
+		out = append(out, statusRow{outlet: tags[telemetry.TagOutlet], kind: tags[telemetry.TagKind], device: tags[telemetry.TagDevice], state: store.JSONString(row[1]), t: jsonInt(row[0])})
 		return nil
 	})
 	return out, err
@@ -149,11 +149,11 @@ func (s influxQLSource) rollups(ctx context.Context, v string, a, e int64, outle
 		if len(row) != 3 {
 			return fmt.Errorf("influxql roll-up row of %d columns", len(row))
 		}
-		o := jsonStr(row[2])
+		o := store.JSONString(row[2])
 		if want != nil && !want[o] {
 			return nil
 		}
-		return fn(o, jsonInt(row[0]), jsonStr(row[1]))
+		return fn(o, jsonInt(row[0]), store.JSONString(row[1]))
 	})
 }
 
@@ -168,17 +168,6 @@ func (s influxQLSource) rollupState(ctx context.Context, v string) (from, to int
 		return nil
 	})
 	return from, to, ok, err
-}
-
-func jsonStr(m json.RawMessage) string {
-	if len(m) >= 2 && m[0] == '"' && !strings.ContainsRune(string(m[1:len(m)-1]), '\\') {
-		return string(m[1 : len(m)-1])
-	}
-	var s string
-	if json.Unmarshal(m, &s) != nil {
-		return ""
-	}
-	return s
 }
 
 func jsonInt(m json.RawMessage) int64 {

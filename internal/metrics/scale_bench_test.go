@@ -43,7 +43,7 @@ func cityRaw(n int, a, b int64) rawSet {
 // rollChunked summarizes n outlets' hours of [r0, r1) and the partial
 // [r1, p) as the worker does, making the raw data a day at a time.
 func rollChunked(t testing.TB, n int, opts Options, r0, r1, p int64) *snapshot {
-	ix := newIndex(0)
+	ix := newIndex(defaultKeep)
 	var ups []hourUpdate
 	for a := r0; a < r1; a += dayNS {
 		b := min(a+dayNS, r1)

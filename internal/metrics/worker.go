@@ -461,7 +461,7 @@ func (r *Rollup) load(ctx context.Context, src source, closedEnd, target0 int64)
 	r.loadedRows = [2]int{rows, dayRows}
 	r.cfg.Logger.Info("roll-up loaded", "rows", rows, "day_rows", dayRows, "from", time.Unix(0, r0).UTC(), "to", time.Unix(0, r1).UTC(), "took", time.Since(t0).Round(time.Millisecond), "query", src.name())
 	r.checkCursor = r1
-	if r0 == r1 {
+	if !r.ix.load().ready { // nothing was persisted: no week was read
 		return r.apply(ctx, update{r0: r0, r1: r1, p: r1, ready: true})
 	}
 	return nil
@@ -553,11 +553,7 @@ func (r *Rollup) persist(ctx context.Context, old *snapshot, sums map[string]map
 		if len(lines) == 0 {
 			return nil
 		}
-		// A computed summary is written even when the request that asked
-		// is ending: the next start then has less to do.
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		err := r.own.Write(wctx, lines)
+		err := r.write(ctx, lines)
 		lines = lines[:0]
 		return err
 	}
@@ -634,10 +630,7 @@ func (r *Rollup) persist(ctx context.Context, old *snapshot, sums map[string]map
 
 func (r *Rollup) writeState(ctx context.Context) error {
 	snap := r.ix.load()
-	line := store.AppendRollupState(nil, r.key, min(r.b0, snap.r0), snap.r1, r.cfg.Now().UnixNano())
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	return r.own.Write(wctx, line)
+	return r.write(ctx, store.AppendRollupState(nil, r.key, min(r.b0, snap.r0), snap.r1, r.cfg.Now().UnixNano()))
 }
 
 // RollupStats describes the roll-up's memory index.

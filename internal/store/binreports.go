@@ -83,7 +83,7 @@ func (s *Store) binReportsInfluxQL(ctx context.Context, from, to time.Time, outl
 		if string(row[1]) == "null" {
 			return nil // a bin point without a fill level
 		}
-		outlet, device := jsonString(row[2]), jsonString(row[3])
+		outlet, device := JSONString(row[2]), JSONString(row[3])
 		if want != nil && !want[outlet] {
 			return nil
 		}
@@ -95,8 +95,8 @@ func (s *Store) binReportsInfluxQL(ctx context.Context, from, to time.Time, outl
 		if err != nil {
 			return fmt.Errorf("bin report fill_pct %q: %w", row[1], err)
 		}
-		boot, _ := strconv.ParseInt(jsonString(row[4]), 10, 64)
-		return fn(outlet, device, boot, floorMS(t), pct)
+		boot, _ := strconv.ParseInt(JSONString(row[4]), 10, 64)
+		return fn(outlet, device, boot, time.Unix(0, t).UnixMilli(), pct)
 	})
 }
 
@@ -120,17 +120,9 @@ func outletFilter(outlets []string, cond func(string) string) (map[string]bool, 
 	return want, parts
 }
 
-// floorMS is ns in whole ms, rounded down (also before 1970).
-func floorMS(ns int64) int64 {
-	ms := ns / 1e6
-	if ns%1e6 < 0 {
-		ms--
-	}
-	return ms
-}
-
-// jsonString reads a JSON string value (a tag), "" for null.
-func jsonString(m json.RawMessage) string {
+// JSONString reads a JSON string value of an InfluxQL answer (a tag), ""
+// for null or anything else.
+func JSONString(m json.RawMessage) string {
 	if len(m) >= 2 && m[0] == '"' && !bytes.ContainsRune(m[1:len(m)-1], '\\') {
 		return string(m[1 : len(m)-1])
 	}
