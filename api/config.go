@@ -18,7 +18,7 @@ var extraSettings = []string{
 	"GP_API_BUCKET", "GP_API_MAX_WINDOW", "GP_API_REQUEST_TIMEOUT", "GP_API_BODY_LIMIT",
 	"GP_API_RATE_LIMIT", "GP_API_RATE_BURST", "GP_API_REGISTRY_REFRESH", "GP_API_DISTRICTS",
 	"GP_API_STALENESS", "GP_API_FULL_PCT", "GP_API_ALERT_LOOKBACK", "GP_API_CACHE_TTL",
-	"GP_API_TIME_ZONE",
+	"GP_API_TIME_ZONE", "GP_API_DEBUG_ADDR",
 }
 
 func init() { settings.Extra = append(settings.Extra, extraSettings...) }
@@ -66,6 +66,9 @@ type config struct {
 	// there (Location).
 	TimeZone string
 	Location *time.Location
+	// DebugAddr, when set, serves Go's profiles (net/http/pprof) on a
+	// listener of its own, without keys: keep it on loopback.
+	DebugAddr string
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -91,6 +94,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 		CacheTTL:        r.Duration("GP_API_CACHE_TTL", 10*time.Second, 0, time.Hour),
 	}
 	c.APIBucket = r.String("GP_API_BUCKET", c.Bucket)
+	if r.String("GP_API_DEBUG_ADDR", "") != "" {
+		c.DebugAddr = r.Addr("GP_API_DEBUG_ADDR", "")
+	}
 	c.TimeZone = r.String("GP_API_TIME_ZONE", "Asia/Shanghai")
 	if c.Location, err = time.LoadLocation(c.TimeZone); err != nil || c.TimeZone == "" || c.TimeZone == "Local" {
 		r.Problem("GP_API_TIME_ZONE", "%q: want an IANA time zone such as Asia/Shanghai", c.TimeZone)

@@ -70,6 +70,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
+	var dln net.Listener
+	if cfg.DebugAddr != "" {
+		if dln, err = net.Listen("tcp", cfg.DebugAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("listen on %s (GP_API_DEBUG_ADDR): %w", cfg.DebugAddr, err)
+		}
+	}
 	// The actual address: with GP_API_ADDR=...:0 the kernel picks the port.
 	scoped := 0
 	for _, k := range cfg.Keys {
@@ -106,6 +113,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return bins.Run(workCtx)
 	})
+
+	if dln != nil {
+		work.Go(func() error { serveDebug(workCtx, dln, log); return nil })
+	}
 
 	served := make(chan error, 1)
 	go func() { served <- app.Listener(ln) }()

@@ -598,6 +598,11 @@ func startAPI(bin string, in *testenv.Influx, key, keysFile, cacheTTL string) (*
 	if v := os.Getenv("GOMEMLIMIT"); v != "" {
 		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+v)
 	}
+	// And the profiles' listener, to see where a question's CPU goes
+	// (go tool pprof http://ADDR/debug/pprof/profile while it runs).
+	if v := os.Getenv("GP_API_DEBUG_ADDR"); v != "" {
+		cmd.Env = append(cmd.Env, "GP_API_DEBUG_ADDR="+v)
+	}
 	p := &apiProc{log: &testenv.SyncBuffer{}}
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	c, err := testenv.StartChild(cmd, nil)
