@@ -329,6 +329,11 @@ func (r *registry) List(ctx context.Context, f outletFilter, after string, limit
 	if i < len(r.ids) && r.ids[i] == after {
 		i++
 	}
+	if limit <= 0 {
+		// Room for every outlet after the id: a city's are thousands, and
+		// growing the page step by step copied them over and over.
+		page = make([]Outlet, 0, len(r.ids)-i)
+	}
 	for ; i < len(r.ids); i++ {
 		e := r.entries[r.ids[i]]
 		if !f.match(&e.Outlet) || !s.sees(&e.Outlet) {

@@ -111,7 +111,7 @@ func (e *InfluxEngine) Devices(ctx context.Context, now time.Time, lookback time
 			return nil, err
 		}
 		for o, raw := range rs {
-			s := summarizeRaw(raw, r[0], r[1], e.opts, nil)
+			s := summarizePoints(raw, r[0], r[1]) // last reports only: no minutes
 			see(o, &s)
 		}
 	}

@@ -23,10 +23,11 @@ var (
 	ErrNotReady = errors.New("metrics: roll-up not ready for this window yet")
 )
 
-// runsKept is how many runs of whole pieces the engine keeps combined
-// (runs.go): a window has at most two, so the last few windows asked.
-// Each holds up to one summary per outlet (~0.5 KB).
-const runsKept = 8
+// runsKept is how many runs of whole pieces, and raw pieces cut from a
+// closed hour, the engine keeps (runs.go): a window has at most two of
+// each, so the last few windows asked. A run holds up to one summary per
+// outlet (~0.5 KB), a raw piece less.
+const runsKept = 16
 
 // maxLiveOutletHours bounds the raw data one request may read when a
 // roll-up exists (outlets × hours of live raw reads): the whole city for a

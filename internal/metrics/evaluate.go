@@ -26,23 +26,70 @@ type acc struct {
 	intern  *interner
 	open    opener // the compact day last inflated
 	// runs, when set, keeps the combination of each run of whole pieces
-	// (runs.go) for the next requests.
-	runs *runCache
+	// (runs.go) for the next requests; entries are its entries this
+	// request has used (every outlet asks for the same few).
+	runs    *runCache
+	entries map[runKey]*runEntry
 }
 
-// run returns the combination of the run ps for one outlet: kept from an
-// earlier request of the same generation, or combined now and kept.
-func (a *acc) run(s *snapshot, outlet string, ps []piece) (*summary, error) {
-	e := a.runs.entry(runKey{gen: s.gen, start: ps[0].start, end: ps[len(ps)-1].end, pre: ps[0].pre})
-	if v, ok := e.sums.Load(outlet); ok {
-		return v.(*summary), nil
+// entry returns the runs' entry for k, looked up once per request.
+func (a *acc) entry(k runKey, n int) *runEntry {
+	if e := a.entries[k]; e != nil {
+		return e
+	}
+	if a.entries == nil {
+		a.entries = map[runKey]*runEntry{}
+	}
+	e := a.runs.entry(k, n)
+	a.entries[k] = e
+	return e
+}
+
+// run returns the combination of the run ps for one outlet (number num):
+// kept from an earlier request of the same generation, or combined now and
+// kept.
+func (a *acc) run(s *snapshot, outlet string, num int, ps []piece) (*kept, error) {
+	e := a.entry(runKey{gen: s.gen, start: ps[0].start, end: ps[len(ps)-1].end, pre: ps[0].pre}, s.nOut)
+	if k := e.get(num); k != nil {
+		return k, nil
 	}
 	sum, err := a.combineRun(s, outlet, ps)
 	if err != nil {
 		return nil, err
 	}
-	e.sums.Store(outlet, sum)
-	return sum, nil
+	k := keep(sum, a.full)
+	e.put(num, k)
+	return k, nil
+}
+
+// rawPiece applies the raw piece p of one outlet (number num, -1 when the
+// index does not hold it): its summary kept from an earlier request when p
+// is cut from a closed hour (runs.go), else summarized now.
+func (a *acc) rawPiece(s *snapshot, outlet string, num int, p piece, opts Options, rawFor func(piece) rawSet) {
+	summarize := summarizeRaw
+	if p.pre {
+		summarize = summarizeLast // before the window: no minutes
+	}
+	var e *runEntry
+	if a.runs != nil && p.cacheHour >= 0 && num >= 0 {
+		e = a.entry(runKey{gen: s.gen, start: p.start, end: p.end, pre: p.pre, raw: true}, s.nOut)
+		if k := e.get(num); k != nil {
+			// What summarize would have done with it: the carry advanced
+			// by its last reports, then the summary applied.
+			a.carry.merge(&k.last)
+			a.apply(k.sum, p.pre, false)
+			return
+		}
+	}
+	var r *outletRaw
+	if rs := rawFor(p); rs != nil {
+		r = rs[outlet]
+	}
+	sum := summarize(r, p.start, p.end, opts, &a.carry)
+	if e != nil {
+		e.put(num, keep(&sum, a.full))
+	}
+	a.apply(&sum, p.pre, false)
 }
 
 func (a *acc) reset(look int64, full float64) {
@@ -56,7 +103,7 @@ func (a *acc) reset(look int64, full float64) {
 
 func (a *acc) seriesOf(device string, boot int64) *seriesAcc {
 	for i := range a.series {
-		if a.series[i].boot == boot && a.series[i].device == device {
+		if a.series[i].boot == boot && sameName(a.series[i].device, device) {
 			return &a.series[i]
 		}
 	}
@@ -66,7 +113,7 @@ func (a *acc) seriesOf(device string, boot int64) *seriesAcc {
 
 func addDevice(l *[]string, d string) {
 	for _, x := range *l {
-		if x == d {
+		if sameName(x, d) {
 			return
 		}
 	}
@@ -156,19 +203,25 @@ func (a *acc) result(minutes int) Outlet {
 // gives the raw data that holds a raw piece.
 func (a *acc) evalOutlet(s *snapshot, outlet string, w Window, ps []piece, opts Options, rawFor func(piece) rawSet) (Outlet, error) {
 	a.reset(w.From.UnixNano()-dayNS, opts.FullPct)
+	num := -1
+	if h := s.outlets[outlet]; h != nil {
+		num = h.num
+	}
 	for i := 0; i < len(ps); i++ {
 		p := ps[i]
 		if a.runs != nil && (p.kind == pieceDay || p.kind == pieceHour) {
 			if j := runEnd(ps, i); j-i >= minRun {
-				sum, err := a.run(s, outlet, ps[i:j])
+				k, err := a.run(s, outlet, num, ps[i:j])
 				if err != nil {
 					return Outlet{}, err
 				}
-				carry := false
 				for _, q := range ps[i:j] {
-					carry = carry || q.carry
+					if q.carry {
+						a.carry.merge(&k.last)
+						break
+					}
 				}
-				a.apply(sum, p.pre, carry)
+				a.apply(k.sum, p.pre, false)
 				i = j - 1
 				continue
 			}
@@ -200,16 +253,7 @@ func (a *acc) evalOutlet(s *snapshot, outlet string, w Window, ps []piece, opts 
 				a.apply(ps, p.pre, p.carry)
 			}
 		case pieceRaw:
-			var r *outletRaw
-			if rs := rawFor(p); rs != nil {
-				r = rs[outlet]
-			}
-			summarize := summarizeRaw
-			if p.pre {
-				summarize = summarizeLast // before the window: no minutes
-			}
-			sum := summarize(r, p.start, p.end, opts, &a.carry)
-			a.apply(&sum, p.pre, false)
+			a.rawPiece(s, outlet, num, p, opts, rawFor)
 		}
 	}
 	return a.result(w.Minutes()), nil

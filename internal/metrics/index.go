@@ -19,6 +19,10 @@ type snapshot struct {
 	r0, r1  int64 // the closed hours [r0, r1) are rolled up (whole hours)
 	p       int64 // partial summaries cover [r1, p) (whole minutes); p == r1 when none
 	outlets map[string]*outletHist
+	// nOut numbers the outlets: each outletHist has a number below it,
+	// kept for the index's life (what was combined for an outlet is kept
+	// in arrays by that number, runs.go).
+	nOut    int
 	partial map[string]*summary
 	ready   bool // the first load is done: requests may use it
 	// gen changes whenever a closed hour or the rolled range changes (not
@@ -38,6 +42,7 @@ type snapshot struct {
 // outletHist is one outlet's hours, day by day from snapshot.base.
 type outletHist struct {
 	days []*dayBlock
+	num  int // the outlet's number (snapshot.nOut)
 }
 
 // dayBlock is one outlet's day: the encoded summary of each hour, back to
@@ -155,6 +160,7 @@ func (ix *index) apply(u update) error {
 		partial: old.partial,
 		ready:   old.ready || u.ready,
 		names:   old.names,
+		nOut:    old.nOut,
 		gen:     old.gen,
 		// Days before old.compactTo are compact already; newer ones that
 		// have aged past keep are compacted below.
@@ -219,9 +225,10 @@ func (ix *index) apply(u update) error {
 		h := next.outlets[o]
 		switch {
 		case h == nil:
-			h = &outletHist{days: make([]*dayBlock, nDays)}
+			h = &outletHist{days: make([]*dayBlock, nDays), num: next.nOut}
+			next.nOut++
 		case !copied[o]:
-			h = &outletHist{days: append([]*dayBlock(nil), h.days...)}
+			h = &outletHist{days: append([]*dayBlock(nil), h.days...), num: h.num}
 		default:
 			return h
 		}
@@ -345,7 +352,7 @@ type odKey struct {
 
 // rebase returns h with its days re-indexed from newBase, nDays long.
 func rebase(h *outletHist, oldBase, newBase int64, nDays int) *outletHist {
-	out := &outletHist{days: make([]*dayBlock, nDays)}
+	out := &outletHist{days: make([]*dayBlock, nDays), num: h.num}
 	shift := int((oldBase - newBase) / dayNS)
 	for i, b := range h.days {
 		j := i + shift

@@ -61,13 +61,13 @@ func (r *Rollup) cycle(ctx context.Context, src source, now time.Time, full bool
 	if err != nil {
 		return err
 	}
-	if err := r.apply(ctx, update{hours: ups, r0: snap.r0, r1: snap.r1, p: p, partial: partial}); err != nil {
-		return err
-	}
+	// The engine's raw cache drops the changed hours before the generation
+	// that has them is published: raw pieces kept for a generation
+	// (runs.go) are then never summarized from the hours' old data.
 	if f := r.onInvalidate.Load(); len(changed) > 0 && f != nil {
 		(*f)(changed)
 	}
-	return nil
+	return r.apply(ctx, update{hours: ups, r0: snap.r0, r1: snap.r1, p: p, partial: partial})
 }
 
 // summarizeRange summarizes every outlet over [a, e) as one piece.

@@ -142,11 +142,18 @@ func TestRollupEqualsRawOnInfluxDB(t *testing.T) {
 	check := func(t *testing.T, windows int) {
 		t.Helper()
 		lo, hi := start+dayNS/2, now.UnixNano()+int64(20*time.Minute)
+		var w Window
 		for i := 0; i < windows; i++ {
-			w := randomWindow(rng, lo, hi)
-			if i%5 == 0 { // the API's usual "last N" windows end now
+			switch {
+			case i%4 == 3:
+				// The same from as the window before, another to: the raw
+				// pieces cut from from's hour are kept from it (runs.go).
+				w.To = time.Unix(0, w.From.UnixNano()+minuteNS*(1+rng.Int64N((hi-w.From.UnixNano())/minuteNS))).UTC()
+			case i%5 == 0: // the API's usual "last N" windows end now
 				w.To = now.Truncate(time.Minute)
 				w.From = w.To.Add(-time.Duration(1+rng.IntN(60*48)) * time.Minute)
+			default:
+				w = randomWindow(rng, lo, hi)
 			}
 			for _, e := range all {
 				got, err := e.roll.Outlets(ctx, w, outlets)
@@ -243,6 +250,15 @@ func TestRollupEqualsRawOnInfluxDB(t *testing.T) {
 	t.Run("random windows", func(t *testing.T) { check(t, 40) })
 
 	t.Run("late data", func(t *testing.T) {
+		// A window cut inside the hours the late points land in, asked
+		// before them (its raw pieces are kept for the generation) and
+		// again after (the next generation must not use them).
+		cut := Window{From: now.Add(-100 * time.Minute).Truncate(time.Minute), To: now.Truncate(time.Minute)}
+		for _, e := range all {
+			if _, err := e.roll.Outlets(ctx, cut, outlets); err != nil {
+				t.Fatal(err)
+			}
+		}
 		// Points for hours already rolled: some within Recheck (one cycle
 		// must catch them), some a day old (the full check must).
 		late := rawSet{}
@@ -259,6 +275,15 @@ func TestRollupEqualsRawOnInfluxDB(t *testing.T) {
 			e.r.mu.Unlock()
 			if err != nil {
 				t.Fatal(err)
+			}
+			got, err := e.roll.Outlets(ctx, cut, outlets)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range outlets {
+				if want := referenceOutlet(truth[o], cut, opts); !reflect.DeepEqual(got[o], want) {
+					t.Fatalf("%s: %s over %v..%v after late data:\n got %+v\nwant %+v", e.name, o, cut.From, cut.To, got[o], want)
+				}
 			}
 		}
 		check(t, 15)

@@ -80,7 +80,7 @@ func (rs rawSet) outlet(o string) *outletRaw {
 
 func (r *outletRaw) series(device string, boot int64) *counterSeries {
 	for _, s := range r.counters {
-		if s.boot == boot && s.device == device {
+		if s.boot == boot && sameName(s.device, device) {
 			return s
 		}
 	}
@@ -91,7 +91,7 @@ func (r *outletRaw) series(device string, boot int64) *counterSeries {
 
 func (r *outletRaw) bin(device string) *binDevice {
 	for _, b := range r.bins {
-		if b.device == device {
+		if sameName(b.device, device) {
 			return b
 		}
 	}
@@ -175,7 +175,7 @@ func mergeRaw(dst, src rawSet) {
 
 func (r *outletRaw) findBinDevice(device string) *binDevice {
 	for _, b := range r.bins {
-		if b.device == device {
+		if sameName(b.device, device) {
 			return b
 		}
 	}
@@ -184,7 +184,7 @@ func (r *outletRaw) findBinDevice(device string) *binDevice {
 
 func (r *outletRaw) hasCounterDevice(device string) bool {
 	for _, s := range r.counters {
-		if s.device == device {
+		if sameName(s.device, device) {
 			return true
 		}
 	}

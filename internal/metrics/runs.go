@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"sync"
+	"sync/atomic"
 )
 
 // A window's whole pieces (days and hours) come in at most two runs: the
@@ -15,17 +16,61 @@ import (
 // The combinations are keyed by the index's generation (bumped whenever a
 // closed hour changes, late data included) and the run's span, so an
 // answer from them is exactly the answer from the pieces.
+//
+// The raw pieces cut from a closed hour (the hour a window starts in, on
+// both sides of from) are kept the same way, summarized: "the last 30
+// days" asked all through a minute cuts the same minute of the same hour.
+// Their summary depends on the hour's raw data, which the generation
+// covers (the raw cache is invalidated before a changed hour's generation
+// is published), and on the devices' last reports before the piece, which
+// the window's 24-hour look-back makes a matter of the data alone (no
+// report older than the staleness decides a minute): so it is the same
+// for every window that cuts the same piece. Raw pieces of the newest
+// minutes (read live) are not kept: their data grows.
 
-// runKey names one run of whole pieces in one generation of the index.
+// runKey names one run of whole pieces, or one raw piece cut from a closed
+// hour, in one generation of the index.
 type runKey struct {
 	gen        uint64
 	start, end int64
 	pre        bool
+	raw        bool
 }
 
-// runEntry holds the run's combination for each outlet asked so far.
+// runEntry holds the run's combination for each outlet asked so far, by
+// the outlet's number (outletHist.num).
 type runEntry struct {
-	sums sync.Map // outlet → *summary (read-only once stored)
+	sums []atomic.Pointer[kept] // read-only once stored
+}
+
+// kept is one outlet's combination of a run (or summary of a raw piece),
+// with the last report of each of its devices: what the summary adds to a
+// carry (carry.addSummary) — a month holds a series and a bin entry for
+// every boot of every device, the carry needs one per device.
+type kept struct {
+	sum  *summary
+	last carry
+}
+
+func keep(sum *summary, full float64) *kept {
+	k := &kept{sum: sum}
+	k.last.addSummary(sum, full)
+	return k
+}
+
+// get returns outlet number i's kept summary (nil: not yet).
+func (e *runEntry) get(i int) *kept {
+	if i >= 0 && i < len(e.sums) {
+		return e.sums[i].Load()
+	}
+	return nil
+}
+
+// put keeps k for outlet number i.
+func (e *runEntry) put(i int, k *kept) {
+	if i >= 0 && i < len(e.sums) {
+		e.sums[i].Store(k)
+	}
 }
 
 // runCache keeps the entries of the last few runs asked for.
@@ -40,14 +85,15 @@ func newRunCache(max int) *runCache {
 	return &runCache{max: max, entries: map[runKey]*runEntry{}}
 }
 
-// entry returns the run's entry, made anew when it is not kept.
-func (c *runCache) entry(k runKey) *runEntry {
+// entry returns the run's entry, made anew for n outlets when it is not
+// kept (n is the generation's snapshot.nOut).
+func (c *runCache) entry(k runKey, n int) *runEntry {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e := c.entries[k]; e != nil {
 		return e
 	}
-	e := &runEntry{}
+	e := &runEntry{sums: make([]atomic.Pointer[kept], n)}
 	c.entries[k] = e
 	c.order = append(c.order, k)
 	for len(c.order) > c.max {

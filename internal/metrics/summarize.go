@@ -32,9 +32,16 @@ type carry struct {
 
 func (c *carry) reset() { c.bins, c.counters = c.bins[:0], c.counters[:0] }
 
+// sameName is a == b, first ruling out by the last byte: a city's device
+// names share their length and all but the end ("b-00042-1", "b-00042-2"),
+// so a plain compare reads both whole to tell two bins of an outlet apart.
+func sameName(a, b string) bool {
+	return len(a) == len(b) && (len(a) == 0 || a[len(a)-1] == b[len(b)-1]) && a == b
+}
+
 func findRep(l []lastRep, device string) *lastRep {
 	for i := range l {
-		if l[i].device == device {
+		if sameName(l[i].device, device) {
 			return &l[i]
 		}
 	}
@@ -63,6 +70,17 @@ func (c *carry) addSummary(s *summary, full float64) {
 	for i := range s.series {
 		se := &s.series[i]
 		updateRep(&c.counters, se.device, se.tLast, se.boot, true)
+	}
+}
+
+// merge adds another carry's last reports: the same as adding, one by one,
+// the summaries that made it.
+func (c *carry) merge(o *carry) {
+	for _, l := range o.bins {
+		updateRep(&c.bins, l.device, l.t, l.boot, l.ok)
+	}
+	for _, l := range o.counters {
+		updateRep(&c.counters, l.device, l.t, l.boot, l.ok)
 	}
 }
 

@@ -106,7 +106,7 @@ func (a *summary) combine(b *summary) {
 
 func (a *summary) findSeries(device string, boot int64) *seriesSum {
 	for i := range a.series {
-		if a.series[i].boot == boot && a.series[i].device == device {
+		if a.series[i].boot == boot && sameName(a.series[i].device, device) {
 			return &a.series[i]
 		}
 	}
@@ -115,7 +115,7 @@ func (a *summary) findSeries(device string, boot int64) *seriesSum {
 
 func (a *summary) findBin(device string, boot int64) *binSum {
 	for i := range a.bins {
-		if a.bins[i].boot == boot && a.bins[i].device == device {
+		if a.bins[i].boot == boot && sameName(a.bins[i].device, device) {
 			return &a.bins[i]
 		}
 	}

@@ -136,9 +136,18 @@ func (g *Group) Add(m Outlet, t Targets) {
 	g.Parcels.Add(m.Parcels)
 	g.binCoverage += m.BinCoverage()
 	g.counterShare += m.CounterReporting()
-	if m.WasteFree(t) == nil {
+	if m.meets(t) {
 		g.WasteFree++
 	}
+}
+
+// meets reports whether the outlet is waste-free against t: WasteFree's
+// answer without its words (a city adds up thousands of outlets).
+func (o Outlet) meets(t Targets) bool {
+	if t.GreenRate != nil && !AtLeast(o.Parcels.Rates().Green, *t.GreenRate) {
+		return false
+	}
+	return o.Covered() && (t.BinCoverage == nil || o.BinCoverage() >= *t.BinCoverage)
 }
 
 // OutletCoverage is covered outlets / outlets (nil without outlets).

@@ -54,6 +54,15 @@ func TestGroupAndWasteFree(t *testing.T) {
 	if m := c.WasteFree(Targets{}); len(m) != 1 || m[0].Bar != "covered" {
 		t.Errorf("c without targets: %+v", m)
 	}
+	// Group.Add counts waste-free outlets without WasteFree's words: the
+	// two must agree on every outlet and every set of targets here.
+	for _, tgs := range []Targets{tg, {}, {BinCoverage: f(0.95)}, {GreenRate: f(0.5)}, {GreenRate: f(0.9), BinCoverage: f(0.4)}} {
+		for i, o := range []Outlet{a, b, c} {
+			if got, want := o.meets(tgs), o.WasteFree(tgs) == nil; got != want {
+				t.Errorf("outlet %d, targets %+v: meets %v, WasteFree says %v", i, tgs, got, want)
+			}
+		}
+	}
 	if Meets(f(0.5), nil) != nil || *Meets(f(0.9), f(0.9)) != true || *Meets(nil, f(0)) != false || *Meets(f(0.89), f(0.9)) != false {
 		t.Error("Meets")
 	}
