@@ -23,11 +23,17 @@ var (
 	ErrNotReady = errors.New("metrics: roll-up not ready for this window yet")
 )
 
-// runsKept is how many runs of whole pieces, and raw pieces cut from a
-// closed hour, the engine keeps (runs.go): a window has at most two of
-// each, so the last few windows asked. A run holds up to one summary per
-// outlet (~0.5 KB), a raw piece less.
-const runsKept = 16
+// runsKept is how many runs of whole pieces the engine keeps combined
+// (runs.go): a window has at most two, so the last few windows asked.
+// Each holds up to one summary per outlet (~0.5 KB). rawsKept is the same
+// for the raw pieces cut from closed hours (two a window, ~0.2 KB each),
+// headsKept for the heads (one a window; a month's head holds a series per
+// boot of each counter, ~4 KB per outlet in the simulator's city).
+const (
+	runsKept  = 8
+	rawsKept  = 8
+	headsKept = 4
+)
 
 // maxLiveOutletHours bounds the raw data one request may read when a
 // roll-up exists (outlets × hours of live raw reads): the whole city for a
@@ -44,7 +50,9 @@ type InfluxEngine struct {
 	src   *sourcePicker
 	cache *rawCache
 	live  *liveCache
-	runs  *runCache // nil: every request combines its pieces itself
+	runs  *runCache[kept] // nil: every request combines its pieces itself
+	raws  *runCache[kept] // nil: every request summarizes its raw pieces itself
+	heads *runCache[head] // nil: every request evaluates every piece
 	// Device states (devstate.go).
 	devMu    sync.Mutex
 	reports  *lastReports
@@ -67,7 +75,7 @@ func NewInfluxEngine(st *store.Store, opts Options, roll *Rollup) (*InfluxEngine
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	e := &InfluxEngine{st: st, opts: opts, roll: roll, cache: newRawCache(6), live: newLiveCache(0), runs: newRunCache(runsKept)}
+	e := &InfluxEngine{st: st, opts: opts, roll: roll, cache: newRawCache(6), live: newLiveCache(0), runs: newRunCache[kept](runsKept), raws: newRunCache[kept](rawsKept), heads: newRunCache[head](headsKept)}
 	if roll != nil {
 		e.live = newLiveCache(roll.cfg.LiveTTL)
 		if roll.opts != opts {
@@ -263,8 +271,9 @@ func (e *InfluxEngine) evaluate(ctx context.Context, ws []Window, outlets []stri
 	a := &acc{intern: &interner{shared: snap.names, local: map[string]string{}}}
 	if len(ws) == 1 {
 		// One window (not a series of steps, whose runs are short and
-		// many): its runs are kept for the requests after it.
-		a.runs = e.runs
+		// many): its runs and cut raw pieces are kept for the requests
+		// after it.
+		a.runs, a.raws, a.heads = e.runs, e.raws, e.heads
 	}
 	for i, w := range ws {
 		res[i] = make([]Outlet, len(outlets))

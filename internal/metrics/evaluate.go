@@ -12,6 +12,29 @@ type seriesAcc struct {
 	inWin    bool
 }
 
+// tally is what counter series add to an outlet's parcels, by field.
+type tally [numFields]int64
+
+// add adds (sign 1) or takes away (sign -1) what the series gives the
+// window: from its baseline (0 without one) to its first value, and its
+// increments after.
+func (sa *seriesAcc) add(t *tally, sign int64) {
+	if !sa.inWin {
+		return
+	}
+	for f := 0; f < numFields; f++ {
+		bit := uint16(1) << f
+		if sa.win.mask&bit == 0 {
+			continue
+		}
+		var b int64 // a series without a value in the look-back counts from 0
+		if sa.baseMask&bit != 0 {
+			b = sa.base[f]
+		}
+		t[f] += sign * (step(b, sa.win.f[f].first) + sa.win.f[f].inc)
+	}
+}
+
 // acc evaluates one outlet over one window, piece by piece.
 type acc struct {
 	look    int64 // from-24h: baseline values before it do not count
@@ -22,34 +45,67 @@ type acc struct {
 	serving int64
 	count   int64
 	carry   carry
-	tmp     summary // decoding buffer
-	intern  *interner
-	open    opener // the compact day last inflated
+	// head, when the evaluation started from one (runs.go): its series
+	// not yet copied into series count in fixed; taken marks those copied.
+	head  *head
+	fixed tally
+	taken []bool
+	tmp    summary // decoding buffer
+	intern *interner
+	open   opener // the compact day last inflated
 	// runs, when set, keeps the combination of each run of whole pieces
-	// (runs.go) for the next requests; entries are its entries this
-	// request has used (every outlet asks for the same few).
-	runs    *runCache
-	entries map[runKey]*runEntry
+	// (runs.go) for the next requests, raws the summaries of raw pieces cut
+	// from closed hours, heads the state after a window's stable pieces
+	// (apart: a window asked at every minute must not push the runs out);
+	// the maps hold the entries this request has used (every outlet asks
+	// for the same few).
+	runs, raws *runCache[kept]
+	heads      *runCache[head]
+	runEnts    map[runKey]*runEntry[kept]
+	headEnts   map[runKey]*runEntry[head]
 }
 
-// entry returns the runs' entry for k, looked up once per request.
-func (a *acc) entry(k runKey, n int) *runEntry {
-	if e := a.entries[k]; e != nil {
-		return e
+// head is one outlet's evaluation state after the stable pieces of a
+// window (runs.go); read-only once kept.
+type head struct {
+	series           []seriesAcc
+	fixed            tally // what series give
+	binDevs, cntDevs []string
+	serving, count   int64
+	carry            carry
+}
+
+// freeze returns the acc's state as a head.
+func (a *acc) freeze() *head {
+	h := &head{
+		series:  append([]seriesAcc(nil), a.series...),
+		binDevs: append([]string(nil), a.binDevs...),
+		cntDevs: append([]string(nil), a.cntDevs...),
+		serving: a.serving, count: a.count,
+		carry: carry{bins: append([]lastRep(nil), a.carry.bins...), counters: append([]lastRep(nil), a.carry.counters...)},
 	}
-	if a.entries == nil {
-		a.entries = map[runKey]*runEntry{}
+	for i := range h.series {
+		h.series[i].add(&h.fixed, 1)
 	}
-	e := a.runs.entry(k, n)
-	a.entries[k] = e
-	return e
+	return h
+}
+
+// thaw starts the evaluation (after reset) from h.
+func (a *acc) thaw(h *head) {
+	a.head, a.fixed = h, h.fixed
+	a.taken = append(a.taken[:0], make([]bool, len(h.series))...)
+	a.binDevs = append(a.binDevs[:0], h.binDevs...)
+	a.cntDevs = append(a.cntDevs[:0], h.cntDevs...)
+	a.serving, a.count = h.serving, h.count
+	a.carry.bins = append(a.carry.bins[:0], h.carry.bins...)
+	a.carry.counters = append(a.carry.counters[:0], h.carry.counters...)
 }
 
 // run returns the combination of the run ps for one outlet (number num):
 // kept from an earlier request of the same generation, or combined now and
 // kept.
 func (a *acc) run(s *snapshot, outlet string, num int, ps []piece) (*kept, error) {
-	e := a.entry(runKey{gen: s.gen, start: ps[0].start, end: ps[len(ps)-1].end, pre: ps[0].pre}, s.nOut)
+	e := entryOf(&a.runEnts, a.runs, runKey{gen: s.gen, start: ps[0].start, end: ps[len(ps)-1].end, pre: ps[0].pre}, s.nOut)
 	if k := e.get(num); k != nil {
 		return k, nil
 	}
@@ -70,9 +126,9 @@ func (a *acc) rawPiece(s *snapshot, outlet string, num int, p piece, opts Option
 	if p.pre {
 		summarize = summarizeLast // before the window: no minutes
 	}
-	var e *runEntry
-	if a.runs != nil && p.cacheHour >= 0 && num >= 0 {
-		e = a.entry(runKey{gen: s.gen, start: p.start, end: p.end, pre: p.pre, raw: true}, s.nOut)
+	var e *runEntry[kept]
+	if a.raws != nil && p.cacheHour >= 0 && num >= 0 {
+		e = entryOf(&a.runEnts, a.raws, runKey{gen: s.gen, start: p.start, end: p.end, pre: p.pre, raw: true}, s.nOut)
 		if k := e.get(num); k != nil {
 			// What summarize would have done with it: the carry advanced
 			// by its last reports, then the summary applied.
@@ -99,12 +155,26 @@ func (a *acc) reset(look int64, full float64) {
 	a.cntDevs = a.cntDevs[:0]
 	a.serving, a.count = 0, 0
 	a.carry.reset()
+	a.head, a.fixed = nil, tally{}
 }
 
+// seriesOf returns the series (device, boot), copied from the head when it
+// is there (and taken out of the head's sum), new when it is nowhere.
 func (a *acc) seriesOf(device string, boot int64) *seriesAcc {
 	for i := range a.series {
 		if a.series[i].boot == boot && sameName(a.series[i].device, device) {
 			return &a.series[i]
+		}
+	}
+	if h := a.head; h != nil {
+		for i := range h.series {
+			hs := &h.series[i]
+			if hs.boot == boot && !a.taken[i] && sameName(hs.device, device) {
+				a.taken[i] = true
+				hs.add(&a.fixed, -1)
+				a.series = append(a.series, *hs)
+				return &a.series[len(a.series)-1]
+			}
 		}
 	}
 	a.series = append(a.series, seriesAcc{device: device, boot: boot})
@@ -174,26 +244,15 @@ func (a *acc) result(minutes int) Outlet {
 		BinsReporting:           len(a.binDevs),
 		CountersReporting:       len(a.cntDevs),
 	}
+	t := a.fixed
 	for i := range a.series {
-		sa := &a.series[i]
-		if !sa.inWin {
-			continue
-		}
-		for f := 0; f < numFields; f++ {
-			bit := uint16(1) << f
-			if sa.win.mask&bit == 0 {
-				continue
-			}
-			var b int64 // a series without a value in the look-back counts from 0
-			if sa.baseMask&bit != 0 {
-				b = sa.base[f]
-			}
-			inc := step(b, sa.win.f[f].first) + sa.win.f[f].inc
-			if f == fieldBoxes {
-				out.Parcels.BoxesRecovered += inc
-			} else {
-				out.Parcels.ByClass[f] += inc
-			}
+		a.series[i].add(&t, 1)
+	}
+	for f, v := range t {
+		if f == fieldBoxes {
+			out.Parcels.BoxesRecovered += v
+		} else {
+			out.Parcels.ByClass[f] += v
 		}
 	}
 	return out
@@ -207,16 +266,40 @@ func (a *acc) evalOutlet(s *snapshot, outlet string, w Window, ps []piece, opts 
 	if h := s.outlets[outlet]; h != nil {
 		num = h.num
 	}
+	if k := stablePrefix(ps); a.heads != nil && num >= 0 && k > 0 {
+		// Start from the head of the window's stable pieces: kept, or
+		// made now (with every last report, whatever pieces follow).
+		e := entryOf(&a.headEnts, a.heads, runKey{gen: s.gen, start: ps[0].start, end: ps[k-1].end, cut: w.From.UnixNano()}, s.nOut)
+		if h := e.get(num); h != nil {
+			a.thaw(h)
+		} else {
+			if err := a.pieces(s, outlet, num, ps[:k], opts, rawFor, true); err != nil {
+				return Outlet{}, err
+			}
+			e.put(num, a.freeze())
+		}
+		ps = ps[k:]
+	}
+	if err := a.pieces(s, outlet, num, ps, opts, rawFor, false); err != nil {
+		return Outlet{}, err
+	}
+	return a.result(w.Minutes()), nil
+}
+
+// pieces applies the pieces ps of one outlet (number num) in order. With
+// allLast, every piece's last reports go into the carry, not only those
+// that can decide a raw piece of this window (a head serves other windows).
+func (a *acc) pieces(s *snapshot, outlet string, num int, ps []piece, opts Options, rawFor func(piece) rawSet, allLast bool) error {
 	for i := 0; i < len(ps); i++ {
 		p := ps[i]
 		if a.runs != nil && (p.kind == pieceDay || p.kind == pieceHour) {
 			if j := runEnd(ps, i); j-i >= minRun {
 				k, err := a.run(s, outlet, num, ps[i:j])
 				if err != nil {
-					return Outlet{}, err
+					return err
 				}
 				for _, q := range ps[i:j] {
-					if q.carry {
+					if q.carry || allLast {
 						a.carry.merge(&k.last)
 						break
 					}
@@ -233,28 +316,28 @@ func (a *acc) evalOutlet(s *snapshot, outlet string, w Window, ps []piece, opts 
 				continue // no data that day (complete days always have sum)
 			}
 			if err := decodeSummary(&a.tmp, b.sum, p.start, a.intern); err != nil {
-				return Outlet{}, err
+				return err
 			}
-			a.apply(&a.tmp, p.pre, p.carry)
+			a.apply(&a.tmp, p.pre, p.carry || allLast)
 		case pieceHour:
 			data, err := s.hourVia(&a.open, outlet, p.start)
 			if err != nil {
-				return Outlet{}, err
+				return err
 			}
 			if data == nil {
 				continue
 			}
 			if err := decodeSummary(&a.tmp, data, p.start, a.intern); err != nil {
-				return Outlet{}, err
+				return err
 			}
-			a.apply(&a.tmp, p.pre, p.carry)
+			a.apply(&a.tmp, p.pre, p.carry || allLast)
 		case piecePartial:
 			if ps := s.partial[outlet]; ps != nil {
-				a.apply(ps, p.pre, p.carry)
+				a.apply(ps, p.pre, p.carry || allLast)
 			}
 		case pieceRaw:
 			a.rawPiece(s, outlet, num, p, opts, rawFor)
 		}
 	}
-	return a.result(w.Minutes()), nil
+	return nil
 }

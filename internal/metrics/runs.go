@@ -28,19 +28,30 @@ import (
 // for every window that cuts the same piece. Raw pieces of the newest
 // minutes (read live) are not kept: their data grows.
 
-// runKey names one run of whole pieces, or one raw piece cut from a closed
-// hour, in one generation of the index.
+// The state of an outlet's evaluation after a window's stable pieces (all
+// but the newest minutes: the partial hour and the raw data read live) is
+// kept too, as a head: every request of the generation that shares the
+// window's from and the stable pieces' end then starts from it and
+// applies only the newest minutes. The head's counter series (a month
+// holds one for every boot of every device) are not copied into a request:
+// it starts from their sum and copies one only when a newer piece adds to
+// it (acc.seriesOf), so a request reads a few hundred bytes per outlet.
+
+// runKey names one run of whole pieces, one raw piece cut from a closed
+// hour, or one head (cut: the window's from), in one generation of the
+// index.
 type runKey struct {
 	gen        uint64
 	start, end int64
 	pre        bool
 	raw        bool
+	cut        int64
 }
 
-// runEntry holds the run's combination for each outlet asked so far, by
-// the outlet's number (outletHist.num).
-type runEntry struct {
-	sums []atomic.Pointer[kept] // read-only once stored
+// runEntry holds what is kept for each outlet asked so far, by the
+// outlet's number (outletHist.num).
+type runEntry[T any] struct {
+	sums []atomic.Pointer[T] // read-only once stored
 }
 
 // kept is one outlet's combination of a run (or summary of a raw piece),
@@ -58,42 +69,42 @@ func keep(sum *summary, full float64) *kept {
 	return k
 }
 
-// get returns outlet number i's kept summary (nil: not yet).
-func (e *runEntry) get(i int) *kept {
+// get returns outlet number i's kept value (nil: not yet).
+func (e *runEntry[T]) get(i int) *T {
 	if i >= 0 && i < len(e.sums) {
 		return e.sums[i].Load()
 	}
 	return nil
 }
 
-// put keeps k for outlet number i.
-func (e *runEntry) put(i int, k *kept) {
+// put keeps v for outlet number i.
+func (e *runEntry[T]) put(i int, v *T) {
 	if i >= 0 && i < len(e.sums) {
-		e.sums[i].Store(k)
+		e.sums[i].Store(v)
 	}
 }
 
-// runCache keeps the entries of the last few runs asked for.
-type runCache struct {
+// runCache keeps the entries of the last few keys asked for.
+type runCache[T any] struct {
 	mu      sync.Mutex
 	max     int
-	entries map[runKey]*runEntry
+	entries map[runKey]*runEntry[T]
 	order   []runKey // oldest first
 }
 
-func newRunCache(max int) *runCache {
-	return &runCache{max: max, entries: map[runKey]*runEntry{}}
+func newRunCache[T any](max int) *runCache[T] {
+	return &runCache[T]{max: max, entries: map[runKey]*runEntry[T]{}}
 }
 
-// entry returns the run's entry, made anew for n outlets when it is not
-// kept (n is the generation's snapshot.nOut).
-func (c *runCache) entry(k runKey, n int) *runEntry {
+// entry returns k's entry, made anew for n outlets when it is not kept (n
+// is the generation's snapshot.nOut).
+func (c *runCache[T]) entry(k runKey, n int) *runEntry[T] {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e := c.entries[k]; e != nil {
 		return e
 	}
-	e := &runEntry{sums: make([]atomic.Pointer[kept], n)}
+	e := &runEntry[T]{sums: make([]atomic.Pointer[T], n)}
 	c.entries[k] = e
 	c.order = append(c.order, k)
 	for len(c.order) > c.max {
@@ -101,6 +112,32 @@ func (c *runCache) entry(k runKey, n int) *runEntry {
 		c.order = c.order[1:]
 	}
 	return e
+}
+
+// entryOf returns c's entry for k, looked up once per request (m holds the
+// request's).
+func entryOf[T any](m *map[runKey]*runEntry[T], c *runCache[T], k runKey, n int) *runEntry[T] {
+	if e := (*m)[k]; e != nil {
+		return e
+	}
+	if *m == nil {
+		*m = map[runKey]*runEntry[T]{}
+	}
+	e := c.entry(k, n)
+	(*m)[k] = e
+	return e
+}
+
+// stablePrefix returns how many of ps's first pieces are stable within a
+// generation: whole days and hours, and raw pieces cut from closed hours,
+// up to the first partial or live one.
+func stablePrefix(ps []piece) int {
+	for i, p := range ps {
+		if p.kind == piecePartial || (p.kind == pieceRaw && p.cacheHour < 0) {
+			return i
+		}
+	}
+	return len(ps)
 }
 
 // minRun is the shortest run worth combining and keeping.

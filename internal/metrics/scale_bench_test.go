@@ -103,15 +103,23 @@ func BenchmarkCityWindow(b *testing.B) {
 			rawFor := func(p piece) rawSet { return raws[p.start] }
 			heap := float64(m1.HeapAlloc-m0.HeapAlloc) / float64(n) / days
 			est := float64(snap.memoryBytes()) / float64(n) / days
-			// Each piece combined by every request, and the runs of whole
-			// pieces kept combined from the first request on (runs.go).
-			for _, kept := range []bool{false, true} {
-				b.Run(fmt.Sprintf("runs-kept=%v", kept), func(b *testing.B) {
+			// Each piece combined by every request; the runs of whole
+			// pieces kept combined from the first request on; the raw
+			// pieces cut from closed hours kept too, as for the requests
+			// that cut the same minute; and the heads (runs.go).
+			for _, mode := range []string{"none", "runs", "runs+raw", "runs+raw+heads"} {
+				b.Run("kept="+mode, func(b *testing.B) {
 					a := &acc{intern: &interner{shared: snap.names, local: map[string]string{}}}
-					if kept {
-						// The first request of the hour combines the runs
-						// (that is the runs-kept=false cost); time the rest.
-						a.runs = newRunCache(runsKept)
+					if mode != "none" {
+						// The first request combines what is kept (that
+						// is the kept=none cost); time the rest.
+						a.runs = newRunCache[kept](runsKept)
+						if mode != "runs" {
+							a.raws = newRunCache[kept](rawsKept)
+						}
+						if mode == "runs+raw+heads" {
+							a.heads = newRunCache[head](headsKept)
+						}
 						for _, o := range outlets {
 							if _, err := a.evalOutlet(snap, o, w, ps, opts, rawFor); err != nil {
 								b.Fatal(err)
