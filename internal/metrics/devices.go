@@ -19,16 +19,28 @@ func (e *InfluxEngine) Devices(ctx context.Context, now time.Time, lookback time
 		return nil, err
 	}
 	a, end := now.Add(-lookback).UnixNano(), now.UnixNano()+1
-	type key struct{ outlet, device string }
-	states := map[key]*DeviceState{}
+	// The devices so far: the kept table's first (copied, those without a
+	// report in [a, end) not yet seen), then any new ones.
+	var ds []DeviceState
+	var seen []bool
+	var at map[devKey]int
+	extra := map[devKey]int{}
 	get := func(outlet, device string, kind telemetry.Kind) *DeviceState {
-		k := key{outlet, device}
-		d := states[k]
-		if d == nil {
-			d = &DeviceState{Outlet: outlet, Device: device, Kind: kind}
-			states[k] = d
+		k := devKey{outlet, device}
+		if i, ok := at[k]; ok {
+			if !seen[i] { // its kept report is outside [a, end): as if new
+				seen[i] = true
+				ds[i] = DeviceState{Outlet: outlet, Device: device, Kind: kind}
+			}
+			return &ds[i]
 		}
-		return d
+		if i, ok := extra[k]; ok {
+			return &ds[i]
+		}
+		extra[k] = len(ds)
+		ds = append(ds, DeviceState{Outlet: outlet, Device: device, Kind: kind})
+		seen = append(seen, true)
+		return &ds[len(ds)-1]
 	}
 	seeBin := func(outlet string, b *binSum) {
 		if b.nRep == 0 || b.tLast < a || b.tLast >= end {
@@ -58,6 +70,7 @@ func (e *InfluxEngine) Devices(ctx context.Context, now time.Time, lookback time
 	}
 
 	var ranges [][2]int64 // read raw
+	var tbl *devTable
 	if e.roll != nil {
 		snap, err := e.roll.snapshot(ctx)
 		if err != nil {
@@ -66,25 +79,11 @@ func (e *InfluxEngine) Devices(ctx context.Context, now time.Time, lookback time
 		if a < snap.r0 {
 			ranges = append(ranges, [2]int64{a, min(snap.r0, end)})
 		}
-		// The closed hours: each device's last report, kept per generation
-		// of the index (devstate.go), in [a, end) when at or after a.
-		lr, err := e.reportsOf(snap)
-		if err != nil {
+		// The closed hours and the partial hour: each device's last
+		// report, kept per snapshot (devstate.go); this call takes those
+		// in [a, end). (Asked at now, the partial hour is before end.)
+		if tbl, err = e.devTableOf(snap); err != nil {
 			return nil, err
-		}
-		for k, l := range lr.bins {
-			if l.t >= a && l.t < end {
-				d := get(k.outlet, k.device, telemetry.KindBin)
-				if t := time.Unix(0, l.t).UTC(); !t.Before(d.LastReport) {
-					d.LastReport, d.FillPct = t, l.fill
-				}
-			}
-		}
-		for k, t := range lr.counters {
-			seeCounter(k.outlet, &seriesSum{device: k.device, tLast: t})
-		}
-		for o, s := range snap.partial {
-			see(o, s)
 		}
 		if tail := max(snap.p, snap.r1, a); tail < end {
 			ranges = append(ranges, [2]int64{tail, end})
@@ -94,6 +93,16 @@ func (e *InfluxEngine) Devices(ctx context.Context, now time.Time, lookback time
 		}
 	} else {
 		ranges = append(ranges, [2]int64{a, end})
+	}
+	if tbl != nil {
+		ds = append(make([]DeviceState, 0, len(tbl.states)+64), tbl.states...)
+		seen = make([]bool, len(ds), cap(ds))
+		at = tbl.at
+		for i := range ds {
+			if t := ds[i].LastReport.UnixNano(); !ds[i].LastReport.IsZero() && t >= a && t < end {
+				seen[i] = true
+			}
+		}
 	}
 	for _, r := range ranges {
 		// Read to the next whole minute, so that calls within a minute can
@@ -134,15 +143,24 @@ func (e *InfluxEngine) Devices(ctx context.Context, now time.Time, lookback time
 			d.State, d.StateSince = st.state, t
 		}
 	}
-	out := make([]DeviceState, 0, len(states))
-	for _, d := range states {
-		out = append(out, *d)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Outlet != out[j].Outlet {
-			return out[i].Outlet < out[j].Outlet
+	out := ds[:0]
+	for i := range ds {
+		if seen[i] {
+			out = append(out, ds[i])
 		}
-		return out[i].Device < out[j].Device
-	})
+	}
+	if len(extra) > 0 { // the table's are in order; new ones go in their place
+		sortDevices(out)
+	}
 	return out, nil
+}
+
+// sortDevices orders device states by outlet, then device.
+func sortDevices(ds []DeviceState) {
+	sort.Slice(ds, func(i, j int) bool {
+		if ds[i].Outlet != ds[j].Outlet {
+			return ds[i].Outlet < ds[j].Outlet
+		}
+		return ds[i].Device < ds[j].Device
+	})
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/greenpost/greenpost/internal/telemetry"
 )
 
 // The device states behind alerts, kept instead of looked up per request.
@@ -95,6 +97,84 @@ func (e *InfluxEngine) reportsOf(snap *snapshot) (*lastReports, error) {
 	}
 	e.reports = lr
 	return lr, nil
+}
+
+// devTable is each device's last report in the closed hours and the
+// partial hour of one snapshot, in (outlet, device) order, with each
+// device's place: a Devices call copies it and adds only the newest
+// minutes and the statuses, instead of building and sorting a map of
+// every device of the city.
+type devTable struct {
+	snap   *snapshot
+	states []DeviceState // State fields empty
+	at     map[devKey]int
+}
+
+// devTableOf returns snap's device table: kept from an earlier call, or
+// made now from the generation's last reports and the partial hour, seen
+// in the order Devices saw them (bins' reports at the same time: the later
+// one wins).
+func (e *InfluxEngine) devTableOf(snap *snapshot) (*devTable, error) {
+	lr, err := e.reportsOf(snap)
+	if err != nil {
+		return nil, err
+	}
+	e.devMu.Lock()
+	defer e.devMu.Unlock()
+	if t := e.devices; t != nil && t.snap == snap {
+		return t, nil
+	}
+	type last struct {
+		kind telemetry.Kind
+		t    int64
+		fill float64
+		set  bool
+	}
+	m := make(map[devKey]*last, len(lr.bins)+len(lr.counters))
+	get := func(k devKey, kind telemetry.Kind) *last {
+		l := m[k]
+		if l == nil {
+			l = &last{kind: kind}
+			m[k] = l
+		}
+		return l
+	}
+	bin := func(k devKey, t int64, fill float64) {
+		if l := get(k, telemetry.KindBin); !l.set || t >= l.t {
+			l.t, l.fill, l.set = t, fill, true
+		}
+	}
+	counter := func(k devKey, t int64) {
+		if l := get(k, telemetry.KindCounter); !l.set || t > l.t {
+			l.t, l.set = t, true
+		}
+	}
+	for k, l := range lr.bins {
+		bin(k, l.t, l.fill)
+	}
+	for k, t := range lr.counters {
+		counter(k, t)
+	}
+	for o, s := range snap.partial {
+		for i := range s.bins {
+			if b := &s.bins[i]; b.nRep > 0 {
+				bin(devKey{o, b.device}, b.tLast, b.fill)
+			}
+		}
+		for i := range s.series {
+			counter(devKey{o, s.series[i].device}, s.series[i].tLast)
+		}
+	}
+	t := &devTable{snap: snap, states: make([]DeviceState, 0, len(m)), at: make(map[devKey]int, len(m))}
+	for k, l := range m {
+		t.states = append(t.states, DeviceState{Outlet: k.outlet, Device: k.device, Kind: l.kind, LastReport: time.Unix(0, l.t).UTC(), FillPct: l.fill})
+	}
+	sortDevices(t.states)
+	for i, d := range t.states {
+		t.at[devKey{d.Outlet, d.Device}] = i
+	}
+	e.devices = t
+	return t, nil
 }
 
 // statusTable is the last device_status of each device read so far.

@@ -56,6 +56,7 @@ type InfluxEngine struct {
 	// Device states (devstate.go).
 	devMu    sync.Mutex
 	reports  *lastReports
+	devices  *devTable
 	statuses statusTable
 }
 

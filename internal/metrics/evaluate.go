@@ -1,5 +1,7 @@
 package metrics
 
+import "slices"
+
 // seriesAcc is one counter series while a window is evaluated: its
 // baseline (last values before the window, within 24 h) and the combined
 // pieces inside the window.
@@ -93,7 +95,8 @@ func (a *acc) freeze() *head {
 // thaw starts the evaluation (after reset) from h.
 func (a *acc) thaw(h *head) {
 	a.head, a.fixed = h, h.fixed
-	a.taken = append(a.taken[:0], make([]bool, len(h.series))...)
+	a.taken = slices.Grow(a.taken[:0], len(h.series))[:len(h.series)]
+	clear(a.taken)
 	a.binDevs = append(a.binDevs[:0], h.binDevs...)
 	a.cntDevs = append(a.cntDevs[:0], h.cntDevs...)
 	a.serving, a.count = h.serving, h.count

@@ -159,9 +159,12 @@ func markDevice(set *minuteSet, start lastRep, reps func(yield func(t, boot int6
 // data. The minutes need each device's last report before a: taken from c
 // (the pieces before, may be nil) and from any raw reports before a.
 // Raw points at or after e are ignored. c, when given, is advanced to e.
+// noRaw is an outlet without raw data (read only).
+var noRaw outletRaw
+
 func summarizeRaw(r *outletRaw, a, e int64, opts Options, c *carry) summary {
 	if r == nil {
-		r = &outletRaw{} // no raw data, but devices may still serve from c
+		r = &noRaw // no raw data, but devices may still serve from c
 	}
 	s := summarizePoints(r, a, e)
 	countMinutes(&s, r, a, e, opts, c)
@@ -176,7 +179,7 @@ func summarizeRaw(r *outletRaw, a, e int64, opts Options, c *carry) summary {
 // values and last reports.
 func summarizeLast(r *outletRaw, a, e int64, opts Options, c *carry) summary {
 	if r == nil {
-		r = &outletRaw{}
+		r = &noRaw
 	}
 	s := summarizePoints(r, a, e)
 	if c != nil {
