@@ -23,6 +23,9 @@ type index struct {
 
 	mu   sync.RWMutex
 	bins map[binKey]*series
+	// sorted is bins in outlet and device order, nil when a bin came or
+	// went since it was made (views makes it again, under the write lock).
+	sorted []*series
 	// outlets counts, per device, the outlets it has reports under (one
 	// bin is an outlet and a device; InfluxDB's "full since" takes every
 	// series of a device as one).
@@ -114,17 +117,37 @@ func (v *view) reports(buf []Report, from, to int64, before int) []Report {
 // in outlet and device order.
 func (x *index) views(outlets map[string]bool) []view {
 	x.mu.RLock()
-	out := make([]view, 0, len(x.bins))
-	for k, s := range x.bins {
-		if outlets != nil && !outlets[k.outlet] {
+	if x.sorted != nil {
+		defer x.mu.RUnlock()
+		return x.viewsLocked(outlets)
+	}
+	x.mu.RUnlock()
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.sorted == nil {
+		// Sorting 20,000 bins took a tenth of a city list's CPU: sort
+		// once per change of the set of bins instead.
+		sorted := make([]*series, 0, len(x.bins))
+		for _, s := range x.bins {
+			sorted = append(sorted, s)
+		}
+		slices.SortFunc(sorted, func(a, b *series) int {
+			return cmp.Or(cmp.Compare(a.key.outlet, b.key.outlet), cmp.Compare(a.key.device, b.key.device))
+		})
+		x.sorted = sorted
+	}
+	return x.viewsLocked(outlets)
+}
+
+// viewsLocked is views once sorted is made; the caller holds the lock.
+func (x *index) viewsLocked(outlets map[string]bool) []view {
+	out := make([]view, 0, len(x.sorted))
+	for _, s := range x.sorted {
+		if outlets != nil && !outlets[s.key.outlet] {
 			continue
 		}
 		out = append(out, s.view())
 	}
-	x.mu.RUnlock()
-	slices.SortFunc(out, func(a, b view) int {
-		return cmp.Or(cmp.Compare(a.s.key.outlet, b.s.key.outlet), cmp.Compare(a.s.key.device, b.s.key.device))
-	})
 	return out
 }
 
@@ -154,6 +177,7 @@ func (x *index) merge(in []binReports) int {
 		if s == nil {
 			s = &series{key: b.key, base: b.rs[0].T}
 			x.bins[b.key] = s
+			x.sorted = nil
 			x.outlets[b.key.device]++
 		}
 		n, first := s.mergeLocked(b.rs, x.o.FullPct)
@@ -250,6 +274,7 @@ func (x *index) trim(t int64) {
 		i := v.search(t)
 		if i == len(s.off) {
 			delete(x.bins, k)
+			x.sorted = nil
 			if x.outlets[k.device]--; x.outlets[k.device] <= 0 {
 				delete(x.outlets, k.device)
 			}
