@@ -1,10 +1,10 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
-	"sort"
 	"time"
 
 	"github.com/greenpost/greenpost/internal/fill"
@@ -95,8 +95,13 @@ func (a *alerter) alerts(ctx context.Context, now time.Time, kinds []string, f o
 			return nil, err
 		}
 		var full []alert
-		for _, d := range devs {
-			o, ok := outletOf(d.Outlet)
+		var o Outlet
+		var ok bool
+		for i, d := range devs {
+			// Devices come in outlet order: one registry look-up per outlet.
+			if i == 0 || d.Outlet != devs[i-1].Outlet {
+				o, ok = outletOf(d.Outlet)
+			}
 			if !ok {
 				continue
 			}
@@ -139,19 +144,19 @@ func (a *alerter) alerts(ctx context.Context, now time.Time, kinds []string, f o
 			}
 		}
 	}
+	// Kind, outlet and device name one alert: the order is total, so no
+	// stable sort is needed (46,000 alerts at 10,000 outlets).
 	rank := func(kind string) int { return slices.Index(alertKinds, kind) }
-	sort.SliceStable(out, func(i, j int) bool {
-		x, y := &out[i], &out[j]
+	slices.SortFunc(out, func(x, y alert) int {
 		if x.Kind != y.Kind {
-			return rank(x.Kind) < rank(y.Kind)
+			return cmp.Compare(rank(x.Kind), rank(y.Kind))
 		}
-		if x.Kind == alertBinFull && !x.Since.Equal(*y.Since) {
-			return x.Since.Before(*y.Since) // longest full first
+		if x.Kind == alertBinFull {
+			if c := x.Since.Compare(*y.Since); c != 0 {
+				return c // longest full first
+			}
 		}
-		if x.Outlet != y.Outlet {
-			return x.Outlet < y.Outlet
-		}
-		return x.Device < y.Device
+		return cmp.Or(cmp.Compare(x.Outlet, y.Outlet), cmp.Compare(x.Device, y.Device))
 	})
 	return out, nil
 }
