@@ -225,16 +225,19 @@ func TestRollupEqualsDefinitionInMemory(t *testing.T) {
 	}
 }
 
-// clipRaw returns the points of rs in [a, e).
+// clipRaw returns the points of rs in [a, e); outlets without any are
+// left out, as from a read.
 func clipRaw(rs rawSet, a, e int64) rawSet {
 	out := rawSet{}
 	for o, r := range rs {
-		c := out.outlet(o)
+		c := &outletRaw{}
+		n := 0
 		for _, s := range r.counters {
 			cs := c.series(s.device, s.boot)
 			for _, p := range s.pts {
 				if p.t >= a && p.t < e {
 					cs.pts = append(cs.pts, p)
+					n++
 				}
 			}
 		}
@@ -243,8 +246,12 @@ func clipRaw(rs rawSet, a, e int64) rawSet {
 			for _, rep := range b.reps {
 				if rep.t >= a && rep.t < e {
 					cb.reps = append(cb.reps, rep)
+					n++
 				}
 			}
+		}
+		if n > 0 {
+			out[o] = c
 		}
 	}
 	return out

@@ -164,6 +164,9 @@ var noRaw outletRaw
 
 func summarizeRaw(r *outletRaw, a, e int64, opts Options, c *carry) summary {
 	if r == nil {
+		if n := (e - a) / minuteNS; c != nil && n <= 64 {
+			return carriedOnly(c, a, int(n), opts.Staleness.Nanoseconds())
+		}
 		r = &noRaw // no raw data, but devices may still serve from c
 	}
 	s := summarizePoints(r, a, e)
@@ -171,6 +174,31 @@ func summarizeRaw(r *outletRaw, a, e int64, opts Options, c *carry) summary {
 	if c != nil {
 		c.addSummary(&s, opts.FullPct)
 	}
+	return s
+}
+
+// carriedOnly is summarizeRaw of a piece of n <= 64 minutes from a
+// without raw data: only the carried last reports serve (or count), each
+// from its time to staleness after (as markDevice), and the carry is left
+// as it is. The newest minutes of a window usually hold no report of an
+// outlet (one every 5 minutes), and this is every request's last piece.
+func carriedOnly(c *carry, a int64, n int, stale int64) summary {
+	var s summary
+	mark := func(l []lastRep) int64 {
+		var set uint64
+		for i := range l {
+			if !l[i].set || !l[i].ok {
+				continue
+			}
+			k0 := max(ceilDiv(l[i].t-a, minuteNS), 0)
+			k1 := min(floorDiv(l[i].t+stale-a, minuteNS), int64(n)-1)
+			for k := k0; k <= k1; k++ {
+				set |= 1 << k
+			}
+		}
+		return int64(bits.OnesCount64(set))
+	}
+	s.serving, s.counting = mark(c.bins), mark(c.counters)
 	return s
 }
 
