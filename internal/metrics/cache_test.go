@@ -113,3 +113,26 @@ func TestRawCacheInvalidate(t *testing.T) {
 		t.Errorf("%d reads, want 7", reads)
 	}
 }
+
+// TestRunCacheKeepsTheRecent: what is kept goes by the last time it was
+// asked for, not by when it was made: a key every request asks for stays
+// while requests for other windows come and go.
+func TestRunCacheKeepsTheRecent(t *testing.T) {
+	c := newRunCache[kept](2)
+	k := func(i int64) runKey { return runKey{start: i} }
+	a := c.entry(k(1), 3)
+	c.entry(k(2), 3)
+	if c.entry(k(1), 3) != a {
+		t.Fatal("a kept key gave a new entry")
+	}
+	c.entry(k(3), 3) // pushes out 2, asked least recently
+	if c.entry(k(1), 3) != a {
+		t.Error("the key asked most recently was pushed out")
+	}
+	if _, ok := c.entries[k(2)]; ok {
+		t.Error("the key asked least recently is still kept")
+	}
+	if len(c.entries) != 2 || len(c.order) != 2 {
+		t.Errorf("%d entries, order %v; want 2", len(c.entries), c.order)
+	}
+}

@@ -32,7 +32,7 @@ var (
 const (
 	runsKept  = 8
 	rawsKept  = 8
-	headsKept = 4
+	headsKept = 8
 )
 
 // maxLiveOutletHours bounds the raw data one request may read when a

@@ -49,9 +49,9 @@ type acc struct {
 	carry   carry
 	// head, when the evaluation started from one (runs.go): its series
 	// not yet copied into series count in fixed; taken marks those copied.
-	head  *head
-	fixed tally
-	taken []bool
+	head   *head
+	fixed  tally
+	taken  []bool
 	tmp    summary // decoding buffer
 	intern *interner
 	open   opener // the compact day last inflated

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -84,12 +85,14 @@ func (e *runEntry[T]) put(i int, v *T) {
 	}
 }
 
-// runCache keeps the entries of the last few keys asked for.
+// runCache keeps the entries of the keys asked for most recently: a
+// request for many windows (outlets that joined during one are asked from
+// their own start) must not push out the one every request asks.
 type runCache[T any] struct {
 	mu      sync.Mutex
 	max     int
 	entries map[runKey]*runEntry[T]
-	order   []runKey // oldest first
+	order   []runKey // least recently asked first
 }
 
 func newRunCache[T any](max int) *runCache[T] {
@@ -102,6 +105,8 @@ func (c *runCache[T]) entry(k runKey, n int) *runEntry[T] {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e := c.entries[k]; e != nil {
+		i := slices.Index(c.order, k)
+		c.order = append(slices.Delete(c.order, i, i+1), k)
 		return e
 	}
 	e := &runEntry[T]{sums: make([]atomic.Pointer[T], n)}
