@@ -25,14 +25,16 @@ var (
 
 // runsKept is how many runs of whole pieces the engine keeps combined
 // (runs.go): a window has at most two, so the last few windows asked.
-// Each holds up to one summary per outlet (~0.5 KB). rawsKept is the same
-// for the raw pieces cut from closed hours (two a window, ~0.2 KB each),
-// headsKept for the heads (one a window; a month's head holds a series per
-// boot of each counter, ~4 KB per outlet in the simulator's city).
+// Each holds up to one summary per outlet (~1–2 KB in the simulator's
+// city). headsKept is the same for the heads (one a window, and a new one
+// every minute for "the last N days": ~2 KB per outlet each at 10,000
+// outlets, measured), so a few: the windows of the current minute.
+// rawsKept is for the benchmark's and tests' acc (the engine keeps no raw
+// pieces apart from its heads).
 const (
 	runsKept  = 8
+	headsKept = 4
 	rawsKept  = 8
-	headsKept = 8
 )
 
 // maxLiveOutletHours bounds the raw data one request may read when a
@@ -51,7 +53,6 @@ type InfluxEngine struct {
 	cache *rawCache
 	live  *liveCache
 	runs  *runCache[kept] // nil: every request combines its pieces itself
-	raws  *runCache[kept] // nil: every request summarizes its raw pieces itself
 	heads *runCache[head] // nil: every request evaluates every piece
 	// Device states (devstate.go).
 	devMu    sync.Mutex
@@ -76,7 +77,7 @@ func NewInfluxEngine(st *store.Store, opts Options, roll *Rollup) (*InfluxEngine
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	e := &InfluxEngine{st: st, opts: opts, roll: roll, cache: newRawCache(6), live: newLiveCache(0), runs: newRunCache[kept](runsKept), raws: newRunCache[kept](rawsKept), heads: newRunCache[head](headsKept)}
+	e := &InfluxEngine{st: st, opts: opts, roll: roll, cache: newRawCache(6), live: newLiveCache(0), runs: newRunCache[kept](runsKept), heads: newRunCache[head](headsKept)}
 	if roll != nil {
 		e.live = newLiveCache(roll.cfg.LiveTTL)
 		if roll.opts != opts {
@@ -272,9 +273,11 @@ func (e *InfluxEngine) evaluate(ctx context.Context, ws []Window, outlets []stri
 	a := &acc{intern: &interner{shared: snap.names, local: map[string]string{}}}
 	if len(ws) == 1 {
 		// One window (not a series of steps, whose runs are short and
-		// many): its runs and cut raw pieces are kept for the requests
-		// after it.
-		a.runs, a.raws, a.heads = e.runs, e.raws, e.heads
+		// many): its runs and heads are kept for the requests after it.
+		// Its cut raw pieces are not: a head holds them, and keeping them
+		// apart as well cost ~4 KB per outlet and window at 10,000 outlets
+		// for the rare window that shares a from but not a head.
+		a.runs, a.heads = e.runs, e.heads
 	}
 	for i, w := range ws {
 		res[i] = make([]Outlet, len(outlets))
