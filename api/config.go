@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"log/slog"
 	"math"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -67,7 +68,7 @@ type config struct {
 	TimeZone string
 	Location *time.Location
 	// DebugAddr, when set, serves Go's profiles (net/http/pprof) on a
-	// listener of its own, without keys: keep it on loopback.
+	// listener of its own, without keys: a loopback address only.
 	DebugAddr string
 }
 
@@ -94,8 +95,12 @@ func loadConfig(getenv func(string) string) (config, error) {
 		CacheTTL:        r.Duration("GP_API_CACHE_TTL", 10*time.Second, 0, time.Hour),
 	}
 	c.APIBucket = r.String("GP_API_BUCKET", c.Bucket)
-	if r.String("GP_API_DEBUG_ADDR", "") != "" {
+	if v := r.String("GP_API_DEBUG_ADDR", ""); v != "" {
+		// The profiles have no keys: only a loopback address is taken.
 		c.DebugAddr = r.Addr("GP_API_DEBUG_ADDR", "")
+		if host, _, err := net.SplitHostPort(v); err == nil && !isLoopback(host) {
+			r.Problem("GP_API_DEBUG_ADDR", "%q: the profiles have no keys, so the host must be loopback (127.0.0.1, ::1 or localhost)", v)
+		}
 	}
 	c.TimeZone = r.String("GP_API_TIME_ZONE", "Asia/Shanghai")
 	if c.Location, err = time.LoadLocation(c.TimeZone); err != nil || c.TimeZone == "" || c.TimeZone == "Local" {
@@ -119,6 +124,15 @@ func loadConfig(getenv func(string) string) (config, error) {
 		c.Keys = append(c.Keys, parseDevKeys(r, v)...)
 	}
 	return c, r.Err()
+}
+
+// isLoopback reports whether host names this machine only.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // readKeysFile reads `<role> <name> <sha256 hex of key> [districts=...]

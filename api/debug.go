@@ -13,7 +13,7 @@ import (
 // serveDebug serves Go's runtime profiles (CPU, heap, goroutines) on ln
 // until ctx ends: what an operator or a benchmark needs to see where a
 // request's CPU goes (docs/benchmarks.md). The listener is separate from
-// the API's and has no keys, so GP_API_DEBUG_ADDR belongs on loopback.
+// the API's and has no keys, so GP_API_DEBUG_ADDR takes loopback only.
 func serveDebug(ctx context.Context, ln net.Listener, log *slog.Logger) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)

@@ -11,8 +11,8 @@ import (
 	"time"
 )
 
-// TestDebugAddrSetting: off by default, a host:port when set, and refused
-// when it is not one.
+// TestDebugAddrSetting: off by default, a loopback host:port when set, and
+// refused when it is not one.
 func TestDebugAddrSetting(t *testing.T) {
 	for _, tc := range []struct {
 		v, want string
@@ -20,8 +20,14 @@ func TestDebugAddrSetting(t *testing.T) {
 	}{
 		{"", "", false},
 		{"127.0.0.1:6060", "127.0.0.1:6060", false},
+		{"localhost:6060", "localhost:6060", false},
+		{"[::1]:6060", "[::1]:6060", false},
 		{"localhost", "", true},
 		{"127.0.0.1:99999", "", true},
+		// No keys on the profiles: never on an address others reach.
+		{":6060", "", true},
+		{"0.0.0.0:6060", "", true},
+		{"10.1.2.3:6060", "", true},
 	} {
 		c, err := loadConfig(func(k string) string {
 			if k == "GP_API_DEBUG_ADDR" {
