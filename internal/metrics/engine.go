@@ -29,12 +29,9 @@ var (
 // city). headsKept is the same for the heads (one a window, and a new one
 // every minute for "the last N days": ~2 KB per outlet each at 10,000
 // outlets, measured), so a few: the windows of the current minute.
-// rawsKept is for the benchmark's and tests' acc (the engine keeps no raw
-// pieces apart from its heads).
 const (
 	runsKept  = 8
 	headsKept = 4
-	rawsKept  = 8
 )
 
 // maxLiveOutletHours bounds the raw data one request may read when a

@@ -56,15 +56,14 @@ type acc struct {
 	intern *interner
 	open   opener // the compact day last inflated
 	// runs, when set, keeps the combination of each run of whole pieces
-	// (runs.go) for the next requests, raws the summaries of raw pieces cut
-	// from closed hours, heads the state after a window's stable pieces
-	// (apart: a window asked at every minute must not push the runs out);
-	// the maps hold the entries this request has used (every outlet asks
-	// for the same few).
-	runs, raws *runCache[kept]
-	heads      *runCache[head]
-	runEnts    map[runKey]*runEntry[kept]
-	headEnts   map[runKey]*runEntry[head]
+	// (runs.go) for the next requests, heads the state after a window's
+	// stable pieces (apart: a window asked at every minute must not push
+	// the runs out); the maps hold the entries this request has used
+	// (every outlet asks for the same few).
+	runs     *runCache[kept]
+	heads    *runCache[head]
+	runEnts  map[runKey]*runEntry[kept]
+	headEnts map[runKey]*runEntry[head]
 }
 
 // head is one outlet's evaluation state after the stable pieces of a
@@ -121,33 +120,18 @@ func (a *acc) run(s *snapshot, outlet string, num int, ps []piece) (*kept, error
 	return k, nil
 }
 
-// rawPiece applies the raw piece p of one outlet (number num, -1 when the
-// index does not hold it): its summary kept from an earlier request when p
-// is cut from a closed hour (runs.go), else summarized now.
-func (a *acc) rawPiece(s *snapshot, outlet string, num int, p piece, opts Options, rawFor func(piece) rawSet) {
+// rawPiece applies the raw piece p of one outlet, summarized now (a head
+// keeps what a request cut from closed hours, runs.go).
+func (a *acc) rawPiece(outlet string, p piece, opts Options, rawFor func(piece) rawSet) {
 	summarize := summarizeRaw
 	if p.pre {
 		summarize = summarizeLast // before the window: no minutes
-	}
-	var e *runEntry[kept]
-	if a.raws != nil && p.cacheHour >= 0 && num >= 0 {
-		e = entryOf(&a.runEnts, a.raws, runKey{gen: s.gen, start: p.start, end: p.end, pre: p.pre, raw: true}, s.nOut)
-		if k := e.get(num); k != nil {
-			// What summarize would have done with it: the carry advanced
-			// by its last reports, then the summary applied.
-			a.carry.merge(&k.last)
-			a.apply(k.sum, p.pre, false)
-			return
-		}
 	}
 	var r *outletRaw
 	if rs := rawFor(p); rs != nil {
 		r = rs[outlet]
 	}
 	sum := summarize(r, p.start, p.end, opts, &a.carry)
-	if e != nil {
-		e.put(num, keep(&sum, a.full))
-	}
 	a.apply(&sum, p.pre, false)
 }
 
@@ -339,7 +323,7 @@ func (a *acc) pieces(s *snapshot, outlet string, num int, ps []piece, opts Optio
 				a.apply(ps, p.pre, p.carry || allLast)
 			}
 		case pieceRaw:
-			a.rawPiece(s, outlet, num, p, opts, rawFor)
+			a.rawPiece(outlet, p, opts, rawFor)
 		}
 	}
 	return nil

@@ -176,7 +176,7 @@ func TestRollupEqualsDefinitionInMemory(t *testing.T) {
 			t.Fatalf("seed %d: no day compacted", seed)
 		}
 		a := &acc{intern: &interner{shared: snap.names, local: map[string]string{}}}
-		// The same with runs, raw pieces and heads kept (runs.go): asked
+		// The same with runs and heads kept (runs.go): asked
 		// twice, the second answer comes from what the first one kept; and
 		// a window with the same from and another to (ending at the
 		// roll-up's end, at the partial's, or anywhere after the window)
@@ -197,7 +197,7 @@ func TestRollupEqualsDefinitionInMemory(t *testing.T) {
 			clipped[[2]int64{a, e}] = c
 			return c
 		}
-		memo := &acc{intern: a.intern, runs: newRunCache[kept](4), raws: newRunCache[kept](4), heads: newRunCache[head](4)}
+		memo := &acc{intern: a.intern, runs: newRunCache[kept](4), heads: newRunCache[head](4)}
 		for i := 0; i < 60; i++ {
 			w := randomWindow(rng, start+dayNS/2, end+hourNS)
 			w2 := w

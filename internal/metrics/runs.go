@@ -18,34 +18,29 @@ import (
 // closed hour changes, late data included) and the run's span, so an
 // answer from them is exactly the answer from the pieces.
 //
-// The raw pieces cut from a closed hour (the hour a window starts in, on
-// both sides of from) are kept the same way, summarized: "the last 30
-// days" asked all through a minute cuts the same minute of the same hour.
-// Their summary depends on the hour's raw data, which the generation
-// covers (the raw cache is invalidated before a changed hour's generation
-// is published), and on the devices' last reports before the piece, which
-// the window's 24-hour look-back makes a matter of the data alone (no
-// report older than the staleness decides a minute): so it is the same
-// for every window that cuts the same piece. Raw pieces of the newest
-// minutes (read live) are not kept: their data grows.
-
 // The state of an outlet's evaluation after a window's stable pieces (all
 // but the newest minutes: the partial hour and the raw data read live) is
 // kept too, as a head: every request of the generation that shares the
 // window's from and the stable pieces' end then starts from it and
-// applies only the newest minutes. The head's counter series (a month
+// applies only the newest minutes. The stable pieces include the raw
+// pieces cut from the closed hour the window starts in ("the last 30
+// days" asked all through a minute cuts the same ones). Their summary
+// depends on the hour's raw data, which the generation covers (the raw
+// cache is invalidated before a changed hour's generation is published),
+// and on the devices' last reports before the piece, which the window's
+// 24-hour look-back makes a matter of the data alone (no report older
+// than the staleness decides a minute). Raw pieces of the newest minutes
+// (read live) are never kept: their data grows. The head's counter series (a month
 // holds one for every boot of every device) are not copied into a request:
 // it starts from their sum and copies one only when a newer piece adds to
 // it (acc.seriesOf), so a request reads a few hundred bytes per outlet.
 
-// runKey names one run of whole pieces, one raw piece cut from a closed
-// hour, or one head (cut: the window's from), in one generation of the
-// index.
+// runKey names one run of whole pieces, or one head (cut: the window's
+// from), in one generation of the index.
 type runKey struct {
 	gen        uint64
 	start, end int64
 	pre        bool
-	raw        bool
 	cut        int64
 }
 
@@ -55,8 +50,7 @@ type runEntry[T any] struct {
 	sums []atomic.Pointer[T] // read-only once stored
 }
 
-// kept is one outlet's combination of a run (or summary of a raw piece),
-// with the last report of each of its devices: what the summary adds to a
+// kept is one outlet's combination of a run, with the last report of each of its devices: what the summary adds to a
 // carry (carry.addSummary) — a month holds a series and a bin entry for
 // every boot of every device, the carry needs one per device.
 type kept struct {

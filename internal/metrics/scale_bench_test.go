@@ -104,20 +104,16 @@ func BenchmarkCityWindow(b *testing.B) {
 			heap := float64(m1.HeapAlloc-m0.HeapAlloc) / float64(n) / days
 			est := float64(snap.memoryBytes()) / float64(n) / days
 			// Each piece combined by every request; the runs of whole
-			// pieces kept combined from the first request on; the raw
-			// pieces cut from closed hours kept too, as for the requests
-			// that cut the same minute; and the heads (runs.go).
-			for _, mode := range []string{"none", "runs", "runs+raw", "runs+raw+heads"} {
+			// pieces kept combined from the first request on; and the
+			// heads, as for the requests that cut the same minute (runs.go).
+			for _, mode := range []string{"none", "runs", "runs+heads"} {
 				b.Run("kept="+mode, func(b *testing.B) {
 					a := &acc{intern: &interner{shared: snap.names, local: map[string]string{}}}
 					if mode != "none" {
 						// The first request combines what is kept (that
 						// is the kept=none cost); time the rest.
 						a.runs = newRunCache[kept](runsKept)
-						if mode != "runs" {
-							a.raws = newRunCache[kept](rawsKept)
-						}
-						if mode == "runs+raw+heads" {
+						if mode == "runs+heads" {
 							a.heads = newRunCache[head](headsKept)
 						}
 						for _, o := range outlets {
