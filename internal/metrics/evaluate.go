@@ -64,6 +64,21 @@ type acc struct {
 	heads    *runCache[head]
 	runEnts  map[runKey]*runEntry[kept]
 	headEnts map[runKey]*runEntry[head]
+	// plan and planStable: the plan every outlet of a window is evaluated
+	// on, and stablePrefix of it, worked out once.
+	plan                *piece
+	planLen, planStable int
+}
+
+// stable returns stablePrefix(ps), once per plan.
+func (a *acc) stable(ps []piece) int {
+	if len(ps) == 0 {
+		return 0
+	}
+	if a.plan != &ps[0] || a.planLen != len(ps) {
+		a.plan, a.planLen, a.planStable = &ps[0], len(ps), stablePrefix(ps)
+	}
+	return a.planStable
 }
 
 // head is one outlet's evaluation state after the stable pieces of a
@@ -253,7 +268,7 @@ func (a *acc) evalOutlet(s *snapshot, outlet string, w Window, ps []piece, opts 
 	if h := s.outlets[outlet]; h != nil {
 		num = h.num
 	}
-	if k := stablePrefix(ps); a.heads != nil && num >= 0 && k > 0 {
+	if k := a.stable(ps); a.heads != nil && num >= 0 && k > 0 {
 		// Start from the head of the window's stable pieces: kept, or
 		// made now (with every last report, whatever pieces follow).
 		e := entryOf(&a.headEnts, a.heads, runKey{gen: s.gen, start: ps[0].start, end: ps[k-1].end, cut: w.From.UnixNano()}, s.nOut)
