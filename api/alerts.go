@@ -132,12 +132,12 @@ func (a *alerter) alerts(ctx context.Context, now time.Time, kinds []string, f o
 	if target := a.targets.For(w.To).GreenRate; (all || want[alertBelowTarget]) && target != nil {
 		f.ActiveOnly = true
 		outlets := a.reg.Select(ctx, f)
-		res, err := a.rater.compute(ctx, w, outlets)
+		res, _, err := a.rater.compute(ctx, w, outlets)
 		if err != nil {
 			return nil, err
 		}
-		for _, o := range outlets {
-			gr := res[o.ID].Parcels.Rates().Green
+		for i, o := range outlets {
+			gr := res[i].Parcels.Rates().Green
 			if gr != nil && *gr < *target {
 				out = append(out, withOutlet(alert{Kind: alertBelowTarget, Value: gr,
 					Detail: fmt.Sprintf("green_rate %s over the last 7 days is below the target %g", metrics.ShowBelow(*gr, *target), *target)}, o))

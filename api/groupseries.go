@@ -61,12 +61,12 @@ func (r *rater) groupSeriesOver(ctx context.Context, ws []metrics.Window, groupB
 	g.SetLimit(groupSeriesSteps)
 	for i, s := range ws {
 		g.Go(func() error {
-			res, err := r.compute(gctx, s, outlets)
+			res, judged, err := r.compute(gctx, s, outlets)
 			if err != nil {
 				return err
 			}
 			// Each step judged by the set in force at its end, like any window.
-			perStep[i] = rollUp(outlets, res, groupBy, r.targets.For(s.To).metrics()) // each step its own slot: no lock
+			perStep[i] = rollUp(outlets, res, judged, groupBy, r.targets.For(s.To).metrics()) // each step its own slot: no lock
 			return nil
 		})
 	}

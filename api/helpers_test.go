@@ -53,7 +53,7 @@ type fakeEngine struct {
 	windows  []metrics.Window
 }
 
-func (f *fakeEngine) Outlets(_ context.Context, w metrics.Window, ids []string) (map[string]metrics.Outlet, error) {
+func (f *fakeEngine) Outlets(_ context.Context, w metrics.Window, ids []string) ([]metrics.Outlet, error) {
 	if f.gate != nil {
 		<-f.gate // set before any request: tests hold calls to make them overlap
 	}
@@ -67,12 +67,11 @@ func (f *fakeEngine) Outlets(_ context.Context, w metrics.Window, ids []string) 
 	if f.err != nil {
 		return nil, f.err
 	}
-	out := map[string]metrics.Outlet{}
-	for _, id := range ids {
-		if m, ok := f.outlets[id]; ok {
-			m.WindowMinutes = w.Minutes()
-			out[id] = m
-		}
+	out := make([]metrics.Outlet, len(ids))
+	for i, id := range ids {
+		m := f.outlets[id] // none: no data
+		m.WindowMinutes = w.Minutes()
+		out[i] = m
 	}
 	return out, nil
 }

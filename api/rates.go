@@ -1,9 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -228,20 +230,16 @@ type rater struct {
 
 // compute asks the engine for outlets over w, each over the part of w it
 // is judged on (metrics-v1 v1.1: from its active_since on; outlets sharing
-// that part are asked together). Every outlet with a part of w is answered
-// (the engine promises it; a missing one would be a bug, and is counted as
-// an outlet with no data rather than dropped); an outlet whose
-// active_since is at or after w.To is not in the answer.
-func (r *rater) compute(ctx context.Context, w metrics.Window, outlets []Outlet) (map[string]metrics.Outlet, error) {
-	if len(outlets) == 0 {
-		return map[string]metrics.Outlet{}, nil
-	}
+// that part are asked together): res[i] is outlets[i]'s answer, judged[i]
+// false for an outlet whose active_since is at or after w.To (left out of
+// roll-ups). res may be the figure cache's: callers must not modify it.
+func (r *rater) compute(ctx context.Context, w metrics.Window, outlets []Outlet) (res []metrics.Outlet, judged []bool, err error) {
 	js := make([]metrics.Judged, len(outlets))
 	for i := range outlets {
 		js[i] = metrics.Judged{ID: outlets[i].ID, ActiveSince: outlets[i].ActiveSince}
 	}
-	ask := func(ctx context.Context, jw metrics.Window, ids []string) (map[string]metrics.Outlet, error) {
-		res, err := r.cache.get(ctx, jw, ids, func(ctx context.Context) (map[string]metrics.Outlet, error) {
+	ask := func(ctx context.Context, jw metrics.Window, ids []string) ([]metrics.Outlet, error) {
+		res, err := r.cache.get(ctx, jw, ids, func(ctx context.Context) ([]metrics.Outlet, error) {
 			return r.engine.Outlets(ctx, jw, ids)
 		})
 		if err != nil {
@@ -249,18 +247,7 @@ func (r *rater) compute(ctx context.Context, w metrics.Window, outlets []Outlet)
 		}
 		return res, nil
 	}
-	res, err := metrics.OutletsJudged(ctx, ask, w, js)
-	if err != nil {
-		return nil, err
-	}
-	for _, j := range js { // res is our own map (never the cache's): fill it
-		if jw, ok := metrics.JudgedWindow(w, j.ActiveSince); ok {
-			if _, ok := res[j.ID]; !ok {
-				res[j.ID] = metrics.Outlet{WindowMinutes: jw.Minutes()}
-			}
-		}
-	}
-	return res, nil
+	return metrics.OutletsJudged(ctx, ask, w, js)
 }
 
 // judgedFrom is what an answer says of the part of w an outlet was judged
@@ -279,12 +266,12 @@ func judgedFrom(w metrics.Window, since time.Time) *time.Time {
 
 // outlet computes one outlet (active or not: its own rates always answer).
 func (r *rater) outlet(ctx context.Context, o Outlet, w metrics.Window) (outletRates, error) {
-	res, err := r.compute(ctx, w, []Outlet{o})
+	res, _, err := r.compute(ctx, w, []Outlet{o})
 	if err != nil {
 		return outletRates{}, err
 	}
-	// Not in the answer: it joined at or after to, so nothing is judged.
-	return makeOutletRates(o, w, res[o.ID], r.targets.For(w.To)), nil
+	// Not judged (it joined at or after to): zero figures.
+	return makeOutletRates(o, w, res[0], r.targets.For(w.To)), nil
 }
 
 // groups rolls the active outlets matching f up by groupBy, in key order.
@@ -294,23 +281,38 @@ func (r *rater) groups(ctx context.Context, w metrics.Window, groupBy string, f 
 	outlets := r.reg.Select(ctx, f)
 	j := r.targets.For(w.To)
 	t := j.metrics()
-	res, err := r.compute(ctx, w, outlets)
+	res, judged, err := r.compute(ctx, w, outlets)
 	if err != nil {
 		return nil, j, err
 	}
-	return rollUp(outlets, res, groupBy, t), j, nil
+	return rollUp(outlets, res, judged, groupBy, t), j, nil
 }
 
-// rollUp sums the outlets' figures into groups by groupBy, in key order
-// (metrics-v1 "Roll-ups"); group_by=city always gives one group.
-func rollUp(outlets []Outlet, res map[string]metrics.Outlet, groupBy string, t metrics.Targets) []groupRates {
+// rollUp sums the outlets' figures (res[i] is outlets[i]'s, judged[i]
+// whether it counts) into groups by groupBy, in key order (metrics-v1
+// "Roll-ups"); group_by=city always gives one group. Outlets come in id
+// order, so by outlet the groups are already in key order.
+func rollUp(outlets []Outlet, res []metrics.Outlet, judged []bool, groupBy string, t metrics.Targets) []groupRates {
+	if groupBy == "outlet" {
+		out := make([]groupRates, 0, len(outlets))
+		for i := range outlets {
+			if judged[i] {
+				var g metrics.Group
+				g.Add(res[i], t)
+				out = append(out, makeGroupRates(outlets[i].ID, &g, t))
+			}
+		}
+		if !slices.IsSortedFunc(out, func(x, y groupRates) int { return cmp.Compare(x.Key, y.Key) }) {
+			slices.SortFunc(out, func(x, y groupRates) int { return cmp.Compare(x.Key, y.Key) })
+		}
+		return out
+	}
 	accs := map[string]*metrics.Group{}
 	if groupBy == "city" {
 		accs["city"] = &metrics.Group{}
 	}
 	for i := range outlets {
-		m, ok := res[outlets[i].ID]
-		if !ok {
+		if !judged[i] {
 			continue // joined at or after to: left out, like an inactive outlet
 		}
 		k := groupKey(&outlets[i], groupBy)
@@ -319,7 +321,7 @@ func rollUp(outlets []Outlet, res map[string]metrics.Outlet, groupBy string, t m
 			a = &metrics.Group{}
 			accs[k] = a
 		}
-		a.Add(m, t)
+		a.Add(res[i], t)
 	}
 	out := make([]groupRates, 0, len(accs))
 	for k, a := range accs {
@@ -347,16 +349,16 @@ func (r *rater) wasteFree(ctx context.Context, w metrics.Window, f outletFilter)
 	f.ActiveOnly = true
 	outlets := r.reg.Select(ctx, f)
 	j := r.targets.For(w.To)
-	res, err := r.compute(ctx, w, outlets)
+	res, judged, err := r.compute(ctx, w, outlets)
 	if err != nil {
 		return nil, j, err
 	}
 	out := make([]wasteFreeOutlet, 0, len(outlets))
-	for _, o := range outlets {
-		m, ok := res[o.ID]
-		if !ok {
+	for i, o := range outlets {
+		if !judged[i] {
 			continue // joined at or after to: nothing to evaluate
 		}
+		m := res[i]
 		reasons := reasonsOf(m.WasteFree(j.metrics()))
 		out = append(out, wasteFreeOutlet{
 			Outlet: o.ID, District: o.District, Operator: o.Operator, JudgedFrom: judgedFrom(w, o.ActiveSince), Pass: len(reasons) == 0,

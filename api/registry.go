@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"math"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -148,7 +147,7 @@ type registry struct {
 
 	mu       sync.RWMutex
 	entries  map[string]entry // by id, tombstones included
-	ids      []string         // live ids, sorted
+	live     []Outlet         // live outlets in id order, a copy of theirs in entries
 	loadedAt time.Time        // zero until the first successful load
 	stamp    *stamper         // this replica's write times
 }
@@ -194,13 +193,13 @@ func (r *registry) mergeLocked(e entry) {
 }
 
 func (r *registry) rebuildLocked() {
-	r.ids = r.ids[:0]
-	for id, e := range r.entries {
+	r.live = r.live[:0]
+	for _, e := range r.entries {
 		if !e.Deleted {
-			r.ids = append(r.ids, id)
+			r.live = append(r.live, e.Outlet)
 		}
 	}
-	sort.Strings(r.ids)
+	slices.SortFunc(r.live, func(a, b Outlet) int { return strings.Compare(a.ID, b.ID) })
 }
 
 // Every read and write below takes the request's context and applies the
@@ -325,24 +324,24 @@ func (r *registry) List(ctx context.Context, f outletFilter, after string, limit
 	s := scopeOf(ctx)
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	i := sort.SearchStrings(r.ids, after)
-	if i < len(r.ids) && r.ids[i] == after {
+	i, found := slices.BinarySearchFunc(r.live, after, func(o Outlet, id string) int { return strings.Compare(o.ID, id) })
+	if found {
 		i++
 	}
 	if limit <= 0 {
 		// Room for every outlet after the id: a city's are thousands, and
 		// growing the page step by step copied them over and over.
-		page = make([]Outlet, 0, len(r.ids)-i)
+		page = make([]Outlet, 0, len(r.live)-i)
 	}
-	for ; i < len(r.ids); i++ {
-		e := r.entries[r.ids[i]]
-		if !f.match(&e.Outlet) || !s.sees(&e.Outlet) {
+	for ; i < len(r.live); i++ {
+		o := &r.live[i]
+		if !f.match(o) || !s.sees(o) {
 			continue
 		}
 		if limit > 0 && len(page) == limit {
 			return page, true
 		}
-		page = append(page, e.Outlet)
+		page = append(page, *o)
 	}
 	return page, false
 }

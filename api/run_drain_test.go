@@ -25,7 +25,7 @@ type blockingEngine struct {
 	stopped atomic.Bool
 }
 
-func (b *blockingEngine) Outlets(ctx context.Context, w metrics.Window, ids []string) (map[string]metrics.Outlet, error) {
+func (b *blockingEngine) Outlets(ctx context.Context, w metrics.Window, ids []string) ([]metrics.Outlet, error) {
 	b.entered <- struct{}{}
 	<-b.release
 	return b.fakeEngine.Outlets(ctx, w, ids)

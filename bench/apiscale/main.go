@@ -182,8 +182,8 @@ func run() error {
 			return err
 		}
 		groups := map[string]*group{"city": {}}
-		for o, r := range res {
-			d := district[o]
+		for i, r := range res {
+			d := district[all[i]]
 			if groups[d] == nil {
 				groups[d] = &group{}
 			}
@@ -313,8 +313,8 @@ func run() error {
 		return err
 	}
 	diff := 0
-	for _, o := range all {
-		if a[o] != b[o] {
+	for i := range all {
+		if a[i] != b[i] {
 			diff++
 		}
 	}

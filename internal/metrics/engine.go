@@ -116,7 +116,7 @@ func (w Window) check() error {
 }
 
 // Outlets computes each listed outlet over w.
-func (e *InfluxEngine) Outlets(ctx context.Context, w Window, outlets []string) (map[string]Outlet, error) {
+func (e *InfluxEngine) Outlets(ctx context.Context, w Window, outlets []string) ([]Outlet, error) {
 	if err := w.check(); err != nil {
 		return nil, err
 	}
@@ -124,11 +124,7 @@ func (e *InfluxEngine) Outlets(ctx context.Context, w Window, outlets []string) 
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]Outlet, len(outlets))
-	for i, o := range outlets {
-		out[o] = res[0][i]
-	}
-	return out, nil
+	return res[0], nil
 }
 
 // Series computes one outlet over consecutive steps of w.

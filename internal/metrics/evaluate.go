@@ -58,12 +58,12 @@ type acc struct {
 	// runs, when set, keeps the combination of each run of whole pieces
 	// (runs.go) for the next requests, heads the state after a window's
 	// stable pieces (apart: a window asked at every minute must not push
-	// the runs out); the maps hold the entries this request has used
-	// (every outlet asks for the same few).
+	// the runs out); runEnts and headEnts hold the entries this request
+	// has used (every outlet asks for the same few).
 	runs     *runCache[kept]
 	heads    *runCache[head]
-	runEnts  map[runKey]*runEntry[kept]
-	headEnts map[runKey]*runEntry[head]
+	runEnts  used[kept]
+	headEnts used[head]
 	// plan and planStable: the plan every outlet of a window is evaluated
 	// on, and stablePrefix of it, worked out once.
 	plan                *piece
@@ -122,7 +122,7 @@ func (a *acc) thaw(h *head) {
 // kept from an earlier request of the same generation, or combined now and
 // kept.
 func (a *acc) run(s *snapshot, outlet string, num int, ps []piece) (*kept, error) {
-	e := entryOf(&a.runEnts, a.runs, runKey{gen: s.gen, start: ps[0].start, end: ps[len(ps)-1].end, pre: ps[0].pre}, s.nOut)
+	e := a.runEnts.of(a.runs, runKey{gen: s.gen, start: ps[0].start, end: ps[len(ps)-1].end, pre: ps[0].pre}, s.nOut)
 	if k := e.get(num); k != nil {
 		return k, nil
 	}
@@ -271,7 +271,7 @@ func (a *acc) evalOutlet(s *snapshot, outlet string, w Window, ps []piece, opts 
 	if k := a.stable(ps); a.heads != nil && num >= 0 && k > 0 {
 		// Start from the head of the window's stable pieces: kept, or
 		// made now (with every last report, whatever pieces follow).
-		e := entryOf(&a.headEnts, a.heads, runKey{gen: s.gen, start: ps[0].start, end: ps[k-1].end, cut: w.From.UnixNano()}, s.nOut)
+		e := a.headEnts.of(a.heads, runKey{gen: s.gen, start: ps[0].start, end: ps[k-1].end, cut: w.From.UnixNano()}, s.nOut)
 		if h := e.get(num); h != nil {
 			a.thaw(h)
 		} else {

@@ -115,9 +115,11 @@ type DeviceState struct {
 
 // Engine answers metrics-v1 questions from the data in InfluxDB.
 type Engine interface {
-	// Outlets computes each listed outlet over w. Every listed outlet is in
-	// the answer; one with no data has zero counts and WindowMinutes set.
-	Outlets(ctx context.Context, w Window, outlets []string) (map[string]Outlet, error)
+	// Outlets computes each listed outlet over w: one answer per outlet,
+	// in the order of outlets (a city's thousands are added up by position,
+	// not looked up by id). One with no data has zero counts and
+	// WindowMinutes set.
+	Outlets(ctx context.Context, w Window, outlets []string) ([]Outlet, error)
 	// Series computes one outlet over consecutive steps of w, starting at
 	// w.From (the last step may be shorter).
 	Series(ctx context.Context, outlet string, w Window, step time.Duration) ([]Outlet, error)

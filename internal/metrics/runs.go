@@ -113,17 +113,29 @@ func (c *runCache[T]) entry(k runKey, n int) *runEntry[T] {
 	return e
 }
 
-// entryOf returns c's entry for k, looked up once per request (m holds the
-// request's).
-func entryOf[T any](m *map[runKey]*runEntry[T], c *runCache[T], k runKey, n int) *runEntry[T] {
-	if e := (*m)[k]; e != nil {
-		return e
+// used holds the entries of one runCache a request has used: each is
+// taken from the cache (under its lock) once per request, and the one of
+// the outlet before is the usual answer for the next.
+type used[T any] struct {
+	m    map[runKey]*runEntry[T]
+	last runKey
+	e    *runEntry[T]
+}
+
+// of returns c's entry for k (n: the generation's snapshot.nOut).
+func (u *used[T]) of(c *runCache[T], k runKey, n int) *runEntry[T] {
+	if u.e != nil && u.last == k {
+		return u.e
 	}
-	if *m == nil {
-		*m = map[runKey]*runEntry[T]{}
+	e := u.m[k]
+	if e == nil {
+		if u.m == nil {
+			u.m = map[runKey]*runEntry[T]{}
+		}
+		e = c.entry(k, n)
+		u.m[k] = e
 	}
-	e := c.entry(k, n)
-	(*m)[k] = e
+	u.last, u.e = k, e
 	return e
 }
 

@@ -2,7 +2,9 @@ package metrics
 
 import (
 	"context"
-	"sort"
+	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -36,39 +38,59 @@ type Judged struct {
 }
 
 // OutletsJudged answers each outlet over its judged window through ask
-// (an Engine's Outlets, or a cache in front of it). Outlets that share a
-// judged window are asked together, so the usual case — no active_since,
-// or one before from — is one call. Outlets with nothing left of w are not
-// in the answer.
-func OutletsJudged(ctx context.Context, ask func(context.Context, Window, []string) (map[string]Outlet, error), w Window, outlets []Judged) (map[string]Outlet, error) {
-	byFrom := map[int64][]string{} // judged from, in ns
-	for _, o := range outlets {
+// (an Engine's Outlets, or a cache in front of it): res[i] is outlets[i]'s
+// answer, judged[i] false when nothing of w is left for it (res[i] is then
+// zero and it is left out of roll-ups). Outlets that share a judged window
+// are asked together, so the usual case — no active_since, or one before
+// from — is one call, whose answer is returned as it is.
+func OutletsJudged(ctx context.Context, ask func(context.Context, Window, []string) ([]Outlet, error), w Window, outlets []Judged) (res []Outlet, judged []bool, err error) {
+	judged = make([]bool, len(outlets))
+	from := make([]int64, len(outlets)) // judged from, in ns
+	all := true                         // every outlet judged on w itself
+	for i, o := range outlets {
 		jw, ok := JudgedWindow(w, o.ActiveSince)
-		if ok {
-			f := jw.From.UnixNano()
-			byFrom[f] = append(byFrom[f], o.ID)
+		judged[i], from[i] = ok, jw.From.UnixNano()
+		all = all && ok && jw.From.Equal(w.From)
+	}
+	ids := make([]string, len(outlets))
+	for i := range outlets {
+		ids[i] = outlets[i].ID
+	}
+	if all {
+		res, err := ask(ctx, w, ids)
+		if err == nil && len(res) != len(ids) {
+			err = fmt.Errorf("metrics: %d answers for %d outlets", len(res), len(ids))
+		}
+		return res, judged, err
+	}
+	byFrom := map[int64][]int{} // judged from → indices into outlets
+	for i := range outlets {
+		if judged[i] {
+			byFrom[from[i]] = append(byFrom[from[i]], i)
 		}
 	}
-	froms := make([]int64, 0, len(byFrom))
-	for f := range byFrom {
-		froms = append(froms, f)
-	}
-	sort.Slice(froms, func(i, j int) bool { return froms[i] < froms[j] })
-	out := make(map[string]Outlet, len(outlets))
+	froms := slices.Sorted(maps.Keys(byFrom))
+	res = make([]Outlet, len(outlets))
 	for _, f := range froms {
-		from := w.From
-		if f != w.From.UnixNano() {
-			from = time.Unix(0, f).UTC()
+		jw := Window{From: time.Unix(0, f).UTC(), To: w.To}
+		if f == w.From.UnixNano() {
+			jw.From = w.From
 		}
-		res, err := ask(ctx, Window{From: from, To: w.To}, byFrom[f])
+		idx := byFrom[f]
+		part := make([]string, len(idx))
+		for k, i := range idx {
+			part[k] = ids[i]
+		}
+		got, err := ask(ctx, jw, part)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		for _, id := range byFrom[f] {
-			if m, ok := res[id]; ok {
-				out[id] = m
-			}
+		if len(got) != len(part) {
+			return nil, nil, fmt.Errorf("metrics: %d answers for %d outlets", len(got), len(part))
+		}
+		for k, i := range idx {
+			res[i] = got[k]
 		}
 	}
-	return out, nil
+	return res, judged, nil
 }
