@@ -42,16 +42,18 @@ type acc struct {
 	look    int64 // from-24h: baseline values before it do not count
 	full    float64
 	series  []seriesAcc
-	binDevs []string // bin devices with a report in the window
-	cntDevs []string // counter devices with a point in the window
 	serving int64
 	count   int64
-	carry   carry
+	lists
 	// head, when the evaluation started from one (runs.go): its series
 	// not yet copied into series count in fixed; taken marks those copied.
+	// Its lists are used as they are (shared) until a piece changes them
+	// (own): most outlets get no report in a request's newest minutes.
 	head   *head
 	fixed  tally
 	taken  []bool
+	shared bool
+	spare  lists   // the acc's own arrays while shared, for reuse
 	tmp    summary // decoding buffer
 	intern *interner
 	open   opener // the compact day last inflated
@@ -81,41 +83,62 @@ func (a *acc) stable(ps []piece) int {
 	return a.planStable
 }
 
+// lists are the devices seen in a window and their last reports.
+type lists struct {
+	binDevs []string // bin devices with a report in the window
+	cntDevs []string // counter devices with a point in the window
+	carry   carry
+}
+
+// copyOf returns l's contents in the arrays of into.
+func (l *lists) copyOf(into lists) lists {
+	into.binDevs = append(into.binDevs[:0], l.binDevs...)
+	into.cntDevs = append(into.cntDevs[:0], l.cntDevs...)
+	into.carry.bins = append(into.carry.bins[:0], l.carry.bins...)
+	into.carry.counters = append(into.carry.counters[:0], l.carry.counters...)
+	return into
+}
+
 // head is one outlet's evaluation state after the stable pieces of a
 // window (runs.go); read-only once kept.
 type head struct {
-	series           []seriesAcc
-	fixed            tally // what series give
-	binDevs, cntDevs []string
-	serving, count   int64
-	carry            carry
+	series         []seriesAcc
+	fixed          tally // what series give
+	serving, count int64
+	lists
 }
 
-// freeze returns the acc's state as a head.
+// freeze returns the acc's state as a head. Its lists have no room to
+// grow: an append to one shared with a request cannot write in its array.
 func (a *acc) freeze() *head {
-	h := &head{
-		series:  append([]seriesAcc(nil), a.series...),
-		binDevs: append([]string(nil), a.binDevs...),
-		cntDevs: append([]string(nil), a.cntDevs...),
-		serving: a.serving, count: a.count,
-		carry: carry{bins: append([]lastRep(nil), a.carry.bins...), counters: append([]lastRep(nil), a.carry.counters...)},
-	}
+	l := a.copyOf(lists{})
+	l.binDevs, l.cntDevs = slices.Clip(l.binDevs), slices.Clip(l.cntDevs)
+	l.carry.bins, l.carry.counters = slices.Clip(l.carry.bins), slices.Clip(l.carry.counters)
+	h := &head{series: append([]seriesAcc(nil), a.series...), serving: a.serving, count: a.count, lists: l}
 	for i := range h.series {
 		h.series[i].add(&h.fixed, 1)
 	}
 	return h
 }
 
-// thaw starts the evaluation (after reset) from h.
+// thaw starts the evaluation (after reset) from h, its lists shared.
 func (a *acc) thaw(h *head) {
 	a.head, a.fixed = h, h.fixed
 	a.taken = slices.Grow(a.taken[:0], len(h.series))[:len(h.series)]
 	clear(a.taken)
-	a.binDevs = append(a.binDevs[:0], h.binDevs...)
-	a.cntDevs = append(a.cntDevs[:0], h.cntDevs...)
 	a.serving, a.count = h.serving, h.count
-	a.carry.bins = append(a.carry.bins[:0], h.carry.bins...)
-	a.carry.counters = append(a.carry.counters[:0], h.carry.counters...)
+	if !a.shared {
+		a.spare = a.lists
+	}
+	a.lists, a.shared = h.lists, true
+}
+
+// own makes the lists the acc's own before a change: copied from the
+// head's when they are shared.
+func (a *acc) own() {
+	if a.shared {
+		a.lists, a.shared = a.copyOf(a.spare), false
+	}
 }
 
 // run returns the combination of the run ps for one outlet (number num):
@@ -146,6 +169,9 @@ func (a *acc) rawPiece(outlet string, p piece, opts Options, rawFor func(piece) 
 	if rs := rawFor(p); rs != nil {
 		r = rs[outlet]
 	}
+	if p.pre || !carriedOnlyFor(r, p.start, p.end) {
+		a.own() // the summary advances the carry
+	}
 	sum := summarize(r, p.start, p.end, opts, &a.carry)
 	a.apply(&sum, p.pre, false)
 }
@@ -153,6 +179,9 @@ func (a *acc) rawPiece(outlet string, p piece, opts Options, rawFor func(piece) 
 func (a *acc) reset(look int64, full float64) {
 	a.look, a.full = look, full
 	a.series = a.series[:0]
+	if a.shared {
+		a.lists, a.shared = a.spare, false
+	}
 	a.binDevs = a.binDevs[:0]
 	a.cntDevs = a.cntDevs[:0]
 	a.serving, a.count = 0, 0
@@ -196,6 +225,9 @@ func addDevice(l *[]string, d string) {
 // summarizer has already advanced the carry, and for pieces whose last
 // reports cannot matter (see planWindow).
 func (a *acc) apply(s *summary, pre, withCarry bool) {
+	if withCarry || len(s.series) > 0 || len(s.bins) > 0 {
+		a.own()
+	}
 	if withCarry {
 		a.carry.addSummary(s, a.full)
 	}
@@ -271,7 +303,11 @@ func (a *acc) evalOutlet(s *snapshot, outlet string, w Window, ps []piece, opts 
 	if k := a.stable(ps); a.heads != nil && num >= 0 && k > 0 {
 		// Start from the head of the window's stable pieces: kept, or
 		// made now (with every last report, whatever pieces follow).
-		e := a.headEnts.of(a.heads, runKey{gen: s.gen, start: ps[0].start, end: ps[k-1].end, cut: w.From.UnixNano()}, s.nOut)
+		key := runKey{gen: s.gen, start: ps[0].start, end: ps[k-1].end, cut: w.From.UnixNano()}
+		if ps[k-1].kind == piecePartial { // the last stable piece, when there is one
+			key.pgen = s.pgen
+		}
+		e := a.headEnts.of(a.heads, key, s.nOut)
 		if h := e.get(num); h != nil {
 			a.thaw(h)
 		} else {
@@ -302,6 +338,7 @@ func (a *acc) pieces(s *snapshot, outlet string, num int, ps []piece, opts Optio
 				}
 				for _, q := range ps[i:j] {
 					if q.carry || allLast {
+						a.own()
 						a.carry.merge(&k.last)
 						break
 					}

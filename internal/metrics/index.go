@@ -29,6 +29,9 @@ type snapshot struct {
 	// when only the partial hour does): what was combined from the hours
 	// of one generation holds for every snapshot of that generation.
 	gen uint64
+	// pgen changes whenever the partial summaries are replaced (every
+	// cycle): a head that applied them holds for this pgen only.
+	pgen uint64
 	// names holds one string per device name of the index (read-only).
 	names map[string]string
 	// compactTo: every complete day that ends at or before it is compact
@@ -162,6 +165,7 @@ func (ix *index) apply(u update) error {
 		names:   old.names,
 		nOut:    old.nOut,
 		gen:     old.gen,
+		pgen:    old.pgen,
 		// Days before old.compactTo are compact already; newer ones that
 		// have aged past keep are compacted below.
 		compactTo: old.compactTo,
@@ -171,6 +175,7 @@ func (ix *index) apply(u update) error {
 	}
 	if u.partial != nil {
 		next.partial = u.partial
+		next.pgen++
 	}
 	// Names new to the index go to a copy of the table (requests read the
 	// old one); the day summaries below then share its strings.

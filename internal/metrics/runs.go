@@ -19,10 +19,13 @@ import (
 // answer from them is exactly the answer from the pieces.
 //
 // The state of an outlet's evaluation after a window's stable pieces (all
-// but the newest minutes: the partial hour and the raw data read live) is
-// kept too, as a head: every request of the generation that shares the
-// window's from and the stable pieces' end then starts from it and
-// applies only the newest minutes. The stable pieces include the raw
+// but the newest minutes, the raw data read live) is kept too, as a head:
+// every request of the generation that shares the window's from and the
+// stable pieces' end then starts from it and applies only the newest
+// minutes. A head that applied the partial hour's summaries is kept for
+// those summaries only (snapshot.pgen, new every cycle); with 10,000
+// outlets reporting, applying them was most of a request's work. The
+// stable pieces include the raw
 // pieces cut from the closed hour the window starts in ("the last 30
 // days" asked all through a minute cuts the same ones). Their summary
 // depends on the hour's raw data, which the generation covers (the raw
@@ -30,15 +33,19 @@ import (
 // and on the devices' last reports before the piece, which the window's
 // 24-hour look-back makes a matter of the data alone (no report older
 // than the staleness decides a minute). Raw pieces of the newest minutes
-// (read live) are never kept: their data grows. The head's counter series (a month
-// holds one for every boot of every device) are not copied into a request:
-// it starts from their sum and copies one only when a newer piece adds to
-// it (acc.seriesOf), so a request reads a few hundred bytes per outlet.
+// (read live) are never kept: their data grows. Nothing of a head is
+// copied into a request until a newer piece changes it: its counter series
+// (a month holds one for every boot of every device) count as their sum
+// and one is copied when a newer piece adds to it (acc.seriesOf); its
+// device lists and last reports are shared until a newer piece has a
+// report (acc.own) — an outlet's devices report every few minutes, so
+// most outlets have none in a request's newest minutes.
 
 // runKey names one run of whole pieces, or one head (cut: the window's
-// from), in one generation of the index.
+// from; pgen: the partial summaries' when the head applied them), in one
+// generation of the index.
 type runKey struct {
-	gen        uint64
+	gen, pgen  uint64
 	start, end int64
 	pre        bool
 	cut        int64
@@ -140,11 +147,12 @@ func (u *used[T]) of(c *runCache[T], k runKey, n int) *runEntry[T] {
 }
 
 // stablePrefix returns how many of ps's first pieces are stable within a
-// generation: whole days and hours, and raw pieces cut from closed hours,
-// up to the first partial or live one.
+// generation and its partial summaries (pgen): whole days and hours, raw
+// pieces cut from closed hours and the partial hour, up to the first live
+// raw piece (the newest minutes, read from InfluxDB by each request).
 func stablePrefix(ps []piece) int {
 	for i, p := range ps {
-		if p.kind == piecePartial || (p.kind == pieceRaw && p.cacheHour < 0) {
+		if p.kind == pieceRaw && p.cacheHour < 0 {
 			return i
 		}
 	}

@@ -92,12 +92,17 @@ func BenchmarkCityWindow(b *testing.B) {
 			}
 			w := Window{From: time.Unix(0, end-30*dayNS-int64(13*time.Minute)), To: time.Unix(0, end)}
 			ps := planWindow(snap, w, opts.Staleness)
-			// The raw pieces' data as the engine holds it: each cut hour
-			// read whole (the cache), the newest minutes read live.
+			// The raw pieces' data as the engine reads it: each cut hour
+			// whole (the cache), the newest minutes from the piece's start
+			// (what came before is in the carry).
 			raws := map[int64]rawSet{}
 			for _, p := range ps {
 				if p.kind == pieceRaw {
-					raws[p.start] = cityRaw(n, p.start-opts.Staleness.Nanoseconds(), p.end)
+					a, e := p.start, p.end
+					if p.cacheHour >= 0 {
+						a, e = p.cacheHour, p.cacheHour+hourNS
+					}
+					raws[p.start] = cityRaw(n, a, e)
 				}
 			}
 			rawFor := func(p piece) rawSet { return raws[p.start] }

@@ -163,10 +163,10 @@ func markDevice(set *minuteSet, start lastRep, reps func(yield func(t, boot int6
 var noRaw outletRaw
 
 func summarizeRaw(r *outletRaw, a, e int64, opts Options, c *carry) summary {
+	if c != nil && carriedOnlyFor(r, a, e) {
+		return carriedOnly(c, a, int((e-a)/minuteNS), opts.Staleness.Nanoseconds())
+	}
 	if r == nil {
-		if n := (e - a) / minuteNS; c != nil && n <= 64 {
-			return carriedOnly(c, a, int(n), opts.Staleness.Nanoseconds())
-		}
 		r = &noRaw // no raw data, but devices may still serve from c
 	}
 	s := summarizePoints(r, a, e)
@@ -176,6 +176,10 @@ func summarizeRaw(r *outletRaw, a, e int64, opts Options, c *carry) summary {
 	}
 	return s
 }
+
+// carriedOnlyFor reports whether summarizeRaw of [a, e) with the raw data
+// r is carriedOnly's: it reads the carry and leaves it as it is.
+func carriedOnlyFor(r *outletRaw, a, e int64) bool { return r == nil && (e-a)/minuteNS <= 64 }
 
 // carriedOnly is summarizeRaw of a piece of n <= 64 minutes from a
 // without raw data: only the carried last reports serve (or count), each
