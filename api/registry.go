@@ -145,11 +145,14 @@ type registry struct {
 	districts []string
 	log       *slog.Logger
 
-	mu       sync.RWMutex
-	entries  map[string]entry // by id, tombstones included
-	live     []Outlet         // live outlets in id order, a copy of theirs in entries
-	loadedAt time.Time        // zero until the first successful load
-	stamp    *stamper         // this replica's write times
+	mu      sync.RWMutex
+	entries map[string]entry // by id, tombstones included
+	// live: the live outlets in id order (copies of theirs in entries),
+	// active the active ones among them; new arrays on every change, as
+	// Select hands them out.
+	live, active []Outlet
+	loadedAt     time.Time // zero until the first successful load
+	stamp        *stamper  // this replica's write times
 }
 
 func newRegistry(db outletStore, districts []string, log *slog.Logger) *registry {
@@ -193,13 +196,19 @@ func (r *registry) mergeLocked(e entry) {
 }
 
 func (r *registry) rebuildLocked() {
-	r.live = r.live[:0]
+	r.live = make([]Outlet, 0, len(r.entries))
 	for _, e := range r.entries {
 		if !e.Deleted {
 			r.live = append(r.live, e.Outlet)
 		}
 	}
 	slices.SortFunc(r.live, func(a, b Outlet) int { return strings.Compare(a.ID, b.ID) })
+	r.active = make([]Outlet, 0, len(r.live))
+	for _, o := range r.live {
+		if o.Active {
+			r.active = append(r.active, o)
+		}
+	}
 }
 
 // Every read and write below takes the request's context and applies the
@@ -347,8 +356,17 @@ func (r *registry) List(ctx context.Context, f outletFilter, after string, limit
 }
 
 // Select returns every live outlet within ctx's scope that matches f, in id
-// order.
+// order. The slice may be the registry's own (a city-wide question gets it
+// without copying 10,000 outlets): callers must not modify it.
 func (r *registry) Select(ctx context.Context, f outletFilter) []Outlet {
+	if scopeOf(ctx).all && f.District == "" && f.Operator == "" {
+		r.mu.RLock()
+		defer r.mu.RUnlock()
+		if f.ActiveOnly {
+			return r.active
+		}
+		return r.live
+	}
 	page, _ := r.List(ctx, f, "", 0)
 	return page
 }

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -394,3 +395,45 @@ func TestRegistryPersistsAcrossRestartAndReplicas(t *testing.T) {
 }
 
 var freshBucketName string
+
+// Select gives what List gives, for every filter and scope; a city-wide
+// answer may be the registry's own slice, so a change must leave a slice
+// handed out before as it was.
+func TestSelectIsListAndStaysPut(t *testing.T) {
+	reg := newRegistry(&memOutlets{}, nil, nil)
+	var put []Outlet
+	for i := range 30 {
+		o := sampleOutlet
+		o.ID = fmt.Sprintf("o-%04d", 30-i) // not in id order
+		o.District = []string{"hongshan", "wuchang", "hanyang"}[i%3]
+		o.Operator = []string{"sf", "ems"}[i%2]
+		o.Active = i%4 != 0
+		put = append(put, o)
+	}
+	if _, err := reg.Put(cityCtx, put...); err != nil {
+		t.Fatal(err)
+	}
+	scoped := withScope(context.Background(), scope{districts: []string{"wuchang"}})
+	for _, ctx := range []context.Context{cityCtx, scoped} {
+		for _, f := range []outletFilter{{}, {ActiveOnly: true}, {District: "hanyang"}, {Operator: "ems", ActiveOnly: true}} {
+			got := reg.Select(ctx, f)
+			want, _ := reg.List(ctx, f, "", 0)
+			if !reflect.DeepEqual(got, want) || len(want) == 0 && scopeOf(ctx).all && f.District == "" {
+				t.Fatalf("scope %+v, filter %+v: Select %d outlets, List %d", scopeOf(ctx), f, len(got), len(want))
+			}
+		}
+	}
+	before := reg.Select(cityCtx, outletFilter{ActiveOnly: true})
+	kept := slices.Clone(before)
+	o := before[0]
+	o.Name, o.Active = "Renamed", false
+	if _, err := reg.Put(cityCtx, o); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(before, kept) {
+		t.Fatal("an answer of Select changed under its caller when the registry changed")
+	}
+	if after := reg.Select(cityCtx, outletFilter{ActiveOnly: true}); len(after) != len(before)-1 || after[0].ID == o.ID {
+		t.Fatalf("after %s went inactive: %d active outlets (were %d), first %s", o.ID, len(after), len(before), after[0].ID)
+	}
+}

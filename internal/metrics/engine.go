@@ -272,10 +272,11 @@ func (e *InfluxEngine) evaluate(ctx context.Context, ws []Window, outlets []stri
 		// for the rare window that shares a from but not a head.
 		a.runs, a.heads = e.runs, e.heads
 	}
+	hists := snap.hists(outlets)
 	for i, w := range ws {
 		res[i] = make([]Outlet, len(outlets))
 		for j, o := range outlets {
-			if res[i][j], err = a.evalOutlet(snap, o, w, plans[i], e.opts, rawFor); err != nil {
+			if res[i][j], err = a.eval(snap, o, hists[j], w, plans[i], e.opts, rawFor); err != nil {
 				return nil, err
 			}
 		}

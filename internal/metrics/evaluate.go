@@ -295,10 +295,15 @@ func (a *acc) result(minutes int) Outlet {
 // evalOutlet answers one outlet over one window from its pieces. rawFor
 // gives the raw data that holds a raw piece.
 func (a *acc) evalOutlet(s *snapshot, outlet string, w Window, ps []piece, opts Options, rawFor func(piece) rawSet) (Outlet, error) {
+	return a.eval(s, outlet, s.outlets[outlet], w, ps, opts, rawFor)
+}
+
+// eval is evalOutlet with the outlet's history looked up (nil: none).
+func (a *acc) eval(s *snapshot, outlet string, hist *outletHist, w Window, ps []piece, opts Options, rawFor func(piece) rawSet) (Outlet, error) {
 	a.reset(w.From.UnixNano()-dayNS, opts.FullPct)
 	num := -1
-	if h := s.outlets[outlet]; h != nil {
-		num = h.num
+	if hist != nil {
+		num = hist.num
 	}
 	if k := a.stable(ps); a.heads != nil && num >= 0 && k > 0 {
 		// Start from the head of the window's stable pieces: kept, or

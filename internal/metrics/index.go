@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +42,42 @@ type snapshot struct {
 	// compacted lists the day blocks that the update which made this
 	// snapshot compacted: the worker persists them as day rows (dayrows.go).
 	compacted []odKey
+	// byName: the outlets in name order, made by the first request that
+	// needs them (hists).
+	byName      sync.Once
+	outletNames []string
+	namedHists  []*outletHist
+}
+
+// hists returns the history of each outlet of ids (nil: none). A city's
+// ids come sorted (the registry's order): they are walked beside the
+// snapshot's sorted names, which reads memory in order where a look-up per
+// outlet hashed each id and missed the cache on each.
+func (s *snapshot) hists(ids []string) []*outletHist {
+	out := make([]*outletHist, len(ids))
+	if len(ids) < 64 || !slices.IsSorted(ids) {
+		for i, id := range ids {
+			out[i] = s.outlets[id]
+		}
+		return out
+	}
+	s.byName.Do(func() {
+		s.outletNames = slices.Sorted(maps.Keys(s.outlets))
+		s.namedHists = make([]*outletHist, len(s.outletNames))
+		for i, n := range s.outletNames {
+			s.namedHists[i] = s.outlets[n]
+		}
+	})
+	j := 0
+	for i, id := range ids {
+		for j < len(s.outletNames) && s.outletNames[j] < id {
+			j++
+		}
+		if j < len(s.outletNames) && s.outletNames[j] == id {
+			out[i] = s.namedHists[j]
+		}
+	}
+	return out
 }
 
 // outletHist is one outlet's hours, day by day from snapshot.base.

@@ -2,6 +2,8 @@ package metrics
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -52,6 +54,43 @@ func TestOutletsJudgedByPosition(t *testing.T) {
 	for _, js := range [][]Judged{{{ID: "o1"}, {ID: "o2"}}, {{ID: "o1"}, {ID: "o2", ActiveSince: w.From.Add(time.Hour)}}} {
 		if _, _, err := OutletsJudged(context.Background(), short, w, js); err == nil || !strings.Contains(err.Error(), "answers for") {
 			t.Errorf("%d outlets, an ask answering one short: err %v", len(js), err)
+		}
+	}
+}
+
+// snapshot.hists finds each outlet's history whether the ids come sorted
+// (walked beside the snapshot's names) or not (looked up), unknown ids
+// and duplicates among them.
+func TestSnapshotHists(t *testing.T) {
+	s := &snapshot{outlets: map[string]*outletHist{}}
+	for i := range 200 {
+		if i%3 != 0 { // every third id unknown
+			s.outlets[fmt.Sprintf("o-%04d", i)] = &outletHist{num: i}
+		}
+	}
+	var ids []string
+	for i := range 210 {
+		ids = append(ids, fmt.Sprintf("o-%04d", i))
+		if i%50 == 0 {
+			ids = append(ids, fmt.Sprintf("o-%04d", i)) // twice
+		}
+	}
+	ids = append([]string{"a-first"}, ids...)
+	rev := slices.Clone(ids)
+	slices.Reverse(rev)
+	for _, ids := range [][]string{ids, rev, ids[:10]} {
+		got := s.hists(ids)
+		found := 0
+		for i, id := range ids {
+			if got[i] != s.outlets[id] {
+				t.Fatalf("%s (#%d of %d): %v; want %v", id, i, len(ids), got[i], s.outlets[id])
+			}
+			if got[i] != nil {
+				found++
+			}
+		}
+		if found == 0 {
+			t.Fatalf("%d ids: none found", len(ids))
 		}
 	}
 }

@@ -144,8 +144,11 @@ func (g *Group) Add(m Outlet, t Targets) {
 // meets reports whether the outlet is waste-free against t: WasteFree's
 // answer without its words (a city adds up thousands of outlets).
 func (o Outlet) meets(t Targets) bool {
-	if t.GreenRate != nil && !AtLeast(o.Parcels.Rates().Green, *t.GreenRate) {
-		return false
+	if t.GreenRate != nil { // AtLeast(Rates().Green, …) without allocating the rates
+		tot := o.Parcels.Total()
+		if tot == 0 || float64(o.Parcels.Green())/float64(tot) < *t.GreenRate {
+			return false
+		}
 	}
 	return o.Covered() && (t.BinCoverage == nil || o.BinCoverage() >= *t.BinCoverage)
 }
