@@ -96,7 +96,7 @@ func TestAPIBucketKeepsTelemetryReadOnly(t *testing.T) {
 			t.Fatalf("rates: %s", a)
 		}
 		a.json(t, &r)
-		if r.Parcels.Total != 65 || r.Parcels.Green != 60 || r.Parcels.ByClass != (byClass{telemetry.Recyclable: 50, telemetry.Plastic: 5, telemetry.Reusable: 4, telemetry.Original: 6}) || r.BoxesRecovered != 2 {
+		if r.Parcels.Total != 65 || r.Parcels.Green != 60 || r.Parcels.ByClass.counts() != (byClass{telemetry.Recyclable: 50, telemetry.Plastic: 5, telemetry.Reusable: 4, telemetry.Original: 6}) || r.BoxesRecovered != 2 {
 			t.Errorf("parcels %+v boxes %d, want total 65 green 60 boxes 2", r.Parcels, r.BoxesRecovered)
 		}
 		checkRate(t, "green_rate", r.GreenRate, 60.0/65)

@@ -119,7 +119,7 @@ var classColumns = telemetry.ClassNames[:]
 
 func parcelCells(p parcelsJSON) []string {
 	cells := []string{fint(p.Total), fint(p.Green)}
-	for _, n := range p.ByClass {
+	for _, n := range p.ByClass.counts() {
 		cells = append(cells, fint(n))
 	}
 	return cells
@@ -138,9 +138,9 @@ func groupCSVRows(gs []groupRates, j judgedBy) [][]string {
 		row := []string{g.Key, strconv.Itoa(g.Outlets), strconv.Itoa(g.CoveredOutlets), fptr(g.OutletCoverage), fptr(g.BinCoverage)}
 		row = append(row, parcelCells(g.Parcels)...)
 		row = append(row, fptr(g.GreenRate), fptr(g.NoSecondaryRate), fptr(g.ReusableRate), fint(g.BoxesRecovered),
-			g.Meets.cell("green_rate"), g.Meets.cell("outlet_coverage"), strconv.Itoa(g.WasteFreeOutlets),
+			flagCell(g.Meets.GreenRate), flagCell(g.Meets.OutletCoverage), strconv.Itoa(g.WasteFreeOutlets),
 			fptr(g.Completeness.CounterReporting), strconv.Itoa(g.Completeness.OutletsReportingParcels), strconv.Itoa(g.Completeness.SilentOutlets),
-			g.Meets.cell("bin_coverage"), g.Meets.cell("no_secondary_rate"), j.setCell())
+			flagCell(g.Meets.BinCoverage), flagCell(g.Meets.NoSecondaryRate), j.setCell())
 		rows[i] = row
 	}
 	return rows

@@ -118,7 +118,7 @@ func TestGroupSeriesParameters(t *testing.T) {
 	}
 	for i, p := range ans.Series[0].Points {
 		checkRate(t, "city parcels", p.V, 250.0)
-		if p.ByClass == nil || *p.ByClass != (byClass{telemetry.Reusable: 15, telemetry.Recyclable: 150, telemetry.Biodegradable: 10, telemetry.Original: 45, telemetry.Plastic: 28, telemetry.Foam: 1, telemetry.Other: 1}) {
+		if p.ByClass == nil || p.ByClass.counts() != (byClass{telemetry.Reusable: 15, telemetry.Recyclable: 150, telemetry.Biodegradable: 10, telemetry.Original: 45, telemetry.Plastic: 28, telemetry.Foam: 1, telemetry.Other: 1}) {
 			t.Errorf("point %d by class %+v", i, p.ByClass)
 		}
 		if want := time.Date(2026, 11, 25+i, 16, 0, 0, 0, time.UTC); !p.T.Equal(want) {

@@ -470,7 +470,7 @@ func TestDashboardInChromium(t *testing.T) {
 			}
 		}
 		for _, d := range byDistrict.Groups {
-			lags := !d.Meets["green_rate"] || !d.Meets["outlet_coverage"]
+			lags := !d.Meets.flags()["green_rate"] || !d.Meets.flags()["outlet_coverage"]
 			if strings.Contains(answers, zh[d.Key]) != lags {
 				t.Errorf("district %s (lags %v) in the answers: %s", d.Key, lags, answers)
 			}

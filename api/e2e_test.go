@@ -185,7 +185,7 @@ func TestFiguresEndToEndByHand(t *testing.T) {
 					t.Fatalf("%s: %s", id, a)
 				}
 				a.json(t, &r)
-				if r.Parcels.Total != w.total || r.Parcels.Green != w.green || r.Parcels.ByClass != w.by || r.BoxesRecovered != w.boxes {
+				if r.Parcels.Total != w.total || r.Parcels.Green != w.green || r.Parcels.ByClass.counts() != w.by || r.BoxesRecovered != w.boxes {
 					t.Errorf("%s parcels %+v boxes %d, want total %d green %d %+v boxes %d", id, r.Parcels, r.BoxesRecovered, w.total, w.green, w.by, w.boxes)
 				}
 				checkRate(t, id+" green_rate", r.GreenRate, w.greenRate)
@@ -195,8 +195,8 @@ func TestFiguresEndToEndByHand(t *testing.T) {
 				if r.Completeness.CountersReporting != w.counters || r.Completeness.CounterReportingMinutes != w.cmin || r.Completeness.WindowMinutes != 120 || r.Completeness.Silent != w.silent {
 					t.Errorf("%s completeness %+v, want counters %d minutes %d silent %v", id, r.Completeness, w.counters, w.cmin, w.silent)
 				}
-				if r.Meets["waste_free"] != w.wasteFree {
-					t.Errorf("%s waste_free %v, want %v", id, r.Meets["waste_free"], w.wasteFree)
+				if r.Meets.flags()["waste_free"] != w.wasteFree {
+					t.Errorf("%s waste_free %v, want %v", id, r.Meets.flags()["waste_free"], w.wasteFree)
 				}
 			}
 
@@ -207,7 +207,7 @@ func TestFiguresEndToEndByHand(t *testing.T) {
 			ts.on(t).do("GET", "/v1/rates?group_by=city&"+win, viewerKey, "").json(t, &city)
 			g := city.Groups[0]
 			if g.Outlets != 4 || g.CoveredOutlets != 2 || g.Parcels.Total != 742 || g.Parcels.Green != 672 || g.BoxesRecovered != 3 ||
-				g.Parcels.ByClass != (byClass{telemetry.Reusable: 9, telemetry.Recyclable: 653, telemetry.Original: 10, telemetry.Plastic: 70}) || g.WasteFreeOutlets != 1 ||
+				g.Parcels.ByClass.counts() != (byClass{telemetry.Reusable: 9, telemetry.Recyclable: 653, telemetry.Original: 10, telemetry.Plastic: 70}) || g.WasteFreeOutlets != 1 ||
 				g.Completeness.SilentOutlets != 2 || g.Completeness.OutletsReportingParcels != 2 {
 				t.Errorf("city %+v", g)
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"reflect"
@@ -130,7 +131,7 @@ func TestRollUpsByHand(t *testing.T) {
 				checkRate(t, g.Key+" green_rate", g.GreenRate, w.greenRate)
 				checkRate(t, g.Key+" outlet_coverage", g.OutletCoverage, w.outletCov)
 				checkRate(t, g.Key+" bin_coverage", g.BinCoverage, w.binCov)
-				if g.Meets["green_rate"] != w.meetsGreen || g.Meets["outlet_coverage"] != w.meetsCov {
+				if g.Meets.flags()["green_rate"] != w.meetsGreen || g.Meets.flags()["outlet_coverage"] != w.meetsCov {
 					t.Errorf("%s meets %+v, want green %v coverage %v", g.Key, g.Meets, w.meetsGreen, w.meetsCov)
 				}
 				if g.WasteFreeOutlets != w.wasteFree || g.Completeness.SilentOutlets != w.silent || g.Completeness.OutletsReportingParcels != w.withC {
@@ -157,7 +158,7 @@ func TestCityByClassAndRatesByHand(t *testing.T) {
 	g := ans.Groups[0]
 	// By class over o-0001..o-0003: reusable 10+0+5, recyclable 60+50+40, ...
 	want := byClass{telemetry.Reusable: 15, telemetry.Recyclable: 150, telemetry.Biodegradable: 10, telemetry.Original: 45, telemetry.Plastic: 28, telemetry.Foam: 1, telemetry.Other: 1}
-	if g.Parcels.ByClass != want || g.BoxesRecovered != 9 {
+	if g.Parcels.ByClass.counts() != want || g.BoxesRecovered != 9 {
 		t.Errorf("by class %+v boxes %d, want %+v 9", g.Parcels.ByClass, g.BoxesRecovered, want)
 	}
 	checkRate(t, "no_secondary_rate", g.NoSecondaryRate, 45.0/250)
@@ -199,7 +200,7 @@ func TestOutletRatesByHand(t *testing.T) {
 			a.json(t, &r)
 			checkRate(t, "green_rate", r.GreenRate, tc.greenRate)
 			if r.Outlet != tc.id || r.Covered != tc.covered || r.BinsReporting != tc.bins || !near(r.BinCoverage, tc.binCov) ||
-				r.Meets["green_rate"] != tc.meetsGreen || r.Meets["waste_free"] != tc.wasteFre || !near(r.Completeness.CounterReporting, tc.counterShare) ||
+				r.Meets.flags()["green_rate"] != tc.meetsGreen || r.Meets.flags()["waste_free"] != tc.wasteFre || !near(r.Completeness.CounterReporting, tc.counterShare) ||
 				r.Completeness.Silent != tc.silent || r.Completeness.WindowMinutes != 1440 {
 				t.Errorf("got %s", a.Body)
 			}
@@ -274,7 +275,7 @@ func TestConfiguredTargets(t *testing.T) {
 	})
 	var r outletRates
 	ts.do("GET", "/v1/outlets/o-0002/rates?"+day1, viewerKey, "").json(t, &r)
-	if !r.Meets["green_rate"] || !r.Meets["waste_free"] || !r.Meets["bin_coverage"] {
+	if !r.Meets.flags()["green_rate"] || !r.Meets.flags()["waste_free"] || !r.Meets.flags()["bin_coverage"] {
 		t.Errorf("with targets 0.8/0.5 o-0002 (0.8, 0.5) meets: %+v", r.Meets)
 	}
 }
@@ -550,5 +551,49 @@ func TestSeriesReportingAsDocumented(t *testing.T) {
 		if _, has := ans.Points[0]["reporting"]; has != documented[metric] {
 			t.Errorf("%s: reporting in the answer %v, in docs/api.md %v", metric, has, documented[metric])
 		}
+	}
+}
+
+// classCounts is the contract's by_class object: every class of
+// telemetry.ClassNames under its name, in that order, and back.
+func TestClassCountsAreTheClasses(t *testing.T) {
+	var b byClass
+	for c := range b {
+		b[c] = int64(10 + c)
+	}
+	data, err := json.Marshal(classCountsOf(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "{"
+	for c, name := range telemetry.ClassNames {
+		if c > 0 {
+			want += ","
+		}
+		want += fmt.Sprintf("%q:%d", name, 10+c)
+	}
+	if want += "}"; string(data) != want {
+		t.Fatalf("by_class %s; want %s", data, want)
+	}
+	var back classCounts
+	if err := json.Unmarshal(data, &back); err != nil || back.counts() != b {
+		t.Fatalf("read back %v (%v); want %v", back.counts(), err, b)
+	}
+}
+
+// meets is written as the map it was: judged figures only, keys sorted.
+func TestMeetsJSON(t *testing.T) {
+	yes, no := true, false
+	m := meets{BinCoverage: &yes, GreenRate: &no, NoSecondaryRate: &yes, OutletCoverage: &no, WasteFree: &yes}
+	data, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	asMap, _ := json.Marshal(m.flags())
+	if string(data) != string(asMap) {
+		t.Fatalf("meets %s; as a map %s", data, asMap)
+	}
+	if data, _ := json.Marshal(meets{GreenRate: &yes}); string(data) != `{"green_rate":true}` {
+		t.Fatalf("one judged figure: %s", data)
 	}
 }

@@ -21,10 +21,10 @@ const maxSeriesPoints = 5000
 // of the step's minutes in which a counter was reporting, so a chart can
 // tell a dip from a gap.
 type point struct {
-	T         time.Time `json:"t"`
-	V         *float64  `json:"v"`
-	Reporting *float64  `json:"reporting,omitempty"`
-	ByClass   *byClass  `json:"by_class,omitempty"` // parcels: the step's parcels by class (a stacked chart)
+	T         time.Time    `json:"t"`
+	V         *float64     `json:"v"`
+	Reporting *float64     `json:"reporting,omitempty"`
+	ByClass   *classCounts `json:"by_class,omitempty"` // parcels: the step's parcels by class (a stacked chart)
 }
 
 // seriesAnswer is the whole series answer.

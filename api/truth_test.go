@@ -86,7 +86,7 @@ func TestAgreesWithSimulatorTruth(t *testing.T) {
 				}
 				a.json(t, &r)
 				got := map[string]int64{}
-				for c, v := range r.Parcels.ByClass {
+				for c, v := range r.Parcels.ByClass.counts() {
 					got[telemetry.ClassNames[c]] = v
 				}
 				for k, v := range got {
