@@ -23,9 +23,9 @@ import (
 // every request of the generation that shares the window's from and the
 // stable pieces' end then starts from it and applies only the newest
 // minutes. A head that applied the partial hour's summaries is kept for
-// those summaries only (snapshot.pgen, new every cycle); with 10,000
-// outlets reporting, applying them was most of a request's work. The
-// stable pieces include the raw
+// those summaries only (snapshot.pgen, new every cycle), made from the
+// head before them, which lives as long as the generation (acc.fromHead).
+// The stable pieces include the raw
 // pieces cut from the closed hour the window starts in ("the last 30
 // days" asked all through a minute cuts the same ones). Their summary
 // depends on the hour's raw data, which the generation covers (the raw

@@ -42,7 +42,7 @@ func cityRaw(n int, a, b int64) rawSet {
 
 // rollChunked summarizes n outlets' hours of [r0, r1) and the partial
 // [r1, p) as the worker does, making the raw data a day at a time.
-func rollChunked(t testing.TB, n int, opts Options, r0, r1, p int64) *snapshot {
+func rollChunked(t testing.TB, n int, opts Options, r0, r1, p int64) *index {
 	ix := newIndex(defaultKeep)
 	var ups []hourUpdate
 	for a := r0; a < r1; a += dayNS {
@@ -63,7 +63,7 @@ func rollChunked(t testing.TB, n int, opts Options, r0, r1, p int64) *snapshot {
 	if err := ix.apply(update{hours: ups, r0: r0, r1: r1, p: p, partial: partial, ready: true}); err != nil {
 		t.Fatal(err)
 	}
-	return ix.load()
+	return ix
 }
 
 // BenchmarkCityWindow is the engine's own work for a 30-day question over
@@ -82,7 +82,8 @@ func BenchmarkCityWindow(b *testing.B) {
 			var m0, m1 runtime.MemStats
 			runtime.GC()
 			runtime.ReadMemStats(&m0)
-			snap := rollChunked(b, n, opts, r0, r1, end-int64(time.Minute))
+			ix := rollChunked(b, n, opts, r0, r1, end-int64(time.Minute))
+			snap := ix.load()
 			runtime.GC()
 			runtime.ReadMemStats(&m1)
 			days := float64(r1-r0) / float64(dayNS)
@@ -109,16 +110,18 @@ func BenchmarkCityWindow(b *testing.B) {
 			heap := float64(m1.HeapAlloc-m0.HeapAlloc) / float64(n) / days
 			est := float64(snap.memoryBytes()) / float64(n) / days
 			// Each piece combined by every request; the runs of whole
-			// pieces kept combined from the first request on; and the
-			// heads, as for the requests that cut the same minute (runs.go).
-			for _, mode := range []string{"none", "runs", "runs+heads"} {
+			// pieces kept combined from the first request on; the heads,
+			// as for the requests that cut the same minute (runs.go); and
+			// the first request after a cycle replaced the partial hour's
+			// summaries (the head with them made anew from the one before).
+			for _, mode := range []string{"none", "runs", "runs+heads", "heads,new-cycle"} {
 				b.Run("kept="+mode, func(b *testing.B) {
 					a := &acc{intern: &interner{shared: snap.names, local: map[string]string{}}}
 					if mode != "none" {
 						// The first request combines what is kept (that
 						// is the kept=none cost); time the rest.
 						a.runs = newRunCache[kept](runsKept)
-						if mode == "runs+heads" {
+						if mode != "runs" {
 							a.heads = newRunCache[head](headsKept)
 						}
 						for _, o := range outlets {
@@ -128,16 +131,29 @@ func BenchmarkCityWindow(b *testing.B) {
 						}
 						b.ResetTimer()
 					}
-					c0 := cpuTime()
+					c0, spent := cpuTime(), time.Duration(0)
 					for range b.N {
+						snap := snap
+						if mode == "heads,new-cycle" {
+							b.StopTimer()
+							// The same partial summaries, replaced: a new pgen.
+							if err := ix.apply(update{r0: snap.r0, r1: snap.r1, p: snap.p, partial: snap.partial}); err != nil {
+								b.Fatal(err)
+							}
+							snap = ix.load()
+							b.StartTimer()
+							c0 = cpuTime()
+						}
 						for _, o := range outlets {
 							if _, err := a.evalOutlet(snap, o, w, ps, opts, rawFor); err != nil {
 								b.Fatal(err)
 							}
 						}
+						spent += cpuTime() - c0
+						c0 = cpuTime()
 					}
 					b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/float64(n), "µs/outlet")
-					b.ReportMetric(float64((cpuTime()-c0).Microseconds())/float64(b.N)/float64(n), "cpu-µs/outlet")
+					b.ReportMetric(float64(spent.Microseconds())/float64(b.N)/float64(n), "cpu-µs/outlet")
 					b.ReportMetric(heap, "heapB/outlet-day")
 					b.ReportMetric(est, "estB/outlet-day")
 				})
