@@ -303,15 +303,18 @@ func rollUp(outlets []Outlet, res []metrics.Outlet, judged []bool, groupBy strin
 	if groupBy == "city" {
 		accs["city"] = &metrics.Group{}
 	}
+	var k string // the group of the outlet before, and its sums
+	var a *metrics.Group
 	for i := range outlets {
 		if !judged[i] {
 			continue // joined at or after to: left out, like an inactive outlet
 		}
-		k := groupKey(&outlets[i], groupBy)
-		a := accs[k]
-		if a == nil {
-			a = &metrics.Group{}
-			accs[k] = a
+		if ki := groupKey(&outlets[i], groupBy); a == nil || ki != k {
+			k, a = ki, accs[ki]
+			if a == nil {
+				a = &metrics.Group{}
+				accs[k] = a
+			}
 		}
 		a.Add(res[i], t)
 	}
