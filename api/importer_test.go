@@ -194,6 +194,10 @@ func FuzzCSVGuard(f *testing.F) {
 		if g != "" && strings.IndexByte(formulaStarts, g[0]) >= 0 && !plainNumber.MatchString(g) {
 			t.Fatalf("csvGuard(%q) = %q starts like a formula", s, g)
 		}
+		risky := s != "" && (strings.IndexByte(formulaStarts, s[0]) >= 0 || s[0] == '\'') && !plainNumber.MatchString(s)
+		if changed := g != s; changed != risky {
+			t.Fatalf("csvGuard(%q) = %q: changed %v, but the cell starts like a formula or a quote (not a number): %v", s, g, changed, risky)
+		}
 	})
 }
 
