@@ -62,6 +62,7 @@ type question struct {
 type result struct {
 	p50, p95, p99, max time.Duration
 	apiCPU, influxCPU  float64 // seconds per request
+	n                  int     // requests measured
 }
 
 // citySize is one size of the city, its own InfluxDB holding its history.
@@ -89,7 +90,8 @@ func run() error {
 	flag.Int64Var(&p.Seed, "seed", 1, "simulator seed")
 	root := flag.String("data", filepath.Join(cache, "greenpost", "bench-api"), "where the filled InfluxDB data is kept between runs")
 	clients := flag.Int("clients", 4, "concurrent HTTP clients")
-	requests := flag.Int("requests", 200, "requests per question (after 10 warm-up requests)")
+	requests := flag.Int("requests", 200, "requests per question (after 10 warm-up requests), at least")
+	flag.DurationVar(&minTime, "min-time", 10*time.Second, "and at least this long per question: a fast question's p95 over half a second is the machine's noise of that half second")
 	bin := flag.String("bin", "bin", "directory with api and firmware-sim (make build)")
 	onlyRE := flag.String("only", "", "measure only the questions whose name matches this regular expression")
 	ttls := flag.String("ttls", "0s,10s", "GP_API_CACHE_TTL of each run of bin/api (comma-separated)")
@@ -284,9 +286,9 @@ func measureCity(c *citySize, client *http.Client, key, bin string, ttls []strin
 			fmt.Printf("restart: the 30-day city answered after %v; %s\n", took.Round(100*time.Millisecond), lastLine(api.log.String(), "roll-up loaded"))
 		}
 		c.res[ttl] = map[string]result{}
-		fmt.Printf("GP_API_CACHE_TTL=%s, %d concurrent clients, %d requests each question, same window:\n", ttl, clients, requests)
-		fmt.Println("| question | p50 | p95 | p99 | max | api CPU / request | influxd CPU / request |")
-		fmt.Println("|---|---|---|---|---|---|---|")
+		fmt.Printf("GP_API_CACHE_TTL=%s, %d concurrent clients, at least %d requests and %v each question, same window:\n", ttl, clients, requests, minTime)
+		fmt.Println("| question | p50 | p95 | p99 | max | api CPU / request | influxd CPU / request | requests |")
+		fmt.Println("|---|---|---|---|---|---|---|---|")
 		for _, q := range questions {
 			if !only.MatchString(q.name) {
 				continue
@@ -318,8 +320,8 @@ func measureCity(c *citySize, client *http.Client, key, bin string, ttls []strin
 				return fmt.Errorf("%s: %w", q.name, err)
 			}
 			c.res[ttl][q.name] = res
-			fmt.Printf("| %s | %s | %s | %s | %s | %s | %s |\n", q.name, fmtDur(res.p50), fmtDur(res.p95), fmtDur(res.p99), fmtDur(res.max),
-				fmtSec(res.apiCPU), fmtSec(res.influxCPU))
+			fmt.Printf("| %s | %s | %s | %s | %s | %s | %s | %d |\n", q.name, fmtDur(res.p50), fmtDur(res.p95), fmtDur(res.p99), fmtDur(res.max),
+				fmtSec(res.apiCPU), fmtSec(res.influxCPU), res.n)
 		}
 		if i == 0 {
 			ps, _ := testenv.ReadProcStats(api.pid())
@@ -473,6 +475,9 @@ func fmtSec(s float64) string { return fmtDur(time.Duration(s * float64(time.Sec
 
 // measure sends requests from clients goroutines and summarizes latency and
 // the CPU the API and InfluxDB spent per request.
+// minTime is -min-time.
+var minTime time.Duration
+
 func measure(client *http.Client, base, key string, path func(*mrand.Rand) string, clients, requests int, apiPID, influxPID int) (result, error) {
 	warm := mrand.New(mrand.NewPCG(1, 2))
 	for range 10 {
@@ -486,12 +491,13 @@ func measure(client *http.Client, base, key string, path func(*mrand.Rand) strin
 	var firstErr error
 	var wg sync.WaitGroup
 	per := (requests + clients - 1) / clients
+	until := time.Now().Add(minTime)
 	for c := range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			r := mrand.New(mrand.NewPCG(uint64(c), 7))
-			for range per {
+			for k := 0; k < per || time.Now().Before(until); k++ {
 				t := time.Now()
 				st, body, err := do(client, "GET", base+path(r), key, "", nil)
 				d := time.Since(t)
@@ -514,7 +520,7 @@ func measure(client *http.Client, base, key string, path func(*mrand.Rand) strin
 	pct := func(p float64) time.Duration {
 		return lat[min(len(lat)-1, int(math.Ceil(p*n))-1)]
 	}
-	return result{p50: pct(0.5), p95: pct(0.95), p99: pct(0.99), max: lat[len(lat)-1], apiCPU: apiCPU, influxCPU: influxCPU}, nil
+	return result{p50: pct(0.5), p95: pct(0.95), p99: pct(0.99), max: lat[len(lat)-1], apiCPU: apiCPU, influxCPU: influxCPU, n: len(lat)}, nil
 }
 
 func fmtDur(d time.Duration) string {
