@@ -32,7 +32,7 @@ type TrackerConfig struct {
 	Source     Source
 	Options    Options
 	Interval   time.Duration // how often new reports are read (30 s)
-	Recheck    time.Duration // how far back the reads look again for late reports, a fifth each interval (3 h)
+	Recheck    time.Duration // how far back every fifth read looks again for late reports (3 h)
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	Now        func() time.Time
@@ -116,26 +116,18 @@ func (t *Tracker) Ready() bool {
 	return t.ready
 }
 
-// rotateSlice is how much older history is read again every recheckParts
-// intervals.
+// rotateSlice is how much older history each recheck reads again.
 const rotateSlice = 6 * time.Hour
-
-// recheckParts: the last Recheck and the rotating slice are read again a
-// part each interval, not all at once every so many: the same reads, a
-// fifth of the burst (at 10,000 outlets the whole was ~2 M reports, 7–14 s
-// of InfluxDB's CPU in one go, which every question then queued behind).
-const recheckParts = 5
 
 // Run loads the last Keep of reports (a day per read, oldest first), then
 // every Interval reads what came since the last read (with a margin for
-// reports stored a little late), a fifth of the last Recheck again and a
-// fifth of one older rotateSlice, rotating back through Keep (so a report
-// stored late is in memory within 5 intervals when it is less than
-// Recheck old, within about Keep/rotateSlice × 5 intervals when older);
-// and every 120th time it drops what fell out of Keep. Parts overlap by
-// an interval and a minute, so that those of 5 intervals cover their
-// range although now moves between them. It returns when ctx ends; failed
-// reads are logged, counted and retried at the next interval.
+// reports stored a little late); every fifth time it reads the last
+// Recheck again and one older rotateSlice, rotating back through Keep (so
+// a report stored late is in memory within 5 intervals when it is less
+// than Recheck old, within about Keep/rotateSlice × 5 intervals when
+// older); and every 120th it drops what fell out of Keep. It returns when
+// ctx ends; failed reads are logged, counted and retried at the next
+// interval.
 func (t *Tracker) Run(ctx context.Context) error {
 	keep := t.cfg.Options.Keep()
 	tick := time.NewTicker(t.cfg.Interval)
@@ -157,10 +149,8 @@ func (t *Tracker) Run(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
-	overlap := t.cfg.Interval + time.Minute
-	recheckPart, rotatePart := t.cfg.Recheck/recheckParts, rotateSlice/recheckParts
-	rotate := 0 // parts of rotateSlice back from now-Recheck
-	for n := 0; ; n++ {
+	rotate := 0
+	for n := 1; ; n++ {
 		select {
 		case <-ctx.Done():
 			return nil
@@ -171,28 +161,20 @@ func (t *Tracker) Run(ctx context.Context) error {
 		from := time.UnixMilli(t.readTo).Add(-2 * time.Minute)
 		t.mu.Unlock()
 		kind := "poll"
-		err := t.read(ctx, kind, from, now)
-		if err == nil {
-			// A part of the last Recheck again, oldest first.
-			kind = "recheck"
-			a := now.Add(-t.cfg.Recheck + time.Duration(n%recheckParts)*recheckPart)
-			b := a.Add(recheckPart + overlap)
-			if b.After(now) {
-				b = now
-			}
-			err = t.read(ctx, kind, a.Add(-overlap), b)
+		if n%5 == 0 {
+			from, kind = now.Add(-t.cfg.Recheck), "recheck"
 		}
-		if err == nil {
-			// And a part of an older slice, rotating back through memory,
-			// for reports that arrive later still (a collector's spool
+		err := t.read(ctx, kind, from, now)
+		if err == nil && kind == "recheck" {
+			// And one older slice, rotating back through memory, for
+			// reports that arrive later still (a collector's spool
 			// replayed after a long outage).
-			kind = "rotate"
-			end := now.Add(-t.cfg.Recheck - time.Duration(rotate)*rotatePart)
+			end := now.Add(-t.cfg.Recheck - time.Duration(rotate)*rotateSlice)
 			if end.Before(now.Add(-keep)) {
 				rotate, end = 0, now.Add(-t.cfg.Recheck)
 			}
 			rotate++
-			err = t.read(ctx, kind, end.Add(-rotatePart-overlap), end.Add(overlap))
+			err = t.read(ctx, "rotate", end.Add(-rotateSlice), end)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -202,7 +184,7 @@ func (t *Tracker) Run(ctx context.Context) error {
 			continue
 		}
 		t.warm(now)
-		if (n+1)%120 == 0 {
+		if n%120 == 0 {
 			t.trim(now.Add(-keep))
 		}
 	}
@@ -296,9 +278,7 @@ func (t *Tracker) fetch(ctx context.Context, from, to time.Time, outlets []strin
 			if c := cmp.Compare(rs[a].T, rs[b].T); c != 0 {
 				return c
 			}
-			// Then as read: of one time and boot twice (a source that
-			// keeps both of a point written again), the later read wins.
-			return cmp.Or(cmp.Compare(bs[a], bs[b]), cmp.Compare(a, b))
+			return cmp.Compare(bs[a], bs[b])
 		})
 		sorted := make([]Report, len(rs))
 		for j, k := range idx {
