@@ -191,7 +191,13 @@ func (x *index) merge(in []binReports) int {
 
 // mergeLocked builds the bin's new slices from the old ones and rs; it
 // returns how many reports were new or changed and the earliest of them.
+// A read that changes nothing (the tracker reads most reports again: its
+// polls' margin, its rechecks) leaves the slices as they are: rebuilding
+// 9 days of a bin's reports for nothing cost ~20 KB a bin and a read.
 func (s *series) mergeLocked(rs []Report, full float64) (int, int64) {
+	if s.holds(rs, full) {
+		return 0, 0
+	}
 	base := min(s.base, rs[0].T)
 	if len(s.off) == 0 {
 		base = rs[0].T
@@ -250,6 +256,31 @@ func (s *series) mergeLocked(rs []Report, full float64) (int, int64) {
 		s.gen.Add(1)
 	}
 	return changed, first
+}
+
+// holds reports whether the bin already has every report of rs (in time
+// order) at its time with its reading, so that merging rs would change
+// nothing. Two reports of rs at one time (two boots) make it answer false:
+// the merge decides those.
+func (s *series) holds(rs []Report, full float64) bool {
+	if len(s.off) == 0 || rs[0].T < s.base {
+		return false
+	}
+	i := 0
+	for j, r := range rs {
+		if j > 0 && r.T <= rs[j-1].T {
+			return false // a time twice, or out of order: the merge's job
+		}
+		d := r.T - s.base
+		if d > int64(^uint32(0)) {
+			return false
+		}
+		k, found := slices.BinarySearch(s.off[i:], uint32(d))
+		if i += k; !found || s.pct[i] != pct32(r.Pct, full) {
+			return false
+		}
+	}
+	return true
 }
 
 // forget drops the profiles that rest on reports at or after t: those of

@@ -76,9 +76,20 @@ func TestIndexMerge(t *testing.T) {
 	}
 	// The same reports again change nothing; one changed value, one new
 	// report between, and one before the base do.
-	if n := x.merge([]binReports{{k, []Report{{t0, 10}, {t0 + step, 11}, {t0 + 2*step, 12}}}}); n != 0 {
+	again := []binReports{{k, []Report{{t0, 10}, {t0 + step, 11}, {t0 + 2*step, 12}}}}
+	if n := x.merge(again); n != 0 {
 		t.Fatalf("a repeated read changed %d", n)
 	}
+	// Not even rebuilt: the tracker reads most reports again.
+	part := []binReports{{k, []Report{{t0 + step, 11}, {t0 + 2*step, 12}}}}
+	if a := testing.AllocsPerRun(20, func() { x.merge(again); x.merge(part) }); a != 0 {
+		t.Fatalf("merging reports the bin has allocated %v times", a)
+	}
+	// One of them with another reading.
+	if n := x.merge([]binReports{{k, []Report{{t0 + step, 11}, {t0 + 2*step, 12.5}}}}); n != 1 {
+		t.Fatalf("one reading changed: %d changed", n)
+	}
+	x.merge([]binReports{{k, []Report{{t0 + 2*step, 12}}}}) // as it was
 	n := x.merge([]binReports{{k, []Report{{t0 - step, 9}, {t0 + step, 11.5}, {t0 + step + 1000, 11.7}}}})
 	if n != 3 {
 		t.Fatalf("late reports: %d changed, want 3", n)
@@ -307,4 +318,28 @@ func BenchmarkJudgeCity(b *testing.B) {
 		listed = len(x.judge(x.views(nil), at, 24*time.Hour))
 	}
 	b.ReportMetric(float64(listed), "listed")
+}
+
+// BenchmarkMergeRecheck is the tracker's recheck on a city of bins: 9
+// hours read again over 9 days in memory, nothing new in them.
+func BenchmarkMergeRecheck(b *testing.B) {
+	const bins = 2000
+	x := newIndex(DefaultOptions())
+	var again []binReports
+	for i := range bins {
+		k := binKey{fmt.Sprintf("o-%04d", i/2), fmt.Sprintf("b-%05d", i)}
+		var rs []Report
+		for t := day0; t < day0+9*dayMs; t += step {
+			rs = append(rs, Report{t + int64(i), float64((t/step + int64(i)) % 100)})
+		}
+		x.merge([]binReports{{k, rs}})
+		again = append(again, binReports{k, rs[len(rs)-9*12:]})
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if n := x.merge(again); n != 0 {
+			b.Fatalf("%d changed", n)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/bins, "µs/bin")
 }
