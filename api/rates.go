@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sort"
 	"strconv"
 	"time"
 
@@ -285,6 +284,7 @@ func (r *rater) groups(ctx context.Context, w metrics.Window, groupBy string, f 
 // "Roll-ups"); group_by=city always gives one group. Outlets come in id
 // order, so by outlet the groups are already in key order.
 func rollUp(outlets []Outlet, res []metrics.Outlet, judged []bool, groupBy string, t metrics.Targets) []groupRates {
+	byKey := func(x, y groupRates) int { return cmp.Compare(x.Key, y.Key) }
 	if groupBy == "outlet" {
 		out := make([]groupRates, 0, len(outlets))
 		for i := range outlets {
@@ -294,8 +294,8 @@ func rollUp(outlets []Outlet, res []metrics.Outlet, judged []bool, groupBy strin
 				out = append(out, makeGroupRates(outlets[i].ID, &g, t))
 			}
 		}
-		if !slices.IsSortedFunc(out, func(x, y groupRates) int { return cmp.Compare(x.Key, y.Key) }) {
-			slices.SortFunc(out, func(x, y groupRates) int { return cmp.Compare(x.Key, y.Key) })
+		if !slices.IsSortedFunc(out, byKey) {
+			slices.SortFunc(out, byKey)
 		}
 		return out
 	}
@@ -322,7 +322,7 @@ func rollUp(outlets []Outlet, res []metrics.Outlet, judged []bool, groupBy strin
 	for k, a := range accs {
 		out = append(out, makeGroupRates(k, a, t))
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	slices.SortFunc(out, byKey)
 	return out
 }
 
