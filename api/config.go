@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -19,7 +20,7 @@ var extraSettings = []string{
 	"GP_API_BUCKET", "GP_API_MAX_WINDOW", "GP_API_REQUEST_TIMEOUT", "GP_API_BODY_LIMIT",
 	"GP_API_RATE_LIMIT", "GP_API_RATE_BURST", "GP_API_REGISTRY_REFRESH", "GP_API_DISTRICTS",
 	"GP_API_STALENESS", "GP_API_FULL_PCT", "GP_API_ALERT_LOOKBACK", "GP_API_CACHE_TTL",
-	"GP_API_TIME_ZONE", "GP_API_DEBUG_ADDR",
+	"GP_API_TIME_ZONE", "GP_API_DEBUG_ADDR", "GP_API_COLD_DIR",
 }
 
 func init() { settings.Extra = append(settings.Extra, extraSettings...) }
@@ -70,7 +71,15 @@ type config struct {
 	// DebugAddr, when set, serves Go's profiles (net/http/pprof) on a
 	// listener of its own, without keys: a loopback address only.
 	DebugAddr string
+	// ColdDir is where the roll-up keeps its old days' hours in files
+	// (internal/metrics, cold.go); "" keeps them in memory. Unset, the
+	// system's temporary directory (coldDirDefault).
+	ColdDir        string
+	coldDirDefault bool
 }
+
+// coldInMemory is the GP_API_COLD_DIR that keeps old days in memory.
+const coldInMemory = "memory"
 
 func loadConfig(getenv func(string) string) (config, error) {
 	var err error
@@ -95,6 +104,16 @@ func loadConfig(getenv func(string) string) (config, error) {
 		CacheTTL:        r.Duration("GP_API_CACHE_TTL", 10*time.Second, 0, time.Hour),
 	}
 	c.APIBucket = r.String("GP_API_BUCKET", c.Bucket)
+	switch v := r.String("GP_API_COLD_DIR", ""); v {
+	case "":
+		c.ColdDir, c.coldDirDefault = os.TempDir(), true
+	case coldInMemory:
+	default:
+		if st, err := os.Stat(v); err != nil || !st.IsDir() {
+			r.Problem("GP_API_COLD_DIR", "%q: want an existing directory the API may write (or %q)", v, coldInMemory)
+		}
+		c.ColdDir = v
+	}
 	if v := r.String("GP_API_DEBUG_ADDR", ""); v != "" {
 		// The profiles have no keys: only a loopback address is taken.
 		c.DebugAddr = r.Addr("GP_API_DEBUG_ADDR", "")

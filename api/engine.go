@@ -22,12 +22,21 @@ import (
 // have to be read raw, which the engine refuses at city scale.
 func newEngine(db, own *store.Store, cfg config, log *slog.Logger, reg prometheus.Registerer) (metrics.Engine, func(context.Context) error, error) {
 	opts := metrics.Options{Staleness: cfg.Staleness, FullPct: cfg.FullPct}
-	roll, err := metrics.NewRollup(db, opts, metrics.RollupConfig{
+	rc := metrics.RollupConfig{
 		Horizon:    max(35*24*time.Hour, cfg.MaxWindow+24*time.Hour),
 		Logger:     log.With("part", "rollup"),
 		Registerer: reg,
 		Own:        own,
-	})
+		ColdDir:    cfg.ColdDir,
+	}
+	roll, err := metrics.NewRollup(db, opts, rc)
+	if err != nil && cfg.coldDirDefault {
+		// The temporary directory by default only: one that takes no
+		// files (a read-only image) costs memory, not the start.
+		log.Warn("old days of the roll-up kept in memory: the temporary directory takes no files; set GP_API_COLD_DIR", "dir", cfg.ColdDir, "err", err)
+		rc.ColdDir = ""
+		roll, err = metrics.NewRollup(db, opts, rc)
+	}
 	if err != nil {
 		return nil, nil, err
 	}

@@ -146,17 +146,21 @@ func (s *summary) shift(p *summary, sign int64) {
 // unpack returns a compact block's hours inflated (b itself when it is not
 // compact).
 func (b *dayBlock) unpack() (*dayBlock, error) {
-	if b.z == nil {
+	if !b.isCompact() {
 		return b, nil
 	}
-	n, k := binary.Uvarint(b.z)
+	z, err := b.compactHours()
+	if err != nil {
+		return nil, err
+	}
+	n, k := binary.Uvarint(z)
 	if k <= 0 || n > 1<<24 {
 		return nil, errBadCompact
 	}
 	raw := make([]byte, n)
 	r := flateReaders.Get().(io.ReadCloser)
 	defer flateReaders.Put(r)
-	if err := r.(flate.Resetter).Reset(bytes.NewReader(b.z[k:]), nil); err != nil {
+	if err := r.(flate.Resetter).Reset(bytes.NewReader(z[k:]), nil); err != nil {
 		return nil, err
 	}
 	if _, err := io.ReadFull(r, raw); err != nil {
@@ -196,7 +200,7 @@ type opener struct {
 }
 
 func (o *opener) open(b *dayBlock) (*dayBlock, error) {
-	if b == nil || b.z == nil {
+	if b == nil || !b.isCompact() {
 		return b, nil
 	}
 	if o.from == b {
@@ -224,7 +228,7 @@ func (s *snapshot) hourVia(o *opener, outlet string, h int64) ([]byte, error) {
 // compactAll compacts the given blocks in place, on every core: at a
 // restart this is every outlet's every old day. It fails when a block does
 // not decode (the index holds only what it encoded itself: a bug).
-func compactAll(blocks []**dayBlock) error {
+func compactAll(blocks []blockAt) error {
 	workers := min(runtime.GOMAXPROCS(0), len(blocks)/64+1)
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
@@ -233,12 +237,12 @@ func compactAll(blocks []**dayBlock) error {
 		go func() {
 			defer wg.Done()
 			for i := w; i < len(blocks); i += workers {
-				c, err := (*blocks[i]).compact()
+				c, err := (*blocks[i].p).compact()
 				if err != nil {
 					errs[w] = err
 					return
 				}
-				*blocks[i] = c
+				*blocks[i].p = c
 			}
 		}()
 	}

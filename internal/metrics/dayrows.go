@@ -44,10 +44,14 @@ var errBadDayRow = errors.New("bad roll-up day row")
 // first form, without, was never released).
 func (r *Rollup) dayRowKey() string { return r.key + "/day2" }
 
-func encodeDayRow(b *dayBlock) []byte {
-	out := binary.AppendUvarint(make([]byte, 0, 4+len(b.sum)+len(b.z)), uint64(len(b.sum)))
+func encodeDayRow(b *dayBlock) ([]byte, error) {
+	z, err := b.compactHours()
+	if err != nil {
+		return nil, err
+	}
+	out := binary.AppendUvarint(make([]byte, 0, 4+len(b.sum)+len(z)), uint64(len(b.sum)))
 	out = append(out, b.sum...)
-	return append(out, b.z...)
+	return append(out, z...), nil
 }
 
 func decodeDayRow(data []byte) (*dayBlock, error) {
@@ -148,13 +152,17 @@ func (r *Rollup) writeDayRows(ctx context.Context, snap *snapshot) error {
 	for len(r.dayTodo) > 0 {
 		k := r.dayTodo[0]
 		// Written from the current snapshot: its block is the newest.
-		if b := snap.block(k.outlet, k.day); b != nil && b.z != nil {
+		if b := snap.block(k.outlet, k.day); b != nil && b.isCompact() {
 			var serving, counting int64
 			var s summary
 			if err := decodeSummary(&s, b.sum, k.day, nil); err == nil {
 				serving, counting = s.serving, s.counting
 			}
-			lines = store.AppendRollupRow(lines, k.outlet, r.dayRowKey(), k.day, encodeDayRow(b), serving, counting)
+			row, err := encodeDayRow(b)
+			if err != nil {
+				return err
+			}
+			lines = store.AppendRollupRow(lines, k.outlet, r.dayRowKey(), k.day, row, serving, counting)
 		}
 		if len(lines) > 4<<20 || len(r.dayTodo) == 1 {
 			if err := r.write(ctx, lines); err != nil {

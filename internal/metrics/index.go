@@ -97,9 +97,23 @@ type dayBlock struct {
 	// day is in [r0, r1), else nil: decoded when used (a run combines it
 	// once per generation, runs.go), it costs a fifth of the decoded form.
 	sum []byte
-	// z holds the hours of a compact day (compact.go); data and off are
-	// then empty: open the block (opener) to read its hours.
-	z []byte
+	// z holds the hours of a compact day (compact.go), or cold says where
+	// they are on disk (cold.go); data and off are then empty: open the
+	// block (opener) to read its hours.
+	z    []byte
+	cold *coldRef
+}
+
+// isCompact reports whether the block holds its hours compact (in z or
+// cold), to be opened to read them.
+func (b *dayBlock) isCompact() bool { return b.z != nil || b.cold != nil }
+
+// compactHours returns a compact block's deflated hours.
+func (b *dayBlock) compactHours() ([]byte, error) {
+	if b.cold != nil {
+		return b.cold.read()
+	}
+	return b.z, nil
 }
 
 // hour returns the encoded summary of hour i of the day (nil: no data).
@@ -148,6 +162,8 @@ type index struct {
 	// keep: complete days that end more than keep before r1 are compact
 	// (compact.go); negative: every complete day.
 	keep int64
+	// cold, when set, keeps the compact days' hours on disk (cold.go).
+	cold *coldStore
 	// readyCh closes when the first snapshot marked ready is stored.
 	readyCh   chan struct{}
 	readyOnce sync.Once
@@ -279,12 +295,18 @@ func (ix *index) apply(u update) error {
 		copied[o] = true
 		return h
 	}
+	ix.cold.forget(next.base)
+	var loaded []blockAt
 	for _, du := range u.days {
-		if !next.dayComplete(du.day) || du.block.z == nil || du.block.sum == nil {
+		if !next.dayComplete(du.day) || !du.block.isCompact() || du.block.sum == nil {
 			continue // only complete days come as day rows
 		}
-		hist(du.outlet).days[int((du.day-next.base)/dayNS)] = du.block
+		h := hist(du.outlet)
+		i := int((du.day - next.base) / dayNS)
+		h.days[i] = du.block
+		loaded = append(loaded, blockAt{&h.days[i], du.day})
 	}
+	ix.cold.spillAll(loaded)
 	touched := map[odKey]bool{}
 	unpacked := map[odKey]*[24][]byte{}
 	var op opener
@@ -321,7 +343,7 @@ func (ix *index) apply(u update) error {
 		}
 		for o := range next.outlets {
 			// A compact block of a complete day has its summary already.
-			if b := next.block(o, day); b != nil && (b.z == nil || !next.dayComplete(day)) {
+			if b := next.block(o, day); b != nil && (!b.isCompact() || !next.dayComplete(day)) {
 				touched[odKey{o, day}] = true
 			}
 		}
@@ -353,7 +375,7 @@ func (ix *index) apply(u update) error {
 	if ix.keep < 0 {
 		next.compactTo = next.r1
 	}
-	var todo []**dayBlock
+	var todo []blockAt
 	want := func(o string, day int64) {
 		if !next.dayComplete(day) || day+dayNS > next.compactTo {
 			return
@@ -362,8 +384,8 @@ func (ix *index) apply(u update) error {
 		if i < 0 || i >= nDays {
 			return
 		}
-		if b := next.outlets[o].days[i]; b != nil && b.z == nil {
-			todo = append(todo, &hist(o).days[i])
+		if b := next.outlets[o].days[i]; b != nil && !b.isCompact() {
+			todo = append(todo, blockAt{&hist(o).days[i], day})
 			next.compacted = append(next.compacted, odKey{o, day})
 		}
 	}
@@ -380,6 +402,7 @@ func (ix *index) apply(u update) error {
 	if err := compactAll(todo); err != nil {
 		return err
 	}
+	ix.cold.spillAll(todo)
 	ix.cur.Store(next)
 	if next.ready {
 		ix.readyOnce.Do(func() { close(ix.readyCh) })
@@ -437,6 +460,9 @@ func (s *snapshot) memoryBytes() int64 {
 				n += 112
 			}
 			n += int64(cap(b.sum)) + int64(cap(b.z))
+			if b.cold != nil {
+				n += 32 // the data is on disk
+			}
 		}
 	}
 	return n

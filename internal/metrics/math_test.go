@@ -105,9 +105,10 @@ func randGap(rng *rand.Rand) int64 {
 
 // rollInMemory builds a snapshot from raw data as the roll-up would: each
 // hour of [r0, r1) summarized, and the partial summary of [r1, p); days
-// older than keep compact (index.keep).
-func rollInMemory(t testing.TB, rs rawSet, opts Options, r0, r1, p int64, keep time.Duration) *snapshot {
-	ix := newIndex(keep)
+// older than keep compact (index.keep), their hours in files of coldDir
+// when it is set (cold.go).
+func rollInMemory(t testing.TB, rs rawSet, opts Options, r0, r1, p int64, keep time.Duration, coldDir string) *snapshot {
+	ix := testIndex(t, keep, coldDir)
 	var ups []hourUpdate
 	partial := map[string]*summary{}
 	for o, raw := range rs {
@@ -126,6 +127,21 @@ func rollInMemory(t testing.TB, rs rawSet, opts Options, r0, r1, p int64, keep t
 		t.Fatal(err)
 	}
 	return ix.load()
+}
+
+// testIndex is newIndex(keep) with its compact days' hours in files of
+// coldDir when it is set.
+func testIndex(t testing.TB, keep time.Duration, coldDir string) *index {
+	t.Helper()
+	ix := newIndex(keep)
+	if coldDir != "" {
+		c, err := newColdStore(coldDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ix.cold = c
+	}
+	return ix
 }
 
 func randomWindow(rng *rand.Rand, start, end int64) Window {
@@ -170,11 +186,19 @@ func TestRollupEqualsDefinitionInMemory(t *testing.T) {
 		r1 := end - int64(rng.IntN(20)+1)*hourNS
 		p := r1 + int64(rng.IntN(60))*minuteNS
 		// Compact days (compact.go): none, the default (days older than
-		// 48 h), every complete day.
-		keep := []time.Duration{1000 * time.Hour, defaultKeep, -1}[seed%3]
-		snap := rollInMemory(t, rs, opts, r0, r1, p, keep)
+		// 48 h), every complete day, every complete day with its hours in
+		// a file (cold.go).
+		keep := []time.Duration{1000 * time.Hour, defaultKeep, -1, -1}[seed%4]
+		coldDir := ""
+		if seed%4 == 3 {
+			coldDir = t.TempDir()
+		}
+		snap := rollInMemory(t, rs, opts, r0, r1, p, keep, coldDir)
 		if keep < 0 && snap.compactTo <= snap.r0 {
 			t.Fatalf("seed %d: no day compacted", seed)
+		}
+		if coldDir != "" && coldDays(snap) == 0 {
+			t.Fatalf("seed %d: no day in a cold file", seed)
 		}
 		a := &acc{intern: &interner{shared: snap.names, local: map[string]string{}}}
 		// The same with runs and heads kept (runs.go): asked

@@ -122,7 +122,8 @@ func TestRollupEqualsRawOnInfluxDB(t *testing.T) {
 		c := cfg
 		c.Language = lang
 		if lang == InfluxQL {
-			c.Keep = -1 // every complete day compact (compact.go); Flux keeps the default
+			c.Keep = -1             // every complete day compact (compact.go); Flux keeps the default
+			c.ColdDir = t.TempDir() // and their hours in files (cold.go)
 		}
 		r, err := NewRollup(st, opts, c)
 		if err != nil {
@@ -326,6 +327,7 @@ func TestRollupEqualsRawOnInfluxDB(t *testing.T) {
 	t.Run("restart loads the persisted roll-up", func(t *testing.T) {
 		c := cfg
 		c.Keep = -1 // loaded into compact days
+		c.ColdDir = t.TempDir()
 		r, err := NewRollup(st, opts, c)
 		if err != nil {
 			t.Fatal(err)
@@ -357,6 +359,9 @@ func TestRollupEqualsRawOnInfluxDB(t *testing.T) {
 		if r.loadedRows[1] == 0 || len(r.marked) == 0 {
 			t.Fatalf("the restart read no day rows (rows %v, marked days %d)", r.loadedRows, len(r.marked))
 		}
+		if st := r.Stats(); st.ColdDays == 0 || st.ColdDays != st.CompactDays || st.ColdWritten == 0 {
+			t.Fatalf("loaded day rows not in cold files: %+v", st)
+		}
 		all = append(all[:0], engines{"restarted", all[0].raw, roll, r})
 		check(t, 15)
 	})
@@ -383,7 +388,11 @@ func TestRollupEqualsRawOnInfluxDB(t *testing.T) {
 		empty.sum = appendSummary(nil, &summary{}, day)
 		var lines []byte
 		lines = store.AppendRollupRow(lines, dayMarkerOutlet, r.dayRowKey(), day, []byte(dayMarkPending), 0, 0)
-		lines = store.AppendRollupRow(lines, "p-3", r.dayRowKey(), day, encodeDayRow(empty), 0, 0)
+		row, err := encodeDayRow(empty)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = store.AppendRollupRow(lines, "p-3", r.dayRowKey(), day, row, 0, 0)
 		if err := st.Write(ctx, lines); err != nil {
 			t.Fatal(err)
 		}

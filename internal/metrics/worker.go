@@ -69,6 +69,11 @@ type RollupConfig struct {
 	Registerer prometheus.Registerer
 	// Now is the clock (tests and benchmarks move it); default time.Now.
 	Now func() time.Time
+	// ColdDir, when set, is a directory (it must exist) where the compact
+	// days' hours are kept in files instead of the Go heap (cold.go); the
+	// files are removed as soon as they are made and their space freed
+	// with the process or the day. Empty: all in memory.
+	ColdDir string
 }
 
 func (c *RollupConfig) ensureDefaults() {
@@ -161,10 +166,18 @@ func NewRollup(st *store.Store, opts Options, cfg RollupConfig) (*Rollup, error)
 		return nil, err
 	}
 	cfg.ensureDefaults()
+	ix := newIndex(cfg.Keep)
+	if cfg.ColdDir != "" {
+		c, err := newColdStore(cfg.ColdDir)
+		if err != nil {
+			return nil, err
+		}
+		ix.cold = c
+	}
 	r := &Rollup{
 		own: st, opts: opts, cfg: cfg, key: rollupKey(opts),
 		src:    newSourcePicker(st, cfg.Language),
-		ix:     newIndex(cfg.Keep),
+		ix:     ix,
 		marked: map[int64]bool{}, remark: map[int64]bool{},
 		met: rollupMetrics{
 			hours: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -201,7 +214,17 @@ func NewRollup(st *store.Store, opts Options, cfg RollupConfig) (*Rollup, error)
 		r.own, r.mine = cfg.Own, newSourcePicker(cfg.Own, cfg.Language)
 	}
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{r.met.hours, r.met.cycle, r.met.errors, r.met.lag, r.met.memory, r.met.written} {
+		cold := []prometheus.Collector{
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "greenpost_rollup_cold_written_bytes_total",
+				Help: "Bytes of compact days' hours written to the cold files (GP_API_COLD_DIR), live and replaced.",
+			}, func() float64 { return float64(ix.coldStats().written) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "greenpost_rollup_cold_failures_total",
+				Help: "Compact days kept in memory because their cold file could not be written.",
+			}, func() float64 { return float64(ix.coldStats().failed) }),
+		}
+		for _, c := range append([]prometheus.Collector{r.met.hours, r.met.cycle, r.met.errors, r.met.lag, r.met.memory, r.met.written}, cold...) {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, err
 			}
@@ -642,9 +665,14 @@ type RollupStats struct {
 	Hours       int       // outlet-hours with data in the index
 	HourBytes   int64     // their encoded size
 	// CompactDays are outlet-days kept compact (compact.go), in
-	// CompactBytes (their hours are counted above as well).
+	// CompactBytes (their hours are counted above as well), of which
+	// ColdDays are in files (cold.go) rather than the heap.
 	CompactDays  int
 	CompactBytes int64
+	ColdDays     int
+	// ColdWritten is what the cold files took in (live and replaced);
+	// ColdFailed counts blocks kept in memory because a write failed.
+	ColdWritten, ColdFailed int64
 }
 
 // Stats returns the current state of the memory index.
@@ -654,14 +682,21 @@ func (r *Rollup) Stats() RollupStats {
 		From: time.Unix(0, s.r0).UTC(), To: time.Unix(0, s.r1).UTC(), PartialTo: time.Unix(0, max(s.p, s.r1)).UTC(),
 		Outlets: len(s.outlets), MemoryBytes: s.memoryBytes(),
 	}
+	cs := r.ix.coldStats()
+	st.ColdWritten, st.ColdFailed = cs.written, cs.failed
 	for _, h := range s.outlets {
 		for _, b := range h.days {
 			if b == nil {
 				continue
 			}
-			if b.z != nil {
+			if b.isCompact() {
 				st.CompactDays++
-				st.CompactBytes += int64(len(b.z))
+				if b.cold != nil {
+					st.ColdDays++
+					st.CompactBytes += int64(b.cold.n)
+				} else {
+					st.CompactBytes += int64(len(b.z))
+				}
 				if b, _ = b.unpack(); b == nil {
 					continue
 				}
