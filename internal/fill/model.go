@@ -375,6 +375,10 @@ func spread(p *Profile, c *curve, need float64, t int64) float64 {
 	if p.Usable() {
 		step, noise = p.Step, p.Noise
 	}
+	// A bin due at once (its level projected past full) needs no more
+	// rise: only the sensor's noise is left (a negative need would make
+	// the variance negative and the spread NaN).
+	need = math.Max(need, 0)
 	v := step*need + paceError*paceError*need*need + noise*noise
 	// The rate around t: over the hour after it, so that a crossing just
 	// before a quiet hour counts as fragile.

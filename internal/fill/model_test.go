@@ -324,6 +324,30 @@ func TestConfidenceGrades(t *testing.T) {
 	}
 }
 
+// TestDueAtOnceHasASpread: a bin whose last reading is just below full
+// but whose level, projected to now, is above it is due at once; its
+// spread is the sensor's noise over the rate (the rise still needed is
+// none), not the square root of a negative variance.
+func TestDueAtOnceHasASpread(t *testing.T) {
+	p := Profile{Hours: 200, Days: 7, Noise: 0.2, Step: 2}
+	for h := range p.Rate {
+		p.Rate[h] = 8
+	}
+	var rs []Report
+	last := day0 + 8*dayMs + 12*hourMs
+	for i := 60; i >= 0; i-- {
+		rs = append(rs, Report{T: last - int64(i)*step, Pct: 89.9 - float64(i)*8.0/12})
+	}
+	at := last + 4*60_000
+	pr := Predict(&p, rs, at, 2*time.Hour, DefaultOptions())
+	if pr.State != Filling || pr.FullAt != at+1000 {
+		t.Fatalf("want filling, due at once: %+v", pr)
+	}
+	if want := 0.2 / 8; math.Abs(pr.Spread-want) > 1e-9 || pr.Confidence != High {
+		t.Fatalf("spread %v confidence %s, want %v and high", pr.Spread, pr.Confidence, want)
+	}
+}
+
 // FuzzPredict holds the model's promises on any reports: no panic, a
 // filling bin's full time within (at, at+ahead], a full bin's at or before
 // at, nothing depends on reports after at.
@@ -359,6 +383,9 @@ func FuzzPredict(f *testing.F) {
 		}
 		if math.IsNaN(pr.Rate) || math.IsInf(pr.Rate, 0) || pr.Rate < 0 {
 			t.Fatalf("rate %v", pr.Rate)
+		}
+		if math.IsNaN(pr.Spread) || pr.Spread < 0 {
+			t.Fatalf("spread %v", pr.Spread)
 		}
 		later := append(slices.Clone(rs), Report{T: at + 1, Pct: 99}, Report{T: at + gap, Pct: 0})
 		if q := Predict(&p, later, at, ahead, o); q != pr {
