@@ -57,6 +57,21 @@ type series struct {
 	// hold the index's read lock.
 	pmu      sync.Mutex
 	profiles map[int64]*Profile
+	// fit: the bin's last cycle fit (view.predict), for the reports and
+	// the profile it was made from.
+	fit atomic.Pointer[fitMemo]
+}
+
+// fitMemo is a cycle fit (model.go) with what it was made from: the
+// reports [lo, hi) of one generation and the day's profile. The fit
+// depends on nothing else, so a request with the same three takes it as
+// it is: a city's list then fits each bin's 48 hours once per new report
+// rather than once per request.
+type fitMemo struct {
+	gen    uint64
+	lo, hi int
+	prof   *Profile
+	fit    *cycleFit
 }
 
 func newIndex(o Options) *index {
@@ -101,6 +116,37 @@ func (v *view) search(t int64) int { // first index with time >= t
 	}
 	i, _ := slices.BinarySearch(v.off, uint32(d))
 	return i
+}
+
+// between decodes the reports [lo, hi) into buf.
+func (v *view) between(buf []Report, lo, hi int) []Report {
+	buf = buf[:0]
+	for i := lo; i < hi; i++ {
+		buf = append(buf, v.at(i))
+	}
+	return buf
+}
+
+// predict is predict (model.go) on the view's reports in [at − Cycle, at]
+// and the one before them, with the cycle fitted only when those reports
+// or the day's profile p are not the ones of the bin's last fit.
+func (v *view) predict(p *Profile, at int64, ahead time.Duration, o Options, buf *[]Report, sc *scratch) Prediction {
+	hi := v.search(at + 1)
+	lo := min(v.search(at-o.Cycle.Milliseconds()), hi)
+	if lo == hi {
+		if lo == 0 {
+			return noCycle(nil, at, o)
+		}
+		before := v.at(lo - 1)
+		return noCycle(&before, at, o)
+	}
+	if m := v.s.fit.Load(); m != nil && m.gen == v.gen && m.lo == lo && m.hi == hi && m.prof == p {
+		return m.fit.predict(p, at, ahead, o)
+	}
+	*buf = v.between(*buf, lo, hi)
+	f := fitCycle(p, *buf, o, sc)
+	v.s.fit.Store(&fitMemo{gen: v.gen, lo: lo, hi: hi, prof: p, fit: f})
+	return f.predict(p, at, ahead, o)
 }
 
 // reports decodes the reports with from <= T < to into buf, and the
@@ -361,9 +407,7 @@ func (x *index) judge(vs []view, at int64, ahead time.Duration) []Bin {
 	for i := range vs {
 		v := &vs[i]
 		p := v.profile(day, x.o, &buf)
-		// The cycle's reports and the one before them (for a stale bin).
-		buf = v.reports(buf, at-x.o.Cycle.Milliseconds(), at+1, 1)
-		pr := predict(p, buf, at, ahead, x.o, &sc)
+		pr := v.predict(p, at, ahead, x.o, &buf, &sc)
 		if pr.State == Quiet {
 			continue
 		}

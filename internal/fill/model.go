@@ -278,17 +278,47 @@ func predict(p *Profile, recent []Report, at int64, ahead time.Duration, o Optio
 	lo, _ := slices.BinarySearchFunc(recent, at-o.Cycle.Milliseconds(), cmpT)
 	lo = min(lo, hi)
 	rs := recent[lo:hi]
-	var pr Prediction
 	if len(rs) == 0 {
-		pr.State, pr.Confidence = Quiet, Low
-		if lo > 0 && recent[lo-1].T >= o.ProfileStart(at) {
-			last := recent[lo-1]
-			pr.State, pr.FillPct, pr.ReportedAt = Stale, last.Pct, last.T
+		var before *Report
+		if lo > 0 {
+			before = &recent[lo-1]
 		}
-		return pr
+		return noCycle(before, at, o)
 	}
-	last := rs[len(rs)-1]
-	pr.FillPct, pr.ReportedAt = last.Pct, last.T
+	f := fitCycle(p, rs, o, sc)
+	return f.predict(p, at, ahead, o)
+}
+
+// noCycle is the prediction of a bin without a report in the cycle:
+// before is the last report before it (nil: none).
+func noCycle(before *Report, at int64, o Options) Prediction {
+	pr := Prediction{State: Quiet, Confidence: Low}
+	if before != nil && before.T >= o.ProfileStart(at) {
+		pr.State, pr.FillPct, pr.ReportedAt = Stale, before.Pct, before.T
+	}
+	return pr
+}
+
+// cycleFit is what the model learns from a bin's reports in the cycle
+// that does not depend on the time asked about: the same reports give the
+// same fit, so a caller may keep it while they do not change (index.go).
+type cycleFit struct {
+	last     Report // the last report
+	c        curve  // the day's curve scaled by the cycle's pace
+	fallback bool   // no usable curve: the cycle's slope stands in
+	// fullAt and fullConf: when the trailing run of full readings began
+	// (fullSince), for a bin whose last report is full.
+	fullAt   int64
+	fullConf Confidence
+	// level: the cycle's last good readings (levelReadings), newest first,
+	// that the current level is the median of once projected to `at`.
+	level []Report
+}
+
+// fitCycle fits the cycle of rs, the bin's reports in [at − o.Cycle, at]
+// (at least one).
+func fitCycle(p *Profile, rs []Report, o Options, sc *scratch) *cycleFit {
+	f := &cycleFit{last: rs[len(rs)-1]}
 	sc.bad = glitches(sc.bad, rs)
 	bad := sc.bad
 
@@ -298,36 +328,48 @@ func predict(p *Profile, recent []Report, at int64, ahead time.Duration, o Optio
 
 	// The curve, scaled by the cycle's pace; without history, the cycle's
 	// own robust slope as a flat curve.
-	c := curve{pace: 1}
-	fallback := !p.Usable()
-	if !fallback {
-		c.rate = p.Rate
+	f.c = curve{pace: 1}
+	f.fallback = !p.Usable()
+	if !f.fallback {
+		f.c.rate = p.Rate
 		if p.DayRise() <= 0 {
-			fallback = true
+			f.fallback = true
 		}
 	}
-	if fallback {
+	if f.fallback {
 		s := slope(cyc, cbad)
-		for h := range c.rate {
-			c.rate[h] = s
+		for h := range f.c.rate {
+			f.c.rate[h] = s
 		}
 	} else {
-		c.pace = pace(cyc, cbad, &c, &sc.good)
+		f.c.pace = pace(cyc, cbad, &f.c, &sc.good)
 	}
+	if f.last.Pct >= o.FullPct {
+		f.fullAt, f.fullConf = fullSince(rs, bad, o.FullPct)
+	}
+	f.level = levelReadings(cyc, bad[start:])
+	return f
+}
+
+// predict answers at `at` from the fit.
+func (f *cycleFit) predict(p *Profile, at int64, ahead time.Duration, o Options) Prediction {
+	var pr Prediction
+	c := f.c
+	pr.FillPct, pr.ReportedAt = f.last.Pct, f.last.T
 	pr.Pace = c.pace
 	pr.Rate, pr.HasRate = c.pace*c.rate[hourOf(at)], true
 
 	switch {
-	case at-last.T > o.Staleness.Milliseconds():
+	case at-f.last.T > o.Staleness.Milliseconds():
 		pr.State, pr.Confidence = Stale, Low
 		return pr
-	case last.Pct >= o.FullPct:
+	case f.last.Pct >= o.FullPct:
 		pr.State = Full
-		pr.FullAt, pr.Confidence = fullSince(rs, bad, o.FullPct)
+		pr.FullAt, pr.Confidence = f.fullAt, f.fullConf
 		return pr
 	}
 
-	level := currentLevel(cyc, cbad, at, &c)
+	level := currentLevel(f.level, f.last, at, &c)
 	need := o.FullPct - level
 	var t int64
 	if need <= 0 {
@@ -344,7 +386,7 @@ func predict(p *Profile, recent []Report, at int64, ahead time.Duration, o Optio
 	}
 	pr.State, pr.FullAt = Filling, t
 	pr.Spread = spread(p, &c, need, t)
-	pr.Confidence = grade(p, fallback, c.pace, pr.Spread)
+	pr.Confidence = grade(p, f.fallback, c.pace, pr.Spread)
 	return pr
 }
 
@@ -506,21 +548,32 @@ func pace(cyc []Report, bad []bool, c *curve, buf *[]Report) float64 {
 	return math.Max(0.2, math.Min(5, k))
 }
 
-// currentLevel is the median of the cycle's last readings (within
-// levelWindow of the last one, at most levelReports), each projected to at
-// along the curve.
-func currentLevel(cyc []Report, bad []bool, at int64, c *curve) float64 {
+// levelReadings returns the cycle's last good readings within
+// levelWindow of its last one (at most levelReports), newest first: the
+// current level is their median once each is projected to the time asked
+// about (currentLevel).
+func levelReadings(cyc []Report, bad []bool) []Report {
 	last := cyc[len(cyc)-1].T
-	var arr [levelReports]float64
-	vs := arr[:0]
-	for i := len(cyc) - 1; i >= 0 && len(vs) < levelReports && last-cyc[i].T <= levelWindow; i-- {
+	var out []Report
+	for i := len(cyc) - 1; i >= 0 && len(out) < levelReports && last-cyc[i].T <= levelWindow; i-- {
 		if bad[i] {
 			continue
 		}
-		vs = append(vs, cyc[i].Pct+c.rise(cyc[i].T, at))
+		out = append(out, cyc[i])
 	}
-	if len(vs) == 0 {
-		return cyc[len(cyc)-1].Pct + c.rise(last, at)
+	return out
+}
+
+// currentLevel is the median of the level readings, each projected to at
+// along the curve; without any, the last reading projected.
+func currentLevel(level []Report, last Report, at int64, c *curve) float64 {
+	if len(level) == 0 {
+		return last.Pct + c.rise(last.T, at)
+	}
+	var arr [levelReports]float64
+	vs := arr[:0]
+	for _, r := range level {
+		vs = append(vs, r.Pct+c.rise(r.T, at))
 	}
 	slices.Sort(vs)
 	if len(vs)%2 == 1 {

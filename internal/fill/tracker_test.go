@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
@@ -311,13 +313,23 @@ func BenchmarkJudgeCity(b *testing.B) {
 	at := day0 + 9*dayMs + 15*hourMs
 	vs := x.views(nil)
 	x.judge(vs, at, 24*time.Hour) // learn the day's curves, as the tracker does when the day begins
-	b.ReportAllocs()
-	b.ResetTimer()
-	listed := 0
-	for b.Loop() {
-		listed = len(x.judge(x.views(nil), at, 24*time.Hour))
+	// kept: every bin's fit from the request before (no new report since);
+	// fitted: every bin's cycle fitted again, as when each has a new report.
+	for _, keep := range []bool{true, false} {
+		b.Run(map[bool]string{true: "kept", false: "fitted"}[keep], func(b *testing.B) {
+			b.ReportAllocs()
+			listed := 0
+			for b.Loop() {
+				if !keep {
+					for _, v := range vs {
+						v.s.fit.Store(nil)
+					}
+				}
+				listed = len(x.judge(x.views(nil), at, 24*time.Hour))
+			}
+			b.ReportMetric(float64(listed), "listed")
+		})
 	}
-	b.ReportMetric(float64(listed), "listed")
 }
 
 // BenchmarkMergeRecheck is the tracker's recheck on a city of bins: 9
@@ -342,4 +354,101 @@ func BenchmarkMergeRecheck(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/bins, "µs/bin")
+}
+
+// TestJudgeKeepsFitsExactly: a city judged from memory again and again —
+// the same time, a later one within the same reports, a later report,
+// late reports, a new day — gives exactly what predict gives on the
+// reports decoded afresh; a bin's fit is kept while its reports and
+// profile stay, and made again when they change.
+func TestJudgeKeepsFitsExactly(t *testing.T) {
+	o := DefaultOptions()
+	x := newIndex(o)
+	all := map[binKey][]Report{}
+	for i := range 40 {
+		for j, sb := range []synthBin{
+			{rate: busyDay(1 + float64(i%4)/2), emptyHour: (6 + i) % 24, sigma: 0.8, glitchEvery: 37 + i, seed: uint64(i)},
+			{rate: busyDay(0.5 + float64(i%3)), emptyHour: -1, sigma: 0.6, glitchEvery: 0, seed: uint64(500 + i)},
+		} {
+			rs, _ := sb.reports(10)
+			k := binKey{fmt.Sprintf("o-%02d", i), fmt.Sprintf("b-%02d-%d", i, j)}
+			all[k] = rs
+			// The newest day is merged step by step below.
+			x.merge([]binReports{{k, rs[:9*24*12]}})
+		}
+	}
+	check := func(at int64, ahead time.Duration) {
+		t.Helper()
+		vs := x.views(nil)
+		got := x.judge(vs, at, ahead)
+		var want []Bin
+		day := DayStart(at)
+		for i := range vs {
+			v := &vs[i]
+			var buf []Report
+			p := v.profile(day, x.o, &buf)
+			recent := v.reports(nil, at-o.Cycle.Milliseconds(), at+1, 1)
+			if pr := predict(p, recent, at, ahead, x.o, nil); pr.State != Quiet {
+				want = append(want, Bin{Outlet: v.s.key.outlet, Device: v.s.key.device, Prediction: pr})
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("at %v ahead %v: judged\n%+v\nwant\n%+v", time.UnixMilli(at).UTC(), ahead, got, want)
+		}
+	}
+	fits := func() map[binKey]*fitMemo {
+		m := map[binKey]*fitMemo{}
+		for _, v := range x.views(nil) {
+			m[v.s.key] = v.s.fit.Load()
+		}
+		return m
+	}
+	rng := rand.New(rand.NewPCG(3, 9))
+	at := day0 + 9*dayMs - 1
+	for n := 0; n < 24*12; n++ {
+		// A report of every bin, then questions at times between it and
+		// the next one.
+		for k, rs := range all {
+			x.merge([]binReports{{k, rs[9*24*12+n : 9*24*12+n+1]}})
+		}
+		at = day0 + 9*dayMs + int64(n)*step
+		before := fits()
+		for range 3 {
+			check(at, []time.Duration{2 * time.Hour, 24 * time.Hour}[rng.IntN(2)])
+			at += rng.Int64N(step / 4)
+		}
+		after := fits()
+		for k, f := range after {
+			if f == nil || f == before[k] {
+				t.Fatalf("report %d: bin %v not fitted again after a new report", n, k)
+			}
+		}
+		check(at, 2*time.Hour)
+		if again := fits(); !maps.Equal(again, after) {
+			t.Fatalf("report %d: fits made again without new reports", n)
+		}
+		if n%50 == 7 {
+			// Late reports of one bin, older than the cycle's start: its
+			// fit is made again (a new generation), the others kept.
+			k := binKey{"o-03", "b-03-0"}
+			x.merge([]binReports{{k, []Report{{all[k][5+n].T + 1000, 50}}}})
+			check(at, 2*time.Hour)
+			if f := fits(); f[k] == after[k] || f[binKey{"o-04", "b-04-0"}] != after[binKey{"o-04", "b-04-0"}] {
+				t.Fatalf("report %d: after a late report, fits changed wrongly", n)
+			}
+			// Another reading at a time the bin has (a later boot's): the
+			// same reports by position, another generation.
+			k = binKey{"o-05", "b-05-1"}
+			r := all[k][9*24*12+n-2]
+			x.merge([]binReports{{k, []Report{{r.T, r.Pct + 3}}}})
+			check(at, 2*time.Hour)
+			if f := fits(); f[k] == after[k] {
+				t.Fatalf("report %d: a changed reading kept the old fit", n)
+			}
+		}
+	}
+	// Past the cycle's reports: stale, then quiet.
+	check(at+o.Staleness.Milliseconds()+step, 2*time.Hour)
+	check(at+o.Cycle.Milliseconds()+dayMs, 2*time.Hour)
+	check(at+o.Cycle.Milliseconds()+10*dayMs, 2*time.Hour)
 }
