@@ -208,6 +208,14 @@ func TestKubernetesWiring(t *testing.T) {
 				src = find(objs, "Secret", get(v, "secret", "secretName").(string))
 			case get(v, "configMap") != nil:
 				src = find(objs, "ConfigMap", get(v, "configMap", "name").(string))
+			case get(v, "emptyDir") != nil:
+				// Scratch space on the node's disk: in memory it would
+				// count against the container's limit.
+				if get(v, "emptyDir", "medium") != nil {
+					t.Errorf("%s: volume %v: an emptyDir in memory", testenv.ObjectName(w), v["name"])
+				}
+				volumes[v["name"].(string)] = nil
+				continue
 			default:
 				t.Errorf("%s: volume %v of an unchecked kind", testenv.ObjectName(w), v["name"])
 			}
@@ -215,6 +223,21 @@ func TestKubernetesWiring(t *testing.T) {
 				t.Errorf("%s: volume %v: its secret or config map does not exist", testenv.ObjectName(w), v["name"])
 			}
 			volumes[v["name"].(string)] = src
+		}
+		// A directory a setting names is in a writable volume (the root
+		// file system is read-only).
+		for k, v := range env {
+			if !strings.HasSuffix(k, "_DIR") {
+				continue
+			}
+			mounted := false
+			for _, m := range list(c, "volumeMounts") {
+				mp, _ := m["mountPath"].(string)
+				mounted = mounted || (strings.HasPrefix(v+"/", mp+"/") && get(m, "readOnly") != true)
+			}
+			if !mounted && !strings.Contains(v, "$(") {
+				t.Errorf("%s: %s=%s is no writable volume's mount", testenv.ObjectName(w), k, v)
+			}
 		}
 		for k, v := range env {
 			if !strings.HasSuffix(k, "_FILE") {

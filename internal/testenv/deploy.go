@@ -355,6 +355,13 @@ func (e DeployEnv) Getenv(t testing.TB) func(string) string {
 		switch {
 		case k == "GP_SPOOL_DIR":
 			continue // the collector makes it
+		case k == "GP_API_COLD_DIR":
+			// A directory the deployment gives the API (a volume, systemd's
+			// CacheDirectory): it exists when the API starts.
+			if err := os.MkdirAll(local, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			continue
 		case strings.HasSuffix(k, "_CA_FILE"):
 			ca, err := os.ReadFile(NewCerts(t, t.TempDir()).CAFile)
 			if err != nil {
