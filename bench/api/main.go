@@ -19,6 +19,7 @@ import (
 	"io"
 	"math"
 	mrand "math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -77,6 +78,7 @@ type citySize struct {
 	peakMiB   float64
 	heapMiB   float64                      // the roll-up's own estimate of its index
 	goHeapMiB float64                      // the Go heap in use (live objects and fragmentation, not GC headroom)
+	liveMiB   float64                      // the live heap right after a forced collection
 	res       map[string]map[string]result // ttl → question → result
 	naive     []string
 }
@@ -328,7 +330,9 @@ func measureCity(c *citySize, client *http.Client, key, bin string, ttls []strin
 			c.rssMiB, c.peakMiB = float64(ps.RSSKiB)/1024, float64(ps.PeakRSSKiB)/1024
 			c.heapMiB = gauge(client, api.base, key, "greenpost_rollup_memory_bytes") / (1 << 20)
 			c.goHeapMiB = gauge(client, api.base, key, "go_memstats_heap_inuse_bytes") / (1 << 20)
-			fmt.Printf("bin/api RSS %.0f MiB (peak %.0f MiB); Go heap in use %.0f MiB; roll-up index estimate %.0f MiB\n", c.rssMiB, c.peakMiB, c.goHeapMiB, c.heapMiB)
+			c.liveMiB = api.liveHeap(client, key) / (1 << 20)
+			fmt.Printf("bin/api RSS %.0f MiB (peak %.0f MiB); Go heap in use %.0f MiB, live after a collection %.0f MiB; roll-up index estimate %.0f MiB\n",
+				c.rssMiB, c.peakMiB, c.goHeapMiB, c.liveMiB, c.heapMiB)
 		}
 		api.stop()
 	}
@@ -428,11 +432,11 @@ func sideBySide(cities []*citySize, ttls []string) {
 			fmt.Println(line)
 		}
 	}
-	fmt.Println("\n| outlets | first start (built?) | restart → city served | RSS after the questions | peak RSS | Go heap in use | roll-up index estimate |")
-	fmt.Println("|---|---|---|---|---|---|---|")
+	fmt.Println("\n| outlets | first start (built?) | restart → city served | RSS after the questions | peak RSS | Go heap in use | live heap | roll-up index estimate |")
+	fmt.Println("|---|---|---|---|---|---|---|---|")
 	for _, c := range cities {
-		fmt.Printf("| %d | %v (%v) | %v | %.0f MiB | %.0f MiB | %.0f MiB | %.0f MiB |\n", c.n, c.first.Round(100*time.Millisecond), c.built,
-			c.restart.Round(100*time.Millisecond), c.rssMiB, c.peakMiB, c.goHeapMiB, c.heapMiB)
+		fmt.Printf("| %d | %v (%v) | %v | %.0f MiB | %.0f MiB | %.0f MiB | %.0f MiB | %.0f MiB |\n", c.n, c.first.Round(100*time.Millisecond), c.built,
+			c.restart.Round(100*time.Millisecond), c.rssMiB, c.peakMiB, c.goHeapMiB, c.liveMiB, c.heapMiB)
 	}
 	for _, c := range cities {
 		for _, l := range c.naive {
@@ -593,8 +597,9 @@ func cpuSeconds(pid int) float64 {
 // apiProc is bin/api running as its own process.
 type apiProc struct {
 	*testenv.Child
-	base string
-	log  *testenv.SyncBuffer
+	base  string
+	debug string // the profiles' listener (GP_API_DEBUG_ADDR)
+	log   *testenv.SyncBuffer
 }
 
 var startedAddr = regexp.MustCompile(`"msg":"started"[^}]*"addr":"([^"]+)"`)
@@ -609,12 +614,25 @@ func startAPI(bin string, in *testenv.Influx, key, keysFile, cacheTTL string) (*
 	if v := os.Getenv("GOMEMLIMIT"); v != "" {
 		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+v)
 	}
-	// And the profiles' listener, to see where a question's CPU goes
-	// (go tool pprof http://ADDR/debug/pprof/profile while it runs).
-	if v := os.Getenv("GP_API_DEBUG_ADDR"); v != "" {
-		cmd.Env = append(cmd.Env, "GP_API_DEBUG_ADDR="+v)
+	// Where the roll-up keeps its old days (GP_API_COLD_DIR; "memory" to
+	// compare with the heap), as the bench is given it.
+	if v := os.Getenv("GP_API_COLD_DIR"); v != "" {
+		cmd.Env = append(cmd.Env, "GP_API_COLD_DIR="+v)
 	}
+	// And the profiles' listener, to see where a question's CPU goes
+	// (go tool pprof http://ADDR/debug/pprof/profile while it runs) and
+	// to measure the live heap (a heap profile with gc=1 collects first).
 	p := &apiProc{log: &testenv.SyncBuffer{}}
+	p.debug = os.Getenv("GP_API_DEBUG_ADDR")
+	if p.debug == "" {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		p.debug = l.Addr().String()
+		l.Close()
+	}
+	cmd.Env = append(cmd.Env, "GP_API_DEBUG_ADDR="+p.debug)
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	c, err := testenv.StartChild(cmd, nil)
 	if err != nil {
@@ -641,6 +659,19 @@ func startAPI(bin string, in *testenv.Influx, key, keysFile, cacheTTL string) (*
 }
 
 func (p *apiProc) pid() int { return p.PID() }
+
+// liveHeap is bin/api's live heap: a heap profile asked with gc=1 runs a
+// collection first, then the runtime's own gauge says what is left (0:
+// not measured).
+func (p *apiProc) liveHeap(client *http.Client, key string) float64 {
+	resp, err := client.Get("http://" + p.debug + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		return 0
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return gauge(client, p.base, key, "go_memstats_heap_alloc_bytes")
+}
 
 func (p *apiProc) stop() { p.Stop(syscall.SIGTERM, 30*time.Second) }
 

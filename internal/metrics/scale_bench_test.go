@@ -43,7 +43,13 @@ func cityRaw(n int, a, b int64) rawSet {
 // rollChunked summarizes n outlets' hours of [r0, r1) and the partial
 // [r1, p) as the worker does, making the raw data a day at a time.
 func rollChunked(t testing.TB, n int, opts Options, r0, r1, p int64) *index {
-	ix := newIndex(defaultKeep)
+	return rollChunkedCold(t, n, opts, r0, r1, p, "")
+}
+
+// rollChunkedCold is rollChunked with the compact days' hours in files of
+// coldDir when it is set (cold.go).
+func rollChunkedCold(t testing.TB, n int, opts Options, r0, r1, p int64, coldDir string) *index {
+	ix := testIndex(t, defaultKeep, coldDir)
 	var ups []hourUpdate
 	for a := r0; a < r1; a += dayNS {
 		b := min(a+dayNS, r1)
@@ -159,6 +165,40 @@ func BenchmarkCityWindow(b *testing.B) {
 				})
 			}
 			runtime.KeepAlive(snap)
+		})
+	}
+}
+
+// BenchmarkRollupMemory is the roll-up's heap per outlet-day over the
+// API's default 94-day horizon (GP_API_MAX_WINDOW 93 days + 1), with the
+// compact days' hours in the heap and in cold files (GP_API_COLD_DIR): the
+// figure the API's memory formula rests on (docs/benchmarks.md). One
+// iteration is enough: it measures, not times.
+func BenchmarkRollupMemory(b *testing.B) {
+	const n, days = 1000, 94
+	for _, cold := range []bool{false, true} {
+		b.Run(fmt.Sprintf("outlets=%d/days=%d/cold=%v", n, days, cold), func(b *testing.B) {
+			opts := DefaultOptions()
+			end := time.Date(2030, 6, 2, 9, 37, 0, 0, time.UTC).UnixNano()
+			r0, r1 := floorDiv(end-days*dayNS, dayNS)*dayNS, floorDiv(end, hourNS)*hourNS
+			dir := ""
+			if cold {
+				dir = b.TempDir()
+			}
+			for range b.N {
+				var m0, m1 runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&m0)
+				ix := rollChunkedCold(b, n, opts, r0, r1, r1, dir)
+				runtime.GC()
+				runtime.ReadMemStats(&m1)
+				st := ix.coldStats()
+				d := float64(r1-r0) / float64(dayNS)
+				b.ReportMetric(float64(m1.HeapAlloc-m0.HeapAlloc)/float64(n)/d, "heapB/outlet-day")
+				b.ReportMetric(float64(st.written)/float64(n)/d, "coldB/outlet-day")
+				b.ReportMetric(float64(m1.HeapAlloc-m0.HeapAlloc)/(1<<20), "heapMiB")
+				runtime.KeepAlive(ix)
+			}
 		})
 	}
 }
