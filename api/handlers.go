@@ -368,7 +368,15 @@ func getAlerts(al *alerter, now clock) fiber.Handler {
 		if csv {
 			return sendCSV(c, alertCSVHeader, alertCSVRows(as))
 		}
-		return c.JSON(alertsAnswer{At: at, Alerts: as, Warnings: filterWarnings(visibleOutlets(c.UserContext(), al.reg), f)})
+		// By hand (alertsjson.go): a city's outage is tens of thousands of
+		// alerts.
+		body, err := appendAlertsAnswer(make([]byte, 0, 256+320*len(as)),
+			alertsAnswer{At: at, Alerts: as, Warnings: filterWarnings(visibleOutlets(c.UserContext(), al.reg), f)})
+		if err != nil {
+			return err
+		}
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+		return c.Send(body)
 	}
 }
 
