@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/greenpost/greenpost/internal/fill"
@@ -144,21 +145,35 @@ func (a *alerter) alerts(ctx context.Context, now time.Time, kinds []string, f o
 			}
 		}
 	}
-	// Kind, outlet and device name one alert: the order is total, so no
-	// stable sort is needed (46,000 alerts at 10,000 outlets).
-	rank := func(kind string) int { return slices.Index(alertKinds, kind) }
-	slices.SortFunc(out, func(x, y alert) int {
-		if x.Kind != y.Kind {
-			return cmp.Compare(rank(x.Kind), rank(y.Kind))
-		}
-		if x.Kind == alertBinFull {
-			if c := x.Since.Compare(*y.Since); c != 0 {
-				return c // longest full first
+	return sortAlerts(out), nil
+}
+
+// sortAlerts orders alerts by kind (alertKinds' order), then full bins by
+// since (longest full first), then by outlet and device. Kind, outlet and
+// device name one alert: the order is total, so no stable sort is needed.
+// Each kind is sorted on its own and the kinds put one after the other:
+// a kind's alerts come nearly in order already (devices and outlets are
+// listed by id), which the sort sees at once, where sorting them all
+// together moved 128-byte structs around (46,000 at 10,000 outlets).
+func sortAlerts(out []alert) []alert {
+	byKind := make([][]alert, len(alertKinds))
+	for _, al := range out {
+		k := slices.Index(alertKinds, al.Kind)
+		byKind[k] = append(byKind[k], al)
+	}
+	sorted := out[:0]
+	for k, as := range byKind {
+		slices.SortFunc(as, func(x, y alert) int {
+			if alertKinds[k] == alertBinFull {
+				if c := x.Since.Compare(*y.Since); c != 0 {
+					return c // longest full first
+				}
 			}
-		}
-		return cmp.Or(cmp.Compare(x.Outlet, y.Outlet), cmp.Compare(x.Device, y.Device))
-	})
-	return out, nil
+			return cmp.Or(cmp.Compare(x.Outlet, y.Outlet), cmp.Compare(x.Device, y.Device))
+		})
+		sorted = append(sorted, as...)
+	}
+	return sorted
 }
 
 // withOutlet fills the alert's outlet fields from the registry's outlet.
@@ -247,7 +262,9 @@ func offline(d metrics.DeviceState, now time.Time, staleness time.Duration) (ale
 	case now.Sub(d.LastReport) > staleness:
 		al.Since = at(d.LastReport)
 		al.Value = silentFor(d.LastReport)
-		al.Detail = fmt.Sprintf("no report for %.0f minutes (staleness %s)", *al.Value, staleness)
+		// As fmt's "%.0f minutes (staleness %s)", without its reflection
+		// (one per offline device).
+		al.Detail = "no report for " + strconv.FormatFloat(*al.Value, 'f', 0, 64) + " minutes (staleness " + staleness.String() + ")"
 		return al, true
 	}
 	return al, false

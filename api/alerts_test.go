@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -240,6 +241,46 @@ func TestFullSinceFromTrackerMatchesInflux(t *testing.T) {
 	for _, src := range []string{"memory", "tail", "kept", "store"} {
 		if counts[src] == 0 {
 			t.Errorf("no answer from %s: %v", src, counts)
+		}
+	}
+}
+
+// TestSortAlerts: alerts sorted kind by kind come out in the order of one
+// sort by kind, since (full bins) and outlet and device.
+func TestSortAlerts(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 2))
+	for range 50 {
+		var as []alert
+		for range rng.IntN(300) {
+			al := alert{Kind: alertKinds[rng.IntN(len(alertKinds))], Outlet: fmt.Sprintf("o-%03d", rng.IntN(40)), Device: fmt.Sprintf("d-%d", rng.IntN(5))}
+			if al.Kind == alertBinFull {
+				ts := time.Unix(int64(rng.IntN(20)), 0)
+				al.Since = &ts
+			}
+			as = append(as, al)
+		}
+		want := slices.Clone(as)
+		rank := func(kind string) int { return slices.Index(alertKinds, kind) }
+		slices.SortStableFunc(want, func(x, y alert) int {
+			if x.Kind != y.Kind {
+				return cmp.Compare(rank(x.Kind), rank(y.Kind))
+			}
+			if x.Kind == alertBinFull {
+				if c := x.Since.Compare(*y.Since); c != 0 {
+					return c
+				}
+			}
+			return cmp.Or(cmp.Compare(x.Outlet, y.Outlet), cmp.Compare(x.Device, y.Device))
+		})
+		got := sortAlerts(slices.Clone(as))
+		if len(got) != len(want) {
+			t.Fatalf("%d alerts sorted into %d", len(want), len(got))
+		}
+		for i := range want {
+			g, w := got[i], want[i]
+			if g.Kind != w.Kind || g.Outlet != w.Outlet || g.Device != w.Device || (g.Since == nil) != (w.Since == nil) || (g.Since != nil && !g.Since.Equal(*w.Since)) {
+				t.Fatalf("alert %d: %+v, want %+v", i, g, w)
+			}
 		}
 	}
 }
