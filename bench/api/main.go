@@ -155,8 +155,13 @@ func fill(c *citySize, p params, bin string) error {
 	defer in.Stop()
 	fmt.Printf("filling %d outlets × %d days with the simulator (once; kept in %s)\n", p.Outlets, p.Days, c.dir)
 	t0 := time.Now()
+	end := t0.UTC().Truncate(p.Step)
+	if err := os.WriteFile(filepath.Join(c.dir, "history-end"), []byte(end.Format(time.RFC3339)), 0o644); err != nil {
+		return err
+	}
 	sim := exec.Command(filepath.Join(bin, "firmware-sim"), "-mode", "history", "-influx", "-outlets", strconv.Itoa(p.Outlets),
-		"-days", strconv.Itoa(p.Days), "-step", p.Step.String(), "-seed", strconv.FormatInt(p.Seed, 10), "-registry", filepath.Join(c.dir, "registry.csv"))
+		"-days", strconv.Itoa(p.Days), "-end", end.Format(time.RFC3339), "-step", p.Step.String(), "-seed", strconv.FormatInt(p.Seed, 10),
+		"-registry", filepath.Join(c.dir, "registry.csv"))
 	sim.Env = []string{"GP_INFLUX_URL=" + in.URL, "GP_INFLUX_BUCKET=" + in.Bucket, "GP_LOG_LEVEL=info", "PATH=" + os.Getenv("PATH")}
 	sim.Stdout, sim.Stderr = os.Stdout, os.Stderr
 	if err := sim.Run(); err != nil {
@@ -190,7 +195,16 @@ func measureCity(c *citySize, client *http.Client, key, bin string, ttls []strin
 		to := time.Now().UTC().Truncate(time.Minute)
 		return fmt.Sprintf("from=%s&to=%s", to.Add(-30*24*time.Hour).Format(time.RFC3339), to.Format(time.RFC3339))
 	}
-	ago20h := now.Add(-20 * time.Hour).Format(time.RFC3339)
+	// A city still reporting: the collection list as of an hour before the
+	// history ends (history-end, written by fill), while that is within
+	// the tracker's memory (9 days); else 20 hours ago.
+	lastHour := now.Add(-20 * time.Hour)
+	if b, err := os.ReadFile(filepath.Join(c.dir, "history-end")); err == nil {
+		if end, err := time.Parse(time.RFC3339, strings.TrimSpace(string(b))); err == nil && now.Sub(end) < 8*24*time.Hour {
+			lastHour = end.Add(-time.Hour).Truncate(time.Minute)
+		}
+	}
+	asOf := lastHour.Format(time.RFC3339)
 	// A viewer key scoped to one district (ops-v1), to set a scoped
 	// request's cost beside the same question asked with a district filter.
 	scopedKey := key + "-scoped"
@@ -215,7 +229,7 @@ func measureCity(c *citySize, client *http.Client, key, bin string, ttls []strin
 		{"collection list, one district, 2 h ahead", func(r *mrand.Rand) string {
 			return "/v1/collections?hours=2&district=" + districts[r.IntN(len(districts))]
 		}, ""},
-		{"collection list, city, as of 20 h ago", func(*mrand.Rand) string { return "/v1/collections?at=" + ago20h }, ""},
+		{"collection list, city, as of the history's last hour", func(*mrand.Rand) string { return "/v1/collections?at=" + asOf }, ""},
 		// The same district asked two ways: a filter with a city-wide
 		// key, and a key scoped to it (the scope must cost no more).
 		{"one district's total, filter, 30 days", func(*mrand.Rand) string { return "/v1/rates?group_by=city&district=" + districts[0] + "&" + day30() }, ""},
