@@ -1,13 +1,7 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
-	"math"
-	"strconv"
-	"strings"
-	"time"
-	"unicode/utf8"
 )
 
 // The alerts' answer written by hand. When a city's devices all go quiet at
@@ -18,9 +12,9 @@ import (
 // (its output validated again). appendAlertsAnswer writes the same bytes as
 // json.Marshal (TestAlertsJSONIsEncodingJSON), escaping each outlet's
 // strings once however many alerts it has, and strings that need no
-// escaping without looking at them twice.
+// escaping without looking at them twice (jsonappend.go).
 
-var errAlertValue = errors.New("alerts: a value that JSON cannot hold")
+var errJSONValue = errors.New("a value that JSON cannot hold (NaN or infinite)")
 
 // appendAlertsAnswer appends a as json.Marshal would.
 func appendAlertsAnswer(b []byte, a alertsAnswer) ([]byte, error) {
@@ -90,59 +84,4 @@ func appendAlertsAnswer(b []byte, a alertsAnswer) ([]byte, error) {
 		b = append(b, ']')
 	}
 	return append(b, '}'), nil
-}
-
-// appendJSONString appends s quoted as encoding/json does (with its HTML
-// escaping): as it is when nothing in it needs an escape — no control
-// byte, quote, backslash, <, > or &, valid UTF-8 without U+2028 or U+2029
-// (which encoding/json escapes) — and through encoding/json otherwise.
-func appendJSONString(b []byte, s string) []byte {
-	plain := true
-	ascii := true
-	for i := 0; i < len(s) && plain; i++ {
-		switch c := s[i]; {
-		case c >= utf8.RuneSelf:
-			ascii = false
-		case c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&':
-			plain = false
-		}
-	}
-	if plain && !ascii {
-		plain = utf8.ValidString(s) && !strings.Contains(s, "\u2028") && !strings.Contains(s, "\u2029")
-	}
-	if !plain {
-		q, _ := json.Marshal(s) // a string always encodes
-		return append(b, q...)
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
-}
-
-// appendJSONTime appends t as time.Time's MarshalJSON does (RFC 3339 with
-// as many fractional digits as it has).
-func appendJSONTime(b []byte, t time.Time) []byte {
-	b = append(b, '"')
-	b = t.AppendFormat(b, time.RFC3339Nano)
-	return append(b, '"')
-}
-
-// appendJSONFloat appends f as encoding/json does a float64.
-func appendJSONFloat(b []byte, f float64) ([]byte, error) {
-	if math.IsInf(f, 0) || math.IsNaN(f) {
-		return nil, errAlertValue
-	}
-	format := byte('f')
-	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	b = strconv.AppendFloat(b, f, format, -1, 64)
-	if format == 'e' {
-		// e-09 → e-9, as encoding/json writes it.
-		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-			b[n-2] = b[n-1]
-			b = b[:n-1]
-		}
-	}
-	return b, nil
 }

@@ -96,7 +96,14 @@ func getCollections(reg *registry, judge binJudge, now clock, fullPct float64, l
 		if csv {
 			return sendCSV(c, collectionCSVHeader, collectionCSVRows(bins))
 		}
-		return c.JSON(collectionsAnswer{At: at, Hours: hours, FullPct: fullPct, Bins: bins})
+		// By hand (collectionsjson.go): up to a row per bin of the city.
+		body, err := appendCollectionsAnswer(make([]byte, 0, 128+360*len(bins)),
+			collectionsAnswer{At: at, Hours: hours, FullPct: fullPct, Bins: bins})
+		if err != nil {
+			return err
+		}
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+		return c.Send(body)
 	}
 }
 
@@ -115,20 +122,9 @@ func stateOrder(s fill.State) int {
 // full by full_at (longest full first), filling by full_at, then stale
 // (longest silent first); ties by outlet and device.
 func collectionList(judged []fill.Bin, outlets map[string]*Outlet) []collectionBin {
-	// Outlet and device name one bin: the order is total, so a stable
-	// sort (O(n log² n) here, a fifth of a city list's CPU) is not needed.
-	slices.SortFunc(judged, func(a, b fill.Bin) int {
-		if c := cmp.Compare(stateOrder(a.State), stateOrder(b.State)); c != 0 {
-			return c
-		}
-		ka, kb := a.FullAt, b.FullAt
-		if a.State == fill.Stale {
-			ka, kb = a.ReportedAt, b.ReportedAt
-		}
-		return cmp.Or(cmp.Compare(ka, kb), cmp.Compare(a.Outlet, b.Outlet), cmp.Compare(a.Device, b.Device))
-	})
 	out := make([]collectionBin, 0, len(judged))
-	for _, b := range judged {
+	for _, i := range collectionOrder(judged) {
+		b := &judged[i]
 		o := outlets[b.Outlet]
 		if o == nil {
 			continue // the model only judged what was asked; belt and braces
@@ -151,6 +147,42 @@ func collectionList(judged []fill.Bin, outlets map[string]*Outlet) []collectionB
 		out = append(out, cb)
 	}
 	return out
+}
+
+// collectionOrder returns the positions of judged in ops-v1's order: by
+// state (stateOrder), then full_at (reported_at for a stale bin), then
+// outlet and device. Outlet and device name one bin, so the order is total.
+// The judge lists bins by outlet and device already: then a bin's position
+// breaks ties as they would, and small keys are sorted instead of the
+// 150-byte bins (a fifth of a city list's CPU was moving them).
+func collectionOrder(judged []fill.Bin) []int {
+	type key struct {
+		state int
+		t     int64
+		i     int
+	}
+	byID := slices.IsSortedFunc(judged, func(a, b fill.Bin) int {
+		return cmp.Or(cmp.Compare(a.Outlet, b.Outlet), cmp.Compare(a.Device, b.Device))
+	})
+	keys := make([]key, len(judged))
+	for i, b := range judged {
+		keys[i] = key{stateOrder(b.State), b.FullAt, i}
+		if b.State == fill.Stale {
+			keys[i].t = b.ReportedAt
+		}
+	}
+	slices.SortFunc(keys, func(x, y key) int {
+		if c := cmp.Or(cmp.Compare(x.state, y.state), cmp.Compare(x.t, y.t)); c != 0 || byID {
+			return cmp.Or(c, cmp.Compare(x.i, y.i))
+		}
+		a, b := &judged[x.i], &judged[y.i]
+		return cmp.Or(cmp.Compare(a.Outlet, b.Outlet), cmp.Compare(a.Device, b.Device))
+	})
+	order := make([]int, len(keys))
+	for j, k := range keys {
+		order[j] = k.i
+	}
+	return order
 }
 
 func round(v float64, digits int) float64 {

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"encoding/json"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Pieces of JSON written as encoding/json writes them, for the answers
+// that are written by hand because they can be tens of thousands of rows
+// (alertsjson.go, collectionsjson.go).
+
+// appendJSONString appends s quoted as encoding/json does (with its HTML
+// escaping): as it is when nothing in it needs an escape — no control
+// byte, quote, backslash, <, > or &, valid UTF-8 without U+2028 or U+2029
+// (which encoding/json escapes) — and through encoding/json otherwise.
+func appendJSONString(b []byte, s string) []byte {
+	plain := true
+	ascii := true
+	for i := 0; i < len(s) && plain; i++ {
+		switch c := s[i]; {
+		case c >= utf8.RuneSelf:
+			ascii = false
+		case c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&':
+			plain = false
+		}
+	}
+	if plain && !ascii {
+		plain = utf8.ValidString(s) && !strings.Contains(s, "\u2028") && !strings.Contains(s, "\u2029")
+	}
+	if !plain {
+		q, _ := json.Marshal(s) // a string always encodes
+		return append(b, q...)
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// appendJSONTime appends t as time.Time's MarshalJSON does (RFC 3339 with
+// as many fractional digits as it has).
+func appendJSONTime(b []byte, t time.Time) []byte {
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"')
+}
+
+// appendJSONFloat appends f as encoding/json does a float64.
+func appendJSONFloat(b []byte, f float64) ([]byte, error) {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		return nil, errJSONValue
+	}
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// e-09 → e-9, as encoding/json writes it.
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b, nil
+}
