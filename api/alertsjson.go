@@ -14,6 +14,9 @@ import (
 // strings once however many alerts it has, and strings that need no
 // escaping without looking at them twice (jsonappend.go).
 
+// alertOutletFields are the alert's outlet fields, in the struct's order.
+var alertOutletFields = []string{"outlet", "name", "district", "address"}
+
 var errJSONValue = errors.New("a value that JSON cannot hold (NaN or infinite)")
 
 // appendAlertsAnswer appends a as json.Marshal would.
@@ -25,12 +28,7 @@ func appendAlertsAnswer(b []byte, a alertsAnswer) ([]byte, error) {
 		b = append(b, "null"...)
 	} else {
 		b = append(b, '[')
-		// The outlet's fields of the alert before, escaped: alerts come
-		// grouped by kind and outlet, so most reuse them.
-		var last struct {
-			id, name, district, address string
-			enc                         []byte
-		}
+		var outlet fieldRun // alerts come grouped by kind and outlet
 		for i := range a.Alerts {
 			al := &a.Alerts[i]
 			if i > 0 {
@@ -38,18 +36,7 @@ func appendAlertsAnswer(b []byte, a alertsAnswer) ([]byte, error) {
 			}
 			b = append(b, `{"kind":`...)
 			b = appendJSONString(b, al.Kind)
-			if last.enc == nil || al.Outlet != last.id || al.Name != last.name || al.District != last.district || al.Address != last.address {
-				last.id, last.name, last.district, last.address = al.Outlet, al.Name, al.District, al.Address
-				last.enc = append(last.enc[:0], `,"outlet":`...)
-				last.enc = appendJSONString(last.enc, al.Outlet)
-				last.enc = append(last.enc, `,"name":`...)
-				last.enc = appendJSONString(last.enc, al.Name)
-				last.enc = append(last.enc, `,"district":`...)
-				last.enc = appendJSONString(last.enc, al.District)
-				last.enc = append(last.enc, `,"address":`...)
-				last.enc = appendJSONString(last.enc, al.Address)
-			}
-			b = append(b, last.enc...)
+			b = append(b, outlet.of(alertOutletFields, al.Outlet, al.Name, al.District, al.Address)...)
 			b = append(b, `,"device":`...)
 			b = appendJSONString(b, al.Device)
 			b = append(b, `,"since":`...)

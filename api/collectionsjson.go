@@ -10,6 +10,9 @@ import "strconv"
 // json.Marshal (TestCollectionsJSONIsEncodingJSON), each outlet's fields
 // once for its bins (jsonappend.go).
 
+// collectionOutletFields are the bin's outlet fields, in the struct's order.
+var collectionOutletFields = []string{"outlet", "name", "district", "address", "operator"}
+
 // appendCollectionsAnswer appends a as json.Marshal would.
 func appendCollectionsAnswer(b []byte, a collectionsAnswer) ([]byte, error) {
 	var err error
@@ -26,32 +29,16 @@ func appendCollectionsAnswer(b []byte, a collectionsAnswer) ([]byte, error) {
 		return append(b, "null}"...), nil
 	}
 	b = append(b, '[')
-	// The outlet's fields of the bin before, escaped: an outlet's bins
-	// often come one after the other.
-	var last struct {
-		id, name, district, address, operator string
-		enc                                   []byte
-	}
+	var outlet fieldRun // an outlet's bins often come one after another
 	for i := range a.Bins {
 		cb := &a.Bins[i]
 		if i > 0 {
 			b = append(b, ',')
 		}
-		if last.enc == nil || cb.Outlet != last.id || cb.Name != last.name || cb.District != last.district ||
-			cb.Address != last.address || cb.Operator != last.operator {
-			last.id, last.name, last.district, last.address, last.operator = cb.Outlet, cb.Name, cb.District, cb.Address, cb.Operator
-			last.enc = append(last.enc[:0], `{"outlet":`...)
-			last.enc = appendJSONString(last.enc, cb.Outlet)
-			last.enc = append(last.enc, `,"name":`...)
-			last.enc = appendJSONString(last.enc, cb.Name)
-			last.enc = append(last.enc, `,"district":`...)
-			last.enc = appendJSONString(last.enc, cb.District)
-			last.enc = append(last.enc, `,"address":`...)
-			last.enc = appendJSONString(last.enc, cb.Address)
-			last.enc = append(last.enc, `,"operator":`...)
-			last.enc = appendJSONString(last.enc, cb.Operator)
-		}
-		b = append(b, last.enc...)
+		// The first field opens the object: its comma becomes the brace.
+		f := outlet.of(collectionOutletFields, cb.Outlet, cb.Name, cb.District, cb.Address, cb.Operator)
+		b = append(b, '{')
+		b = append(b, f[1:]...)
 		b = append(b, `,"device":`...)
 		b = appendJSONString(b, cb.Device)
 		b = append(b, `,"fill_pct":`...)

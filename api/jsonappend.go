@@ -67,3 +67,32 @@ func appendJSONFloat(b []byte, f float64) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// fieldRun keeps the escaped JSON of a row's outlet fields for the rows
+// after it: rows come grouped by outlet, so most take them as they are.
+type fieldRun struct {
+	vals [5]string
+	n    int
+	enc  []byte
+}
+
+// of returns `,"name":value` for each of names and vals (at most 5),
+// escaped only when the values differ from the last call's.
+func (r *fieldRun) of(names []string, vals ...string) []byte {
+	same := r.enc != nil && r.n == len(vals)
+	for i := 0; same && i < len(vals); i++ {
+		same = r.vals[i] == vals[i]
+	}
+	if same {
+		return r.enc
+	}
+	r.n = copy(r.vals[:], vals)
+	r.enc = r.enc[:0]
+	for i, v := range vals {
+		r.enc = append(r.enc, ',', '"')
+		r.enc = append(r.enc, names[i]...)
+		r.enc = append(r.enc, '"', ':')
+		r.enc = appendJSONString(r.enc, v)
+	}
+	return r.enc
+}
