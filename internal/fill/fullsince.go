@@ -101,7 +101,7 @@ func (v *view) fullRun(from, to, covered int64, full float64) memRun {
 		i = max(v.lastBelow(full), lo-1)
 	} else {
 		i = hi - 1
-		for ; i >= lo && float64(v.pct[i]) >= full; i-- {
+		for ; i >= lo && float64(v.p(i)) >= full; i-- {
 		}
 	}
 	switch {
@@ -130,7 +130,7 @@ func (v *view) lastBelow(full float64) int {
 		return m.i
 	}
 	i := v.len() - 1
-	for ; i >= 0 && float64(v.pct[i]) >= full; i-- {
+	for ; i >= 0 && float64(v.p(i)) >= full; i-- {
 	}
 	v.s.below.Store(&belowMemo{gen: v.gen, i: i})
 	return i

@@ -9,11 +9,12 @@ import (
 	"time"
 )
 
-// index holds bins' reports in memory, compactly: per bin a base time and,
-// per report, its offset from it (uint32 ms: 49 days) and its reading as a
-// float32 — 8 bytes a report. Readings pass through float32 on every path
-// (the raw path too), so an answer does not depend on where its reports
-// came from.
+// index holds bins' reports in memory, compactly: the days more than
+// HotDays back as compact chunks (compact.go, ~2 bytes a report), the rest
+// per bin as a base time and, per report, its offset from it (uint32 ms:
+// 49 days) and its reading as a float32 — 8 bytes a report. Readings pass
+// through float32 on every path (the raw path too), so an answer does not
+// depend on where its reports came from.
 //
 // Report slices are copy-on-write: a reader takes a bin's slices under the
 // read lock and may use them after it, because a writer never changes an
@@ -35,7 +36,12 @@ type index struct {
 type binKey struct{ outlet, device string }
 
 type series struct {
-	key  binKey
+	key binKey
+	// old: the compact days, oldest first, all before the hot reports;
+	// oldN reports in all.
+	old  []chunk
+	oldN int
+	// The hot reports.
 	base int64    // ms
 	off  []uint32 // ms since base, strictly ascending
 	pct  []float32
@@ -93,29 +99,68 @@ func pct32(v, full float64) float32 {
 	return p
 }
 
-// view is one bin's reports as a reader took them.
+// view is one bin's reports as a reader took them. Report i is the i-th
+// of the compact days' reports and then of the hot ones.
 type view struct {
 	s     *series
 	gen   uint64
+	old   []chunk
+	oldN  int
 	base  int64
 	off   []uint32
 	pct   []float32
 	mixed []int64
+	dec   *decoded // old, decoded by the first reader that needs it
 }
 
-func (v *view) len() int        { return len(v.off) }
-func (v *view) t(i int) int64   { return v.base + int64(v.off[i]) }
-func (v *view) at(i int) Report { return Report{T: v.t(i), Pct: float64(v.pct[i])} }
-func (v *view) search(t int64) int { // first index with time >= t
-	if t <= v.base {
-		return 0
+func (v *view) len() int { return v.oldN + len(v.off) }
+
+// t is report i's time (ms).
+func (v *view) t(i int) int64 {
+	switch {
+	case i >= v.oldN:
+		return v.base + int64(v.off[i-v.oldN])
+	case i == v.oldN-1:
+		return v.old[len(v.old)-1].last
 	}
-	d := t - v.base
-	if d > int64(^uint32(0)) {
-		return len(v.off)
+	return v.cold().t[i]
+}
+
+// p is report i's reading.
+func (v *view) p(i int) float32 {
+	switch {
+	case i >= v.oldN:
+		return v.pct[i-v.oldN]
+	case i == v.oldN-1:
+		return v.old[len(v.old)-1].lastPct
 	}
-	i, _ := slices.BinarySearch(v.off, uint32(d))
-	return i
+	return v.cold().p[i]
+}
+
+func (v *view) at(i int) Report { return Report{T: v.t(i), Pct: float64(v.p(i))} }
+
+// cold decodes the compact days, once per view.
+func (v *view) cold() *decoded {
+	if v.dec == nil {
+		d := &decoded{t: make([]int64, 0, v.oldN), p: make([]float32, 0, v.oldN)}
+		for i := range v.old {
+			d.t, d.p = v.old[i].decode(d.t, d.p)
+		}
+		v.dec = d
+	}
+	return v.dec
+}
+
+// search returns the first index with time >= t.
+func (v *view) search(t int64) int {
+	if v.oldN > 0 && t <= v.old[len(v.old)-1].last {
+		if t <= v.old[0].first {
+			return 0
+		}
+		i, _ := slices.BinarySearch(v.cold().t, t)
+		return i
+	}
+	return v.oldN + searchOff(v.base, v.off, t)
 }
 
 // between decodes the reports [lo, hi) into buf.
@@ -153,7 +198,7 @@ func (v *view) predict(p *Profile, at int64, ahead time.Duration, o Options, buf
 // `before` reports before from.
 func (v *view) reports(buf []Report, from, to int64, before int) []Report {
 	buf = buf[:0]
-	for i := max(0, v.search(from)-before); i < len(v.off) && v.t(i) < to; i++ {
+	for i := max(0, v.search(from)-before); i < v.len() && v.t(i) < to; i++ {
 		buf = append(buf, v.at(i))
 	}
 	return buf
@@ -199,7 +244,7 @@ func (x *index) viewsLocked(outlets map[string]bool) []view {
 
 // view takes the series' slices; the caller holds the index's lock.
 func (s *series) view() view {
-	return view{s: s, gen: s.gen.Load(), base: s.base, off: s.off, pct: s.pct, mixed: s.mixed}
+	return view{s: s, gen: s.gen.Load(), old: s.old, oldN: s.oldN, base: s.base, off: s.off, pct: s.pct, mixed: s.mixed}
 }
 
 // binReports are one bin's reports from a read, sorted by time.
@@ -243,6 +288,11 @@ func (x *index) merge(in []binReports) int {
 func (s *series) mergeLocked(rs []Report, full float64) (int, int64) {
 	if s.holds(rs, full) {
 		return 0, 0
+	}
+	if s.oldN > 0 && rs[0].T <= s.old[len(s.old)-1].last {
+		// Into a compact day (a report stored days late): rarely enough
+		// that every report turns hot until the next compact.
+		s.thawLocked()
 	}
 	base := min(s.base, rs[0].T)
 	if len(s.off) == 0 {
@@ -309,6 +359,21 @@ func (s *series) mergeLocked(rs []Report, full float64) (int, int64) {
 // nothing. Two reports of rs at one time (two boots) make it answer false:
 // the merge decides those.
 func (s *series) holds(rs []Report, full float64) bool {
+	if s.oldN > 0 && rs[0].T <= s.old[len(s.old)-1].last {
+		// Reaching into the compact days (the tracker's rotating recheck):
+		// report by report, through a view.
+		v := s.view()
+		for j, r := range rs {
+			if j > 0 && r.T <= rs[j-1].T {
+				return false
+			}
+			i := v.search(r.T)
+			if i == v.len() || v.t(i) != r.T || v.p(i) != pct32(r.Pct, full) {
+				return false
+			}
+		}
+		return true
+	}
 	if len(s.off) == 0 || rs[0].T < s.base {
 		return false
 	}
@@ -347,8 +412,17 @@ func (x *index) trim(t int64) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for k, s := range x.bins {
-		v := view{base: s.base, off: s.off, pct: s.pct}
-		i := v.search(t)
+		if s.oldN > 0 {
+			if s.trimOld(t) {
+				s.gen.Add(1)
+				s.trimProfiles(t)
+			}
+			if s.oldN > 0 {
+				s.trimMixed(t)
+				continue
+			}
+		}
+		i := searchOff(s.base, s.off, t)
 		if i == len(s.off) {
 			delete(x.bins, k)
 			x.sorted = nil
@@ -357,38 +431,45 @@ func (x *index) trim(t int64) {
 			}
 			continue
 		}
-		if len(s.mixed) > 0 && s.mixed[0] < t {
-			j, _ := slices.BinarySearch(s.mixed, t)
-			s.mixed = slices.Clone(s.mixed[j:])
-		}
+		s.trimMixed(t)
 		if i == 0 {
 			continue
 		}
-		nb := v.t(i)
-		off := make([]uint32, len(s.off)-i)
-		for j := range off {
-			off[j] = uint32(v.t(i+j) - nb)
-		}
-		s.base, s.off, s.pct = nb, off, slices.Clone(s.pct[i:])
+		s.dropHot(i)
 		s.gen.Add(1)
-		s.pmu.Lock()
-		for day := range s.profiles {
-			if day < t {
-				delete(s.profiles, day)
-			}
-		}
-		s.pmu.Unlock()
+		s.trimProfiles(t)
 	}
 }
 
-// stats returns the number of bins and reports held.
-func (x *index) stats() (bins, reports int) {
+// trimMixed drops the two-boot times before t.
+func (s *series) trimMixed(t int64) {
+	if len(s.mixed) > 0 && s.mixed[0] < t {
+		j, _ := slices.BinarySearch(s.mixed, t)
+		s.mixed = slices.Clone(s.mixed[j:])
+	}
+}
+
+// trimProfiles drops the profiles of days before t.
+func (s *series) trimProfiles(t int64) {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	for day := range s.profiles {
+		if day < t {
+			delete(s.profiles, day)
+		}
+	}
+}
+
+// stats returns the number of bins and reports held, and the bytes the
+// reports take.
+func (x *index) stats() (bins, reports, bytes int) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	for _, s := range x.bins {
-		reports += len(s.off)
+		reports += s.oldN + len(s.off)
+		bytes += s.bytes()
 	}
-	return len(x.bins), reports
+	return len(x.bins), reports, bytes
 }
 
 // Bin is one bin's prediction.

@@ -62,8 +62,9 @@ type Tracker struct {
 
 // Keep is how much history the tracker holds: the curve's days before the
 // day of `at` and a day for `at` itself, plus a day for reprinting the list
-// as it was in the morning. At 5-minute reports, 8 bytes a report: 2,000
-// bins ≈ 40 MiB.
+// as it was in the morning. At 5-minute reports, 8 bytes a report of the
+// last HotDays and the day, ~4 of the days before (compact.go): 2,000
+// bins ≈ 25 MiB.
 func (o Options) Keep() time.Duration {
 	o = o.withDefaults()
 	return time.Duration(o.ProfileDays+2)*24*time.Hour + time.Duration(maxGap)*time.Millisecond
@@ -102,9 +103,11 @@ func NewTracker(cfg TrackerConfig) *Tracker {
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(t.reads, t.seconds, t.fullAnswers,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "greenpost_fill_bins", Help: "Bins whose recent reports the tracker holds."},
-				func() float64 { b, _ := t.x.stats(); return float64(b) }),
+				func() float64 { b, _, _ := t.x.stats(); return float64(b) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "greenpost_fill_reports", Help: "Bin reports the tracker holds in memory."},
-				func() float64 { _, r := t.x.stats(); return float64(r) }))
+				func() float64 { _, r, _ := t.x.stats(); return float64(r) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "greenpost_fill_report_bytes", Help: "Memory the tracker's bin reports take: 8 bytes a report of the last days, the compact encoding of older days."},
+				func() float64 { _, _, n := t.x.stats(); return float64(n) }))
 	}
 	return t
 }
@@ -190,14 +193,16 @@ func (t *Tracker) Run(ctx context.Context) error {
 	}
 }
 
-// warm learns every bin's curve for the day of now once that day begins,
-// so that no request pays for it (about a millisecond a bin).
+// warm, once the day of now begins, compacts the days that fell HotDays
+// behind it and learns every bin's curve for it, so that no request pays
+// for that (about a millisecond a bin).
 func (t *Tracker) warm(now time.Time) {
 	day := DayStart(now.UnixMilli())
 	if day == t.warmed {
 		return
 	}
 	t.warmed = day
+	t.x.compact(day - HotDays*dayMs)
 	var buf []Report
 	for _, v := range t.x.views(nil) {
 		v.profile(day, t.cfg.Options, &buf)
@@ -211,16 +216,20 @@ func (t *Tracker) warm(now time.Time) {
 // query and series).
 func (t *Tracker) load(ctx context.Context, from, to time.Time) error {
 	start := time.Now()
+	split := DayStart(to.UnixMilli()) - HotDays*dayMs
 	for a := from; a.Before(to); a = a.Add(24 * time.Hour) {
 		if err := t.read(ctx, "load", a, minTime(a.Add(24*time.Hour), to)); err != nil {
 			return err
 		}
+		// Each day compact as soon as it is in: the load never holds the
+		// whole of memory at 8 bytes a report.
+		t.x.compact(split)
 	}
 	t.mu.Lock()
 	t.ready, t.coveredFrom = true, from.UnixMilli()
 	t.mu.Unlock()
-	bins, reports := t.x.stats()
-	t.cfg.Logger.Info("bin reports loaded", "bins", bins, "reports", reports, "from", from, "seconds", time.Since(start).Seconds())
+	bins, reports, bytes := t.x.stats()
+	t.cfg.Logger.Info("bin reports loaded", "bins", bins, "reports", reports, "bytes", bytes, "from", from, "seconds", time.Since(start).Seconds())
 	return nil
 }
 

@@ -121,7 +121,7 @@ func TestIndexMerge(t *testing.T) {
 		t.Fatalf("after trim: %v", got)
 	}
 	x.trim(t0 + dayMs)
-	if b, r := x.stats(); b != 0 || r != 0 {
+	if b, r, _ := x.stats(); b != 0 || r != 0 {
 		t.Fatalf("trim left %d bins, %d reports", b, r)
 	}
 }
@@ -172,6 +172,11 @@ func TestMemoryAndRawPathsAgree(t *testing.T) {
 	end := time.UnixMilli(day0 + 12*dayMs)
 	mem := NewTracker(TrackerConfig{Source: src, Interval: time.Hour, Now: func() time.Time { return end }})
 	ready(t, mem)
+	for _, v := range mem.x.views(nil) {
+		if v.oldN == 0 {
+			t.Fatalf("%s: no compact day in memory: the days before the last %d are compact", v.s.key.device, HotDays)
+		}
+	}
 	// A tracker whose clock is a month on: every question of day 11 is
 	// older than its memory, so it reads what each needs.
 	raw := NewTracker(TrackerConfig{Source: src, Interval: time.Hour, Now: func() time.Time { return end.Add(30 * 24 * time.Hour) }})
