@@ -10,8 +10,9 @@ import (
 // fingerprints with InfluxDB and re-rolls the hours that changed.
 
 // cycle refreshes the partial hour and re-rolls the hours whose
-// fingerprints changed: every hour of the last Recheck, and one older day
-// (every hour within the horizon when full).
+// fingerprints changed: every hour of the last Recheck, and every
+// CheckEvery-th cycle one older day (every hour within the horizon when
+// full).
 func (r *Rollup) cycle(ctx context.Context, src source, now time.Time, full bool) error {
 	snap := r.ix.load()
 	p := floorDiv(now.Add(-r.cfg.Grace).UnixNano(), minuteNS) * minuteNS
@@ -26,24 +27,7 @@ func (r *Rollup) cycle(ctx context.Context, src source, now time.Time, full bool
 		p = snap.r1
 	}
 
-	var ranges [][2]int64
-	recent := max(snap.r0, floorDiv(now.Add(-r.cfg.Recheck).UnixNano(), hourNS)*hourNS)
-	if full {
-		ranges = append(ranges, [2]int64{snap.r0, snap.r1})
-	} else {
-		if recent < snap.r1 {
-			ranges = append(ranges, [2]int64{recent, snap.r1})
-		}
-		oldest := max(snap.r0, floorDiv(now.Add(-r.cfg.CheckHorizon).UnixNano(), hourNS)*hourNS)
-		if oldest < recent {
-			if r.checkCursor <= oldest || r.checkCursor > recent {
-				r.checkCursor = recent
-			}
-			a := max(r.checkCursor-dayNS, oldest)
-			ranges = append(ranges, [2]int64{a, r.checkCursor})
-			r.checkCursor = a
-		}
-	}
+	ranges := r.checkRanges(snap, now, full)
 	t0 := time.Now()
 	defer func() {
 		r.cfg.Logger.Debug("roll-up cycle", "partial_to", time.Unix(0, p).UTC(), "checked", ranges, "took", time.Since(t0).Round(time.Millisecond))
@@ -68,6 +52,32 @@ func (r *Rollup) cycle(ctx context.Context, src source, now time.Time, full bool
 		(*f)(changed)
 	}
 	return r.apply(ctx, update{hours: ups, r0: snap.r0, r1: snap.r1, p: p, partial: partial})
+}
+
+// checkRanges returns the ranges whose fingerprints a cycle compares:
+// every hour of the last Recheck and, every CheckEvery-th cycle, the day
+// before the rotating cursor, which then moves back a day (to the newest
+// again once past CheckHorizon); every hour when full.
+func (r *Rollup) checkRanges(snap *snapshot, now time.Time, full bool) [][2]int64 {
+	if full {
+		return [][2]int64{{snap.r0, snap.r1}}
+	}
+	var ranges [][2]int64
+	recent := max(snap.r0, floorDiv(now.Add(-r.cfg.Recheck).UnixNano(), hourNS)*hourNS)
+	if recent < snap.r1 {
+		ranges = append(ranges, [2]int64{recent, snap.r1})
+	}
+	oldest := max(snap.r0, floorDiv(now.Add(-r.cfg.CheckHorizon).UnixNano(), hourNS)*hourNS)
+	r.cycles++
+	if oldest < recent && r.cycles%r.cfg.CheckEvery == 1%r.cfg.CheckEvery {
+		if r.checkCursor <= oldest || r.checkCursor > recent {
+			r.checkCursor = recent
+		}
+		a := max(r.checkCursor-dayNS, oldest)
+		ranges = append(ranges, [2]int64{a, r.checkCursor})
+		r.checkCursor = a
+	}
+	return ranges
 }
 
 // summarizeRange summarizes every outlet over [a, e) as one piece.
