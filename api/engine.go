@@ -20,7 +20,10 @@ import (
 // The roll-up reaches back as far as the longest window a request may ask
 // for (and at least the engine's default 35 days): a window beyond it would
 // have to be read raw, which the engine refuses at city scale.
-func newEngine(db, own *store.Store, cfg config, log *slog.Logger, reg prometheus.Registerer) (metrics.Engine, func(context.Context) error, error) {
+//
+// onLate is told the hours late data changed (the collection list's
+// tracker reads them again).
+func newEngine(db, own *store.Store, cfg config, log *slog.Logger, reg prometheus.Registerer, onLate func(hours []time.Time)) (metrics.Engine, func(context.Context) error, error) {
 	opts := metrics.Options{Staleness: cfg.Staleness, FullPct: cfg.FullPct}
 	rc := metrics.RollupConfig{
 		Horizon:    max(35*24*time.Hour, cfg.MaxWindow+24*time.Hour),
@@ -28,6 +31,13 @@ func newEngine(db, own *store.Store, cfg config, log *slog.Logger, reg prometheu
 		Registerer: reg,
 		Own:        own,
 		ColdDir:    cfg.ColdDir,
+		OnLate: func(hours []int64) {
+			ts := make([]time.Time, len(hours))
+			for i, h := range hours {
+				ts[i] = time.Unix(0, h)
+			}
+			onLate(ts)
+		},
 	}
 	roll, err := metrics.NewRollup(db, opts, rc)
 	if err != nil && cfg.coldDirDefault {

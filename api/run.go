@@ -49,18 +49,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	reg := newRegistry(own, cfg.Districts, log)
 	targets := newTargetBook(own, reg.stamp, log)
 	promReg := newPromRegistry()
-	engine, engineWorker, err := buildEngine(db, own, cfg, log, promReg)
-	if err != nil {
-		return fmt.Errorf("metrics engine: %w", err)
-	}
 	// The collection list's model keeps every bin's recent reports in
-	// memory and follows InfluxDB (docs/collections.md).
+	// memory and follows InfluxDB (docs/collections.md); the roll-up's
+	// late-data check tells it which older hours to read again.
 	bins := fill.NewTracker(fill.TrackerConfig{
 		Source:     db,
 		Options:    fill.Options{FullPct: cfg.FullPct, Staleness: cfg.Staleness},
 		Logger:     log.With("part", "fill"),
 		Registerer: promReg,
 	})
+	engine, engineWorker, err := buildEngine(db, own, cfg, log, promReg, bins.Late)
+	if err != nil {
+		return fmt.Errorf("metrics engine: %w", err)
+	}
 	app := newApp(&deps{
 		cfg: cfg, log: log, db: db, reg: reg, engine: engine,
 		fill: storeFill{db}, bins: storeFill{db}, full: trackerFull{bins, db}, judge: bins, targets: targets, audit: own, now: time.Now, promReg: promReg,

@@ -39,7 +39,7 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	eng := &blockingEngine{fakeEngine: fakeEngine{outlets: map[string]metrics.Outlet{}}, entered: make(chan struct{}, 1), release: make(chan struct{})}
 	var workerStoppedBeforeDrain atomic.Bool
 	drained := make(chan struct{})
-	buildEngine = func(_, _ *store.Store, _ config, _ *slog.Logger, _ prometheus.Registerer) (metrics.Engine, func(context.Context) error, error) {
+	buildEngine = func(_, _ *store.Store, _ config, _ *slog.Logger, _ prometheus.Registerer, _ func([]time.Time)) (metrics.Engine, func(context.Context) error, error) {
 		return eng, func(ctx context.Context) error {
 			<-ctx.Done()
 			select {

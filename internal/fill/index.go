@@ -360,7 +360,7 @@ func (s *series) mergeLocked(rs []Report, full float64) (int, int64) {
 // the merge decides those.
 func (s *series) holds(rs []Report, full float64) bool {
 	if s.oldN > 0 && rs[0].T <= s.old[len(s.old)-1].last {
-		// Reaching into the compact days (the tracker's rotating recheck):
+		// Reaching into the compact days (a late hour read again):
 		// report by report, through a view.
 		v := s.view()
 		for j, r := range rs {

@@ -257,8 +257,11 @@ func TestTrackerFollowsNewAndLateReports(t *testing.T) {
 	late := v0.at(v0.search(day - 2*dayMs + 10*hourMs))
 	late.Pct += 3
 	src.add(k.outlet, k.device, 1, late)
-	// Two days old: beyond the recheck's 3 hours, read when the rotation
-	// through older slices reaches it.
+	// Two days old: beyond the recheck's hour, read once the roll-up's
+	// late-data check tells of its hour (and the hours around it; one
+	// beyond memory, one within the recheck: neither is read).
+	h := time.UnixMilli(late.T).Truncate(time.Hour)
+	tr.Late([]time.Time{h, h.Add(time.Hour), h.Add(-30 * 24 * time.Hour), now})
 	until(t, "the late report was read", func() bool {
 		v := tr.x.views(map[string]bool{k.outlet: true})[0]
 		i := v.search(late.T)
@@ -274,6 +277,10 @@ func TestTrackerFollowsNewAndLateReports(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(tr.reads.WithLabelValues("load", "ok")); n < 1 {
 		t.Errorf("load reads counted: %v", n)
+	}
+	// One read for the two consecutive hours; none for the others.
+	if n := testutil.ToFloat64(tr.reads.WithLabelValues("late", "ok")); n != 1 {
+		t.Errorf("late reads counted: %v, want 1", n)
 	}
 	if n, _ := testutil.GatherAndCount(reg, "greenpost_fill_bins"); n != 1 {
 		t.Errorf("greenpost_fill_bins registered %d times", n)

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"time"
 )
@@ -50,6 +51,9 @@ func (r *Rollup) cycle(ctx context.Context, src source, now time.Time, full bool
 	// (runs.go) are then never summarized from the hours' old data.
 	if f := r.onInvalidate.Load(); len(changed) > 0 && f != nil {
 		(*f)(changed)
+	}
+	if len(changed) > 0 && r.cfg.OnLate != nil {
+		r.cfg.OnLate(slices.Clone(changed))
 	}
 	return r.apply(ctx, update{hours: ups, r0: snap.r0, r1: snap.r1, p: p, partial: partial})
 }

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -110,7 +111,16 @@ func TestRollupEqualsRawOnInfluxDB(t *testing.T) {
 	outlets := []string{"p-0", "p-1", "p-2", "p-3", "p-4", "p-live", "p-empty", "p-unknown"}
 
 	opts := Options{Staleness: 20 * time.Minute, FullPct: 90}
-	cfg := RollupConfig{Now: func() time.Time { return now }, Horizon: 2*24*time.Hour + 7*time.Hour, BuildChunk: 5 * time.Hour, LiveTTL: -1}
+	var lateMu sync.Mutex
+	lateHours := map[int64]bool{} // what OnLate was told
+	cfg := RollupConfig{Now: func() time.Time { return now }, Horizon: 2*24*time.Hour + 7*time.Hour, BuildChunk: 5 * time.Hour, LiveTTL: -1,
+		OnLate: func(hours []int64) {
+			lateMu.Lock()
+			defer lateMu.Unlock()
+			for _, h := range hours {
+				lateHours[h] = true
+			}
+		}}
 
 	type engines struct {
 		name      string
@@ -321,6 +331,21 @@ func TestRollupEqualsRawOnInfluxDB(t *testing.T) {
 				t.Errorf("%s: no hour re-rolled for late data", e.name)
 			}
 		}
+		// OnLate heard of every hour the old late points landed in.
+		lateMu.Lock()
+		told := 0
+		for _, b := range old["p-2"].bins {
+			for _, p := range b.reps {
+				if h := floorDiv(p.t, hourNS) * hourNS; !lateHours[h] {
+					t.Errorf("OnLate was not told of hour %s", time.Unix(0, h).UTC())
+				}
+				told++
+			}
+		}
+		if told == 0 {
+			t.Error("the old late points hold no bin report: OnLate was not checked")
+		}
+		lateMu.Unlock()
 		check(t, 15)
 	})
 

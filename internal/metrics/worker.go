@@ -45,6 +45,11 @@ type RollupConfig struct {
 	// CPU at 10,000 outlets (docs/metrics.md): every cycle, that was a
 	// third of a core of background load.
 	CheckEvery int
+	// OnLate, when set, is told the hours (ns, each an hour's start) that
+	// late data changed, once they are re-rolled: the collection list's
+	// tracker reads them again rather than re-reading old history blindly.
+	// It is called from the worker's goroutine and must not block.
+	OnLate func(hours []int64)
 	// Horizon: how far back the roll-up is built and kept in memory
 	// (default 35 days). Windows reaching further back are read raw, within
 	// the engine's limit for raw reads.
