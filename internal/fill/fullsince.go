@@ -94,21 +94,30 @@ func (v *view) fullRun(from, to, covered int64, full float64) memRun {
 		}
 		return r
 	}
+	// i: the last report below full before hi (-1: none), with its time
+	// and the time of the one after it (what the answer needs; from the
+	// memo, so that a bin full for days does not decode its compact days
+	// on every request).
 	var i int
+	var ti, next int64
 	if hi == v.len() && v.s != nil {
 		// No report after to: the last below in range is the bin's last
-		// below, when in range (lo-1: none in range).
-		i = max(v.lastBelow(full), lo-1)
+		// below, when in range.
+		m := v.lastBelow(full)
+		i, ti, next = m.i, m.t, m.next
 	} else {
 		i = hi - 1
 		for ; i >= lo && float64(v.p(i)) >= full; i-- {
+		}
+		if i >= lo {
+			ti, next = v.t(i), v.t(i+1)
 		}
 	}
 	switch {
 	case i == hi-1:
 		r.kind, r.below = runNone, true
-	case i >= lo && v.t(i) >= covered:
-		r.kind, r.since = runSince, v.t(i+1)
+	case i >= lo && ti >= covered:
+		r.kind, r.since = runSince, next
 	case i < lo && from >= covered:
 		r.kind, r.since = runSince, v.t(lo)
 	default:
@@ -117,23 +126,31 @@ func (v *view) fullRun(from, to, covered int64, full float64) memRun {
 	return r
 }
 
-// belowMemo is a series' last report below full, for one generation.
+// belowMemo is a series' last report below full, for one generation: its
+// index (-1: none), its time and the time of the report after it.
 type belowMemo struct {
-	gen uint64
-	i   int
+	gen     uint64
+	i       int
+	t, next int64
 }
 
-// lastBelow returns the index of the view's last report below full (-1:
-// none), kept per generation of the series' reports.
-func (v *view) lastBelow(full float64) int {
+// lastBelow returns the view's last report below full, kept per
+// generation of the series' reports.
+func (v *view) lastBelow(full float64) belowMemo {
 	if m := v.s.below.Load(); m != nil && m.gen == v.gen {
-		return m.i
+		return *m
 	}
-	i := v.len() - 1
-	for ; i >= 0 && float64(v.p(i)) >= full; i-- {
+	m := belowMemo{gen: v.gen, i: v.len() - 1}
+	for ; m.i >= 0 && float64(v.p(m.i)) >= full; m.i-- {
 	}
-	v.s.below.Store(&belowMemo{gen: v.gen, i: i})
-	return i
+	if m.i >= 0 {
+		m.t = v.t(m.i)
+		if m.i+1 < v.len() {
+			m.next = v.t(m.i + 1)
+		}
+	}
+	v.s.below.Store(&m)
+	return m
 }
 
 // pending is a bin and what memory says of it.

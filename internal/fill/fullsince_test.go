@@ -159,6 +159,9 @@ func TestFullSinceFromMemory(t *testing.T) {
 	// One device under two outlets (moved): InfluxDB takes it as one.
 	run("o-m1", "b-moved", 1, e-5*hourMs, e-4*hourMs, 30)
 	run("o-m2", "b-moved", 1, e-4*hourMs, e, 91)
+	// Full for 2.5 days: its last report below full is in a compact day.
+	run("o-days", "b-days", 1, e-3*dayMs, e-60*hourMs, 40)
+	run("o-days", "b-days", 1, e-60*hourMs, e, 95)
 	// Stopped reporting two days ago, full.
 	run("o-stop", "b-stop", 1, e-3*dayMs, e-2*dayMs, 92)
 	// Below until the end: becomes full after the load.
@@ -186,6 +189,9 @@ func TestFullSinceFromMemory(t *testing.T) {
 		t.Fatal("before the load, nothing was asked of InfluxDB")
 	}
 	ready(t, tr)
+	if v := tr.x.views(map[string]bool{"o-days": true}); len(v) != 1 || v[0].oldN == 0 || v[0].lastBelow(full).i >= v[0].oldN {
+		t.Fatal("b-days: its last report below full is not in a compact day")
+	}
 	for _, lb := range []time.Duration{time.Hour, 4 * time.Hour, 24 * time.Hour, 4 * 24 * time.Hour, 10 * 24 * time.Hour} {
 		for _, back := range []time.Duration{0, 30 * time.Minute, 3 * time.Hour} {
 			now := end.Add(-back - 1)
@@ -253,11 +259,12 @@ func TestPct32KeepsTheSideOfFull(t *testing.T) {
 	}
 }
 
-// BenchmarkFullSince: one alerts request's "full since" for 1,000 full bins
-// out of 2,000 held (9 days of 5-minute reports each): half full for an
-// hour (answered from memory), half full for longer than memory (kept
-// answers, after the first call) — the worst case, every report of those
-// bins scanned.
+// BenchmarkFullSince: one alerts request's "full since" for 2,000 full bins
+// (9 days of 5-minute reports each, the days before the last 2 compact):
+// half full for an hour (answered from memory), a quarter full for 4 days
+// (from memory, the run begins in a compact day), a quarter full for
+// longer than memory (kept answers, after the first call) — the worst
+// case, every report of those bins scanned.
 func BenchmarkFullSince(b *testing.B) {
 	const bins, full = 2000, 90.0
 	tr := NewTracker(TrackerConfig{Source: newMemSource(), Options: Options{FullPct: full}})
@@ -270,17 +277,18 @@ func BenchmarkFullSince(b *testing.B) {
 		rs := make([]Report, 0, keep/step)
 		for ts := end - keep; ts < end; ts += step {
 			pct := 50.0
-			if i%2 == 0 && ts >= end-hourMs || i%4 == 1 {
+			if i%2 == 0 && ts >= end-hourMs || i%4 == 1 || i%4 == 3 && ts >= end-4*dayMs {
 				pct = 95
 			}
 			rs = append(rs, Report{T: ts, Pct: pct})
 		}
 		in = append(in, binReports{k, rs})
-		if i%2 == 0 || i%4 == 1 {
+		{
 			asked = append(asked, FullBin{Outlet: k.outlet, Device: k.device, Last: time.UnixMilli(end - step)})
 		}
 	}
 	tr.x.merge(in)
+	tr.x.compact(DayStart(end) - HotDays*dayMs)
 	tr.ready, tr.coveredFrom = true, end-keep
 	ask := func(_ context.Context, devices []string, _ float64, _ time.Time, _ time.Duration) (map[string]time.Time, error) {
 		out := map[string]time.Time{}
