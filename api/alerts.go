@@ -22,7 +22,10 @@ const (
 	alertBelowTarget   = "below_target"
 )
 
-var alertKinds = []string{alertBinFull, alertOutletSilent, alertDeviceOffline, alertBelowTarget}
+var alertKinds = alertKindOrder[:]
+
+// alertKindOrder is alertKinds as an array (its length a constant).
+var alertKindOrder = [...]string{alertBinFull, alertOutletSilent, alertDeviceOffline, alertBelowTarget}
 
 // belowTargetWindow is how far back below_target looks.
 const belowTargetWindow = 7 * 24 * time.Hour
@@ -151,27 +154,47 @@ func (a *alerter) alerts(ctx context.Context, now time.Time, kinds []string, f o
 // sortAlerts orders alerts by kind (alertKinds' order), then full bins by
 // since (longest full first), then by outlet and device. Kind, outlet and
 // device name one alert: the order is total, so no stable sort is needed.
-// Each kind is sorted on its own and the kinds put one after the other:
-// a kind's alerts come nearly in order already (devices and outlets are
-// listed by id), which the sort sees at once, where sorting them all
-// together moved 128-byte structs around (46,000 at 10,000 outlets).
+// It sorts the alerts' indices, kind by kind, and moves each 128-byte
+// alert once, into the answer: a kind's alerts come in order already
+// (devices and outlets are listed by id), which the check sees at once.
+// (Grouping copies of the alerts by kind and sorting those was 14 % of
+// an alerts request's CPU at 10,000 outlets with 46,000 alerts: moving
+// structs that hold pointers costs the GC's write barriers too.)
 func sortAlerts(out []alert) []alert {
-	byKind := make([][]alert, len(alertKinds))
-	for _, al := range out {
-		k := slices.Index(alertKinds, al.Kind)
-		byKind[k] = append(byKind[k], al)
+	kind := make([]uint8, len(out))
+	var at [len(alertKindOrder) + 1]int // where each kind's indices start
+	for i := range out {
+		k := slices.Index(alertKinds, out[i].Kind)
+		kind[i] = uint8(k)
+		at[k+1]++
 	}
-	sorted := out[:0]
-	for k, as := range byKind {
-		slices.SortFunc(as, func(x, y alert) int {
-			if alertKinds[k] == alertBinFull {
+	for k := range len(alertKinds) {
+		at[k+1] += at[k]
+	}
+	order := make([]int32, len(out))
+	next := at
+	for i, k := range kind {
+		order[next[k]] = int32(i)
+		next[k]++
+	}
+	for k := range alertKinds {
+		full := alertKinds[k] == alertBinFull
+		byKey := func(a, b int32) int {
+			x, y := &out[a], &out[b]
+			if full {
 				if c := x.Since.Compare(*y.Since); c != 0 {
 					return c // longest full first
 				}
 			}
 			return cmp.Or(cmp.Compare(x.Outlet, y.Outlet), cmp.Compare(x.Device, y.Device))
-		})
-		sorted = append(sorted, as...)
+		}
+		if g := order[at[k]:at[k+1]]; !slices.IsSortedFunc(g, byKey) {
+			slices.SortFunc(g, byKey)
+		}
+	}
+	sorted := make([]alert, len(out))
+	for j, i := range order {
+		sorted[j] = out[i]
 	}
 	return sorted
 }
@@ -224,13 +247,20 @@ func (a *alerter) silent(ctx context.Context, devs []metrics.DeviceState, now ti
 		case now.Sub(t) > a.opts.Staleness:
 			v := now.Sub(t).Minutes()
 			al.Since, al.Value = &t, &v
-			al.Detail = fmt.Sprintf("no device of this outlet has reported for %.0f minutes (staleness %s)", v, a.opts.Staleness)
+			al.Detail = silentDetail(v, a.opts.Staleness)
 		default:
 			continue
 		}
 		out = append(out, al)
 	}
 	return out
+}
+
+// silentDetail is fmt's "no device of this outlet has reported for %.0f
+// minutes (staleness %s)" without its reflection (one per silent outlet:
+// 10,000 in a city's outage).
+func silentDetail(minutes float64, staleness time.Duration) string {
+	return "no device of this outlet has reported for " + strconv.FormatFloat(minutes, 'f', 0, 64) + " minutes (staleness " + staleness.String() + ")"
 }
 
 // offline decides whether a device is offline: it said so (status offline,
