@@ -10,7 +10,7 @@ import (
 )
 
 // index holds bins' reports in memory, compactly: the days more than
-// HotDays back as compact chunks (compact.go, ~2 bytes a report), the rest
+// HotDays back as compact chunks (compact.go, ~4 bytes a report), the rest
 // per bin as a base time and, per report, its offset from it (uint32 ms:
 // 49 days) and its reading as a float32 — 8 bytes a report. Readings pass
 // through float32 on every path (the raw path too), so an answer does not

@@ -65,7 +65,7 @@ type Tracker struct {
 // day of `at` and a day for `at` itself, plus a day for reprinting the list
 // as it was in the morning. At 5-minute reports, 8 bytes a report of the
 // last HotDays and the day, ~4 of the days before (compact.go): 2,000
-// bins ≈ 25 MiB.
+// bins ≈ 23 MiB (measured at 1,000 outlets: greenpost_fill_report_bytes).
 func (o Options) Keep() time.Duration {
 	o = o.withDefaults()
 	return time.Duration(o.ProfileDays+2)*24*time.Hour + time.Duration(maxGap)*time.Millisecond
