@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 )
 
@@ -224,4 +225,75 @@ func FuzzChunk(f *testing.F) {
 			t.Fatalf("last %d %v", c.last, c.lastPct)
 		}
 	})
+}
+
+// TestCompactBesideReaders: readers take views and read reports while a
+// compaction swaps bins in batches (the race detector watches); what they
+// read is the same before, during and after.
+func TestCompactBesideReaders(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	x := newIndex(DefaultOptions())
+	var in []binReports
+	for i := range 600 {
+		in = append(in, binReports{binKey{outletName(i % 20), string(rune('a' + i))}, randomReports(r, day0, 5*288, false)})
+	}
+	x.merge(in)
+	want := map[binKey][]Report{}
+	for _, v := range x.views(nil) {
+		want[v.s.key] = v.reports(nil, math.MinInt64, math.MaxInt64, 0)
+	}
+	if len(want) != len(in) {
+		t.Fatalf("%d bins, want %d", len(want), len(in))
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan string, 4)
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				for _, v := range x.views(nil) {
+					if got := v.reports(nil, math.MinInt64, math.MaxInt64, 0); !slices.Equal(got, want[v.s.key]) {
+						errs <- v.s.key.device
+						return
+					}
+				}
+			}
+		}()
+	}
+	x.compact(day0 + 3*dayMs)
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for d := range errs {
+		t.Fatalf("a reader saw other reports of %q during compaction", d)
+	}
+	for _, v := range x.views(nil) {
+		if v.oldN == 0 || !slices.Equal(v.reports(nil, math.MinInt64, math.MaxInt64, 0), want[v.s.key]) {
+			t.Fatalf("%s after compaction: %d compact reports", v.s.key.device, v.oldN)
+		}
+	}
+}
+
+// BenchmarkCompactCityDay: the day's compaction at 10,000 outlets (20,000
+// bins, a day of 5-minute reports each).
+func BenchmarkCompactCityDay(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	var in []binReports
+	for i := range 20000 {
+		in = append(in, binReports{binKey{"o", string(rune(i + 100))}, randomReports(r, day0, 288, false)})
+	}
+	for b.Loop() {
+		b.StopTimer()
+		x := newIndex(DefaultOptions())
+		x.merge(in)
+		b.StartTimer()
+		x.compact(day0 + 30*dayMs)
+	}
 }

@@ -18,7 +18,9 @@ import (
 //
 // Report slices are copy-on-write: a reader takes a bin's slices under the
 // read lock and may use them after it, because a writer never changes an
-// array a reader may hold; it builds new ones and swaps them in.
+// array a reader may hold; it builds new ones and swaps them in. The
+// writers (merge, trim, compact) run in one goroutine, the tracker's:
+// compact relies on it to encode without the lock.
 type index struct {
 	o Options
 
@@ -435,7 +437,7 @@ func (x *index) trim(t int64) {
 		if i == 0 {
 			continue
 		}
-		s.dropHot(i)
+		s.base, s.off, s.pct = dropFirst(s.base, s.off, s.pct, i)
 		s.gen.Add(1)
 		s.trimProfiles(t)
 	}
