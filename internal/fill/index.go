@@ -78,8 +78,11 @@ type series struct {
 type fitMemo struct {
 	gen    uint64
 	lo, hi int
-	prof   *Profile
-	fit    *cycleFit
+	// [aMin, aMax): the times `at` whose reports are [lo, hi), so that a
+	// request in it takes the fit without searching for them.
+	aMin, aMax int64
+	prof       *Profile
+	fit        *cycleFit
 }
 
 func newIndex(o Options) *index {
@@ -178,8 +181,12 @@ func (v *view) between(buf []Report, lo, hi int) []Report {
 // and the one before them, with the cycle fitted only when those reports
 // or the day's profile p are not the ones of the bin's last fit.
 func (v *view) predict(p *Profile, at int64, ahead time.Duration, o Options, buf *[]Report, sc *scratch) Prediction {
+	if m := v.s.fit.Load(); m != nil && m.gen == v.gen && m.aMin <= at && at < m.aMax && m.prof == p {
+		return m.fit.predict(p, at, ahead, o)
+	}
+	c := o.Cycle.Milliseconds()
 	hi := v.search(at + 1)
-	lo := min(v.search(at-o.Cycle.Milliseconds()), hi)
+	lo := min(v.search(at-c), hi)
 	if lo == hi {
 		if lo == 0 {
 			return noCycle(nil, at, o)
@@ -187,13 +194,21 @@ func (v *view) predict(p *Profile, at int64, ahead time.Duration, o Options, buf
 		before := v.at(lo - 1)
 		return noCycle(&before, at, o)
 	}
-	if m := v.s.fit.Load(); m != nil && m.gen == v.gen && m.lo == lo && m.hi == hi && m.prof == p {
-		return m.fit.predict(p, at, ahead, o)
+	// The times at which the same search would find lo and hi: after the
+	// report before hi, before the one at hi; and lo's reports Cycle on.
+	m := &fitMemo{gen: v.gen, lo: lo, hi: hi, aMin: math.MinInt64, aMax: math.MaxInt64, prof: p}
+	m.aMin = max(m.aMin, v.t(hi-1))
+	if hi < v.len() {
+		m.aMax = min(m.aMax, v.t(hi))
 	}
+	if lo > 0 {
+		m.aMin = max(m.aMin, v.t(lo-1)+c+1)
+	}
+	m.aMax = min(m.aMax, v.t(lo)+c+1)
 	*buf = v.between(*buf, lo, hi)
-	f := fitCycle(p, *buf, o, sc)
-	v.s.fit.Store(&fitMemo{gen: v.gen, lo: lo, hi: hi, prof: p, fit: f})
-	return f.predict(p, at, ahead, o)
+	m.fit = fitCycle(p, *buf, o, sc)
+	v.s.fit.Store(m)
+	return m.fit.predict(p, at, ahead, o)
 }
 
 // reports decodes the reports with from <= T < to into buf, and the
