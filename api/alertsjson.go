@@ -40,19 +40,11 @@ func appendAlertsAnswer(b []byte, a alertsAnswer) ([]byte, error) {
 			b = append(b, `,"device":`...)
 			b = appendJSONString(b, al.Device)
 			b = append(b, `,"since":`...)
-			if al.Since == nil {
-				b = append(b, "null"...)
-			} else {
-				b = appendJSONTime(b, *al.Since)
-			}
+			b = appendJSONTimeOrNull(b, al.Since)
 			b = append(b, `,"value":`...)
-			if al.Value == nil {
-				b = append(b, "null"...)
-			} else {
-				var err error
-				if b, err = appendJSONFloat(b, *al.Value); err != nil {
-					return nil, err
-				}
+			var err error
+			if b, err = appendJSONFloatOrNull(b, al.Value); err != nil {
+				return nil, err
 			}
 			b = append(b, `,"detail":`...)
 			b = appendJSONString(b, al.Detail)

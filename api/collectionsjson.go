@@ -48,17 +48,11 @@ func appendCollectionsAnswer(b []byte, a collectionsAnswer) ([]byte, error) {
 		b = append(b, `,"reported_at":`...)
 		b = appendJSONTime(b, cb.ReportedAt)
 		b = append(b, `,"rate_pct_per_hour":`...)
-		if cb.Rate == nil {
-			b = append(b, "null"...)
-		} else if b, err = appendJSONFloat(b, *cb.Rate); err != nil {
+		if b, err = appendJSONFloatOrNull(b, cb.Rate); err != nil {
 			return nil, err
 		}
 		b = append(b, `,"full_at":`...)
-		if cb.FullAt == nil {
-			b = append(b, "null"...)
-		} else {
-			b = appendJSONTime(b, *cb.FullAt)
-		}
+		b = appendJSONTimeOrNull(b, cb.FullAt)
 		b = append(b, `,"state":`...)
 		b = appendJSONString(b, cb.State)
 		b = append(b, `,"confidence":`...)

@@ -48,6 +48,22 @@ func appendJSONTime(b []byte, t time.Time) []byte {
 	return append(b, '"')
 }
 
+// appendJSONTimeOrNull appends *t as appendJSONTime does, or null.
+func appendJSONTimeOrNull(b []byte, t *time.Time) []byte {
+	if t == nil {
+		return append(b, "null"...)
+	}
+	return appendJSONTime(b, *t)
+}
+
+// appendJSONFloatOrNull appends *f as appendJSONFloat does, or null.
+func appendJSONFloatOrNull(b []byte, f *float64) ([]byte, error) {
+	if f == nil {
+		return append(b, "null"...), nil
+	}
+	return appendJSONFloat(b, *f)
+}
+
 // appendJSONFloat appends f as encoding/json does a float64.
 func appendJSONFloat(b []byte, f float64) ([]byte, error) {
 	if math.IsInf(f, 0) || math.IsNaN(f) {

@@ -196,8 +196,7 @@ func (v *view) predict(p *Profile, at int64, ahead time.Duration, o Options, buf
 	}
 	// The times at which the same search would find lo and hi: after the
 	// report before hi, before the one at hi; and lo's reports Cycle on.
-	m := &fitMemo{gen: v.gen, lo: lo, hi: hi, aMin: math.MinInt64, aMax: math.MaxInt64, prof: p}
-	m.aMin = max(m.aMin, v.t(hi-1))
+	m := &fitMemo{gen: v.gen, lo: lo, hi: hi, aMin: v.t(hi - 1), aMax: math.MaxInt64, prof: p}
 	if hi < v.len() {
 		m.aMax = min(m.aMax, v.t(hi))
 	}
