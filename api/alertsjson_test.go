@@ -124,3 +124,16 @@ func BenchmarkAlertsJSON(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkAppendJSONString: the strings an alerts answer writes most — a
+// device id, a detail, an outlet's Chinese name and address.
+func BenchmarkAppendJSONString(b *testing.B) {
+	for _, s := range []string{"o-01234-d1", "no report for 913 minutes (staleness 15m0s)", "汉阳区钟家村快递站1234", "武汉市汉阳区钟家村街道 1234 号"} {
+		b.Run(strconv.Itoa(len(s)), func(b *testing.B) {
+			buf := make([]byte, 0, 256)
+			for b.Loop() {
+				buf = appendJSONString(buf[:0], s)
+			}
+		})
+	}
+}

@@ -17,27 +17,49 @@ import (
 // escaping): as it is when nothing in it needs an escape — no control
 // byte, quote, backslash, <, > or &, valid UTF-8 without U+2028 or U+2029
 // (which encoding/json escapes) — and through encoding/json otherwise.
+// The ASCII bytes are looked up in a table, 8 at a time (ids and details
+// are ASCII: an outage's answer is megabytes of them).
 func appendJSONString(b []byte, s string) []byte {
-	plain := true
-	ascii := true
-	for i := 0; i < len(s) && plain; i++ {
-		switch c := s[i]; {
-		case c >= utf8.RuneSelf:
-			ascii = false
-		case c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&':
-			plain = false
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		if !jsonPlain[s[i]] || !jsonPlain[s[i+1]] || !jsonPlain[s[i+2]] || !jsonPlain[s[i+3]] ||
+			!jsonPlain[s[i+4]] || !jsonPlain[s[i+5]] || !jsonPlain[s[i+6]] || !jsonPlain[s[i+7]] {
+			break
 		}
 	}
-	if plain && !ascii {
-		plain = utf8.ValidString(s) && !strings.Contains(s, "\u2028") && !strings.Contains(s, "\u2029")
+	for ; i < len(s) && jsonPlain[s[i]]; i++ {
 	}
-	if !plain {
+	if i < len(s) && !plainUTF8(s[i:]) {
 		q, _ := json.Marshal(s) // a string always encodes
 		return append(b, q...)
 	}
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
+}
+
+// jsonPlain says which ASCII bytes go into a JSON string as they are; no
+// byte from utf8.RuneSelf up is in it (plainUTF8 judges those).
+var jsonPlain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = true
+	}
+	for _, c := range `"\<>&` {
+		t[c] = false
+	}
+	return t
+}()
+
+// plainUTF8 says whether s, which holds a byte outside jsonPlain, goes into
+// a JSON string as it is: its ASCII bytes all plain, valid UTF-8, and
+// neither U+2028 nor U+2029.
+func plainUTF8(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < utf8.RuneSelf && !jsonPlain[c] {
+			return false
+		}
+	}
+	return utf8.ValidString(s) && !strings.Contains(s, "\u2028") && !strings.Contains(s, "\u2029")
 }
 
 // appendJSONTime appends t as time.Time's MarshalJSON does (RFC 3339 with
@@ -112,3 +134,4 @@ func (r *fieldRun) of(names []string, vals ...string) []byte {
 	}
 	return r.enc
 }
+
