@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -15,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/greenpost/greenpost/internal/fill"
+	"github.com/greenpost/greenpost/internal/metrics"
+	"github.com/greenpost/greenpost/internal/telemetry"
 	"github.com/greenpost/greenpost/internal/testenv"
 )
 
@@ -326,4 +330,59 @@ func BenchmarkSortAlerts(b *testing.B) {
 			b.Fatal(len(got))
 		}
 	}
+}
+
+// BenchmarkAlertsOutage is a whole alerts answer in a city's outage at
+// 10,000 outlets (as bench/api's all-offline alerts, without HTTP and
+// InfluxDB): 30,000 devices last heard 15 hours ago, a fifth of the bins
+// full, every outlet silent, a tenth below the green target; the alerts
+// computed and written as JSON into a buffer used again, as the handler
+// writes into fasthttp's pooled body (sendJSONBuilt).
+func BenchmarkAlertsOutage(b *testing.B) {
+	const outlets = 10000
+	now := time.Date(2026, 12, 7, 18, 0, 0, 0, time.UTC)
+	last := now.Add(-15 * time.Hour)
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	db := &memOutlets{}
+	reg := newRegistry(db, nil, log)
+	eng := &fakeEngine{outlets: map[string]metrics.Outlet{}}
+	var os []Outlet
+	for i := range outlets {
+		id := fmt.Sprintf("o-%05d", i)
+		os = append(os, Outlet{ID: id, Name: "汉阳区钟家村快递站" + strconv.Itoa(i), District: fmt.Sprintf("d%02d", i%13),
+			Address: "武汉市汉阳区钟家村街道 " + strconv.Itoa(i) + " 号", Operator: "ems", Active: true, Lat: 30, Lon: 114})
+		green := int64(95)
+		if i%10 == 0 {
+			green = 80
+		}
+		eng.outlets[id] = metrics.Outlet{Parcels: parcels(green, 100-green, 0, 0, 0, 0, 0, 0), BinsReporting: 2, CountersReporting: 1}
+		for j, k := range []telemetry.Kind{telemetry.KindBin, telemetry.KindBin, telemetry.KindCounter} {
+			fillPct := 40.0
+			if i%5 == 0 && j == 0 {
+				fillPct = 95
+			}
+			eng.devices = append(eng.devices, metrics.DeviceState{Outlet: id, Device: fmt.Sprintf("%s-d%d", id, j), Kind: k,
+				LastReport: last, FillPct: fillPct, State: telemetry.StateOnline, StateSince: last.Add(-24 * time.Hour)})
+		}
+	}
+	if _, err := reg.Put(cityCtx, os...); err != nil {
+		b.Fatal(err)
+	}
+	targets := loadedTargets(b, db, reg.stamp)
+	rt := &rater{reg: reg, engine: eng, targets: targets, cache: newFigureCache(0, time.Minute, func() time.Time { return now }, prometheus.NewRegistry())}
+	al := &alerter{reg: reg, engine: eng, rater: rt, full: fakeFill{}, lookback: 72 * time.Hour, targets: targets,
+		opts: metrics.Options{Staleness: 15 * time.Minute, FullPct: 90}}
+	ctx := cityCtx
+	b.ReportAllocs()
+	var body []byte
+	for b.Loop() {
+		as, err := al.alerts(ctx, now, nil, outletFilter{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if body, err = appendAlertsAnswer(body[:0], alertsAnswer{At: now, Alerts: as}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(body))/1e6, "MB/answer")
 }

@@ -97,13 +97,8 @@ func getCollections(reg *registry, judge binJudge, now clock, fullPct float64, l
 			return sendCSV(c, collectionCSVHeader, collectionCSVRows(bins))
 		}
 		// By hand (collectionsjson.go): up to a row per bin of the city.
-		body, err := appendCollectionsAnswer(make([]byte, 0, 128+360*len(bins)),
-			collectionsAnswer{At: at, Hours: hours, FullPct: fullPct, Bins: bins})
-		if err != nil {
-			return err
-		}
-		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-		return c.Send(body)
+		a := collectionsAnswer{At: at, Hours: hours, FullPct: fullPct, Bins: bins}
+		return sendJSONBuilt(c, 128+360*len(bins), func(b []byte) ([]byte, error) { return appendCollectionsAnswer(b, a) })
 	}
 }
 

@@ -370,13 +370,8 @@ func getAlerts(al *alerter, now clock) fiber.Handler {
 		}
 		// By hand (alertsjson.go): a city's outage is tens of thousands of
 		// alerts.
-		body, err := appendAlertsAnswer(make([]byte, 0, 256+320*len(as)),
-			alertsAnswer{At: at, Alerts: as, Warnings: filterWarnings(visibleOutlets(c.UserContext(), al.reg), f)})
-		if err != nil {
-			return err
-		}
-		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-		return c.Send(body)
+		a := alertsAnswer{At: at, Alerts: as, Warnings: filterWarnings(visibleOutlets(c.UserContext(), al.reg), f)}
+		return sendJSONBuilt(c, 256+320*len(as), func(b []byte) ([]byte, error) { return appendAlertsAnswer(b, a) })
 	}
 }
 

@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+
+	"github.com/gofiber/fiber/v2"
 	"math"
 	"strconv"
 	"strings"
@@ -135,3 +137,22 @@ func (r *fieldRun) of(names []string, vals ...string) []byte {
 	return r.enc
 }
 
+// sendJSONBuilt answers with the JSON that build appends, written into the
+// response's own body buffer, which fasthttp keeps in a pool: a city's
+// alerts or collection list is megabytes, and a new buffer for each
+// request set how often the GC marked the API's heap (every byte a
+// request allocates brings the next mark of the whole heap closer). size
+// is about how long the answer will be.
+func sendJSONBuilt(c *fiber.Ctx, size int, build func([]byte) ([]byte, error)) error {
+	buf := c.Response().SwapBody(nil)[:0]
+	if cap(buf) < size {
+		buf = make([]byte, 0, size)
+	}
+	body, err := build(buf)
+	if err != nil {
+		return err
+	}
+	c.Response().SwapBody(body)
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return nil
+}
