@@ -380,7 +380,7 @@ func BenchmarkAlertsOutage(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if body, err = appendAlertsAnswer(body[:0], alertsAnswer{At: now, Alerts: as}); err != nil {
+		if body, err = appendAlertsAnswer(body[:0], alertsAnswer{At: now, Alerts: as, known: reg.Written()}); err != nil {
 			b.Fatal(err)
 		}
 	}

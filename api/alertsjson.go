@@ -15,7 +15,7 @@ import (
 // escaping without looking at them twice (jsonappend.go).
 
 // alertOutletFields are the alert's outlet fields, in the struct's order.
-var alertOutletFields = []string{"outlet", "name", "district", "address"}
+var alertOutletFields = outletFields[:4]
 
 var errJSONValue = errors.New("a value that JSON cannot hold (NaN or infinite)")
 
@@ -28,7 +28,7 @@ func appendAlertsAnswer(b []byte, a alertsAnswer) ([]byte, error) {
 		b = append(b, "null"...)
 	} else {
 		b = append(b, '[')
-		var outlet fieldRun // alerts come grouped by kind and outlet
+		outlet := fieldRun{known: a.known} // alerts come grouped by kind and outlet
 		for i := range a.Alerts {
 			al := &a.Alerts[i]
 			if i > 0 {

@@ -16,7 +16,8 @@ var alertStrings = []string{"", "o-0001", "汉阳区钟家村快递站", "武汉
 
 // TestAlertsJSONIsEncodingJSON: the hand-written answer is byte for byte
 // what json.Marshal writes, for alerts with every kind of string, time and
-// value, alone and grouped by outlet.
+// value, alone and grouped by outlet, with the registry's outlets written
+// before (knownOf) or not.
 func TestAlertsJSONIsEncodingJSON(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 1))
 	pick := func() string { return alertStrings[rng.IntN(len(alertStrings))] }
@@ -53,6 +54,11 @@ func TestAlertsJSONIsEncodingJSON(t *testing.T) {
 		if n%3 == 0 {
 			a.Warnings = []string{pick(), pick()}
 		}
+		if n%2 == 0 {
+			a.known = knownOf(rng, a.Alerts, func(al alert) Outlet {
+				return Outlet{ID: al.Outlet, Name: al.Name, District: al.District, Address: al.Address, Operator: pick()}
+			})
+		}
 		want, err := json.Marshal(a)
 		if err != nil {
 			t.Fatal(err)
@@ -71,7 +77,28 @@ func TestAlertsJSONIsEncodingJSON(t *testing.T) {
 	}
 }
 
-// FuzzAlertsJSON: any strings and value give json.Marshal's bytes.
+// knownOf is the registry's outlets written (outletJSON) for rows' outlets:
+// most as the rows have them, some since changed (another name or
+// address), some missing.
+func knownOf[T any](rng *rand.Rand, rows []T, outlet func(T) Outlet) map[string]outletJSON {
+	known := map[string]outletJSON{}
+	for _, r := range rows {
+		o := outlet(r)
+		switch rng.IntN(4) {
+		case 0:
+			continue
+		case 1:
+			o.Name += "x"
+		case 2:
+			o.Address = ""
+		}
+		known[o.ID] = newOutletJSON(&o)
+	}
+	return known
+}
+
+// FuzzAlertsJSON: any strings and value give json.Marshal's bytes, with
+// the outlet written before or not.
 func FuzzAlertsJSON(f *testing.F) {
 	for i, s := range alertStrings {
 		f.Add(s, alertStrings[(i+3)%len(alertStrings)], float64(i)*1.25e-7, int64(i)*987654321)
@@ -80,12 +107,15 @@ func FuzzAlertsJSON(f *testing.F) {
 		since := time.Unix(0, ns).UTC()
 		a := alertsAnswer{At: since, Alerts: []alert{{Kind: alertOutletSilent, Outlet: name, Name: name, Address: detail, Detail: detail, Since: &since, Value: &v}}}
 		want, werr := json.Marshal(a)
-		got, gerr := appendAlertsAnswer(nil, a)
-		if (werr != nil) != (gerr != nil) {
-			t.Fatalf("errors: encoding/json %v, by hand %v", werr, gerr)
-		}
-		if werr == nil && !bytes.Equal(got, want) {
-			t.Fatalf("\n got %s\nwant %s", got, want)
+		for _, known := range []map[string]outletJSON{nil, {name: newOutletJSON(&Outlet{ID: name, Name: name, Address: detail, Operator: detail})}} {
+			a.known = known
+			got, gerr := appendAlertsAnswer(nil, a)
+			if (werr != nil) != (gerr != nil) {
+				t.Fatalf("errors: encoding/json %v, by hand %v", werr, gerr)
+			}
+			if werr == nil && !bytes.Equal(got, want) {
+				t.Fatalf("\n got %s\nwant %s", got, want)
+			}
 		}
 	})
 }

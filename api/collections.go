@@ -52,6 +52,8 @@ type collectionsAnswer struct {
 	Hours   int             `json:"hours"`
 	FullPct float64         `json:"full_pct"`
 	Bins    []collectionBin `json:"bins"`
+
+	known map[string]outletJSON // the registry's outlets written (fieldRun)
 }
 
 func getCollections(reg *registry, judge binJudge, now clock, fullPct float64, loc *time.Location) fiber.Handler {
@@ -97,7 +99,7 @@ func getCollections(reg *registry, judge binJudge, now clock, fullPct float64, l
 			return sendCSV(c, collectionCSVHeader, collectionCSVRows(bins))
 		}
 		// By hand (collectionsjson.go): up to a row per bin of the city.
-		a := collectionsAnswer{At: at, Hours: hours, FullPct: fullPct, Bins: bins}
+		a := collectionsAnswer{At: at, Hours: hours, FullPct: fullPct, Bins: bins, known: reg.Written()}
 		return sendJSONBuilt(c, 128+360*len(bins), func(b []byte) ([]byte, error) { return appendCollectionsAnswer(b, a) })
 	}
 }

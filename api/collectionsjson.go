@@ -11,7 +11,7 @@ import "strconv"
 // once for its bins (jsonappend.go).
 
 // collectionOutletFields are the bin's outlet fields, in the struct's order.
-var collectionOutletFields = []string{"outlet", "name", "district", "address", "operator"}
+var collectionOutletFields = outletFields
 
 // appendCollectionsAnswer appends a as json.Marshal would.
 func appendCollectionsAnswer(b []byte, a collectionsAnswer) ([]byte, error) {
@@ -29,7 +29,7 @@ func appendCollectionsAnswer(b []byte, a collectionsAnswer) ([]byte, error) {
 		return append(b, "null}"...), nil
 	}
 	b = append(b, '[')
-	var outlet fieldRun // an outlet's bins often come one after another
+	outlet := fieldRun{known: a.known} // an outlet's bins often come one after another
 	for i := range a.Bins {
 		cb := &a.Bins[i]
 		if i > 0 {

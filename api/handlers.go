@@ -342,6 +342,8 @@ type alertsAnswer struct {
 	At       time.Time `json:"at"`
 	Alerts   []alert   `json:"alerts"`
 	Warnings []string  `json:"warnings,omitempty"`
+
+	known map[string]outletJSON // the registry's outlets written (fieldRun)
 }
 
 func getAlerts(al *alerter, now clock) fiber.Handler {
@@ -370,7 +372,7 @@ func getAlerts(al *alerter, now clock) fiber.Handler {
 		}
 		// By hand (alertsjson.go): a city's outage is tens of thousands of
 		// alerts.
-		a := alertsAnswer{At: at, Alerts: as, Warnings: filterWarnings(visibleOutlets(c.UserContext(), al.reg), f)}
+		a := alertsAnswer{At: at, Alerts: as, Warnings: filterWarnings(visibleOutlets(c.UserContext(), al.reg), f), known: al.reg.Written()}
 		return sendJSONBuilt(c, 256+320*len(as), func(b []byte) ([]byte, error) { return appendAlertsAnswer(b, a) })
 	}
 }

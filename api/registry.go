@@ -151,8 +151,11 @@ type registry struct {
 	// active the active ones among them; new arrays on every change, as
 	// Select hands them out.
 	live, active []Outlet
-	loadedAt     time.Time // zero until the first successful load
-	stamp        *stamper  // this replica's write times
+	// written: each live outlet's fields as answers write them in JSON
+	// (outletJSON), a new map on every change.
+	written  map[string]outletJSON
+	loadedAt time.Time // zero until the first successful load
+	stamp    *stamper  // this replica's write times
 }
 
 func newRegistry(db outletStore, districts []string, log *slog.Logger) *registry {
@@ -204,11 +207,22 @@ func (r *registry) rebuildLocked() {
 	}
 	slices.SortFunc(r.live, func(a, b Outlet) int { return strings.Compare(a.ID, b.ID) })
 	r.active = make([]Outlet, 0, len(r.live))
-	for _, o := range r.live {
+	r.written = make(map[string]outletJSON, len(r.live))
+	for i := range r.live {
+		o := &r.live[i]
 		if o.Active {
-			r.active = append(r.active, o)
+			r.active = append(r.active, *o)
 		}
+		r.written[o.ID] = newOutletJSON(o)
 	}
+}
+
+// Written returns each live outlet's fields written in JSON, by id: the
+// map is not changed after, callers must not change it either.
+func (r *registry) Written() map[string]outletJSON {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.written
 }
 
 // Every read and write below takes the request's context and applies the
