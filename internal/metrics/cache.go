@@ -125,10 +125,17 @@ func (c *rawCache) invalidate(hours []int64) {
 // data (3,000 series: ~120 ms), so requests arriving together read once.
 // Answers may then miss points that reached InfluxDB less than ttl ago.
 // ttl 0 shares nothing (every request reads), which tests use.
+//
+// One outlet's questions each have a key of their own: at 10,000 outlets
+// and ~1,800 such requests a second the cache holds ~9,000 entries, so
+// the expired ones are swept at most once per ttl (a sweep of every entry
+// on every call was most of such a request's CPU), and an expired entry
+// found before its sweep is read again.
 type liveCache struct {
 	ttl     time.Duration
 	mu      sync.Mutex
 	entries map[liveKey]*liveEntry
+	swept   time.Time // the last sweep
 }
 
 type liveKey struct {
@@ -143,6 +150,17 @@ type liveEntry struct {
 	at   time.Time // when the read finished
 }
 
+// expired says whether e's read finished, and failed or is older than ttl
+// at now; one still reading is not.
+func (e *liveEntry) expired(now time.Time, ttl time.Duration) bool {
+	select {
+	case <-e.done:
+		return e.err != nil || now.Sub(e.at) > ttl
+	default:
+		return false
+	}
+}
+
 func newLiveCache(ttl time.Duration) *liveCache {
 	return &liveCache{ttl: ttl, entries: map[liveKey]*liveEntry{}}
 }
@@ -153,16 +171,15 @@ func (c *liveCache) get(ctx context.Context, k liveKey, fetch func(context.Conte
 	}
 	now := time.Now()
 	c.mu.Lock()
-	for key, e := range c.entries { // few entries: a sweep per call is cheap
-		select {
-		case <-e.done:
-			if e.err != nil || now.Sub(e.at) > c.ttl {
+	if now.Sub(c.swept) > c.ttl {
+		for key, e := range c.entries {
+			if e.expired(now, c.ttl) {
 				delete(c.entries, key)
 			}
-		default:
 		}
+		c.swept = now
 	}
-	if e := c.entries[k]; e != nil {
+	if e := c.entries[k]; e != nil && !e.expired(now, c.ttl) {
 		c.mu.Unlock()
 		select {
 		case <-e.done:

@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -65,6 +66,43 @@ func TestLiveCacheSharesReadsForTTL(t *testing.T) {
 			t.Errorf("%d reads in 5 s with a 1 ms ttl, want a second one", n)
 		}
 	})
+}
+
+// TestLiveCacheSweepsOthersExpired: entries of keys nobody asks again go
+// once expired (one outlet's questions each have a key of their own).
+func TestLiveCacheSweepsOthersExpired(t *testing.T) {
+	c := newLiveCache(10 * time.Millisecond)
+	fetch := func(context.Context) (rawSet, error) { return rawSet{}, nil }
+	for i := range 1000 {
+		c.get(context.Background(), liveKey{int64(i), 0, "o"}, fetch)
+	}
+	size := func() int {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.entries)
+	}
+	if n := size(); n < 100 {
+		t.Fatalf("%d entries right after 1,000 reads: the cache shares nothing", n)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for i := 0; size() > 10 && time.Now().Before(deadline); i++ {
+		c.get(context.Background(), liveKey{-1, int64(i % 3), "o"}, fetch)
+	}
+	if n := size(); n > 10 {
+		t.Errorf("%d entries kept 5 s after a 10 ms ttl", n)
+	}
+}
+
+// BenchmarkLiveCacheOneOutletKeys: one outlet's question at 10,000
+// outlets, each request another outlet's key, a 5-s ttl.
+func BenchmarkLiveCacheOneOutletKeys(b *testing.B) {
+	c := newLiveCache(5 * time.Second)
+	fetch := func(context.Context) (rawSet, error) { return rawSet{}, nil }
+	i := 0
+	for b.Loop() {
+		c.get(context.Background(), liveKey{0, 0, strconv.Itoa(i % 10000)}, fetch)
+		i += 7919
+	}
 }
 
 func TestLiveCacheDoesNotKeepErrors(t *testing.T) {
