@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -83,18 +84,16 @@ func getCollections(reg *registry, judge binJudge, now clock, fullPct float64, l
 		}
 		at = at.UTC().Truncate(time.Millisecond)
 		f.ActiveOnly = true
-		outlets := reg.Select(c.UserContext(), f)
+		outlets := reg.Select(c.UserContext(), f) // in id order
 		ids := make([]string, len(outlets))
-		byID := make(map[string]*Outlet, len(outlets))
 		for i := range outlets {
 			ids[i] = outlets[i].ID
-			byID[ids[i]] = &outlets[i]
 		}
 		judged, err := judge.Judge(c.UserContext(), at, time.Duration(hours)*time.Hour, ids)
 		if err != nil {
 			return err
 		}
-		bins := collectionList(judged, byID)
+		bins := collectionList(judged, outlets)
 		if csv {
 			return sendCSV(c, collectionCSVHeader, collectionCSVRows(bins))
 		}
@@ -117,21 +116,26 @@ func stateOrder(s fill.State) int {
 
 // collectionList turns the model's bins into the list, in ops-v1's order:
 // full by full_at (longest full first), filling by full_at, then stale
-// (longest silent first); ties by outlet and device.
-func collectionList(judged []fill.Bin, outlets map[string]*Outlet) []collectionBin {
+// (longest silent first); ties by outlet and device. outlets are the ones
+// asked about, in id order; the rows' rates and times are kept in one slab
+// each.
+func collectionList(judged []fill.Bin, outlets []Outlet) []collectionBin {
+	at := outletsOf(judged, outlets)
 	out := make([]collectionBin, 0, len(judged))
+	rates := make([]float64, 0, len(judged))
+	fulls := make([]time.Time, 0, len(judged))
 	for _, i := range collectionOrder(judged) {
 		b := &judged[i]
-		o := outlets[b.Outlet]
-		if o == nil {
+		if at[i] < 0 {
 			continue // the model only judged what was asked; belt and braces
 		}
+		o := &outlets[at[i]]
 		cb := collectionBin{Outlet: o.ID, Name: o.Name, District: o.District, Address: o.Address, Operator: o.Operator,
 			Device: b.Device, FillPct: round(b.FillPct, 2), ReportedAt: time.UnixMilli(b.ReportedAt).UTC(),
 			State: string(b.State), Confidence: string(b.Confidence)}
 		if b.HasRate {
-			r := round(b.Rate, 2)
-			cb.Rate = &r
+			rates = append(rates, round(b.Rate, 2))
+			cb.Rate = &rates[len(rates)-1]
 		}
 		if b.FullAt != 0 {
 			t := time.UnixMilli(b.FullAt).UTC()
@@ -139,11 +143,41 @@ func collectionList(judged []fill.Bin, outlets map[string]*Outlet) []collectionB
 				// A prediction, not a report: to the second is plenty.
 				t = t.Truncate(time.Second)
 			}
-			cb.FullAt = &t
+			fulls = append(fulls, t)
+			cb.FullAt = &fulls[len(fulls)-1]
 		}
 		out = append(out, cb)
 	}
 	return out
+}
+
+// outletsOf returns each bin's outlet's position in outlets (in id order),
+// -1 for none. The judge lists bins by outlet, so the two are walked
+// together, a search only where they are not in step (a map of a city's
+// 10,000 outlets, built for each request, cost more).
+func outletsOf(judged []fill.Bin, outlets []Outlet) []int32 {
+	at := make([]int32, len(judged))
+	j := 0
+	for i := range judged {
+		id := judged[i].Outlet
+		if i > 0 && id == judged[i-1].Outlet {
+			at[i] = at[i-1]
+			continue
+		}
+		for j < len(outlets) && outlets[j].ID < id {
+			j++
+		}
+		if j < len(outlets) && outlets[j].ID == id {
+			at[i] = int32(j)
+			continue
+		}
+		k, found := slices.BinarySearchFunc(outlets, id, func(o Outlet, id string) int { return strings.Compare(o.ID, id) })
+		at[i] = -1
+		if found {
+			at[i] = int32(k)
+		}
+	}
+	return at
 }
 
 // collectionOrder returns the positions of judged in ops-v1's order: by

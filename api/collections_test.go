@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -322,4 +323,64 @@ func checkAgainstReports(t *testing.T, q string, b collectionBin, rs []fill.Repo
 	if !ok {
 		t.Errorf("%s at %s: %+v against the last report %+v", q, at, b, last)
 	}
+}
+
+// TestOutletsOf: each bin finds its outlet's position — bins by outlet as
+// the judge lists them, shuffled, and of outlets not asked about — as a
+// map from id to position finds it.
+func TestOutletsOf(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 1))
+	for n := range 200 {
+		var outlets []Outlet
+		for i := range rng.IntN(30) {
+			if rng.IntN(3) > 0 {
+				outlets = append(outlets, Outlet{ID: fmt.Sprintf("o-%03d", i)})
+			}
+		}
+		pos := map[string]int32{}
+		for i, o := range outlets {
+			pos[o.ID] = int32(i)
+		}
+		var judged []fill.Bin
+		for i := range rng.IntN(40) {
+			judged = append(judged, fill.Bin{Outlet: fmt.Sprintf("o-%03d", rng.IntN(32)), Device: fmt.Sprint(i)})
+		}
+		if n%2 == 0 {
+			slices.SortFunc(judged, func(a, b fill.Bin) int { return strings.Compare(a.Outlet, b.Outlet) })
+		}
+		got := outletsOf(judged, outlets)
+		for i, b := range judged {
+			want, ok := pos[b.Outlet]
+			if !ok {
+				want = -1
+			}
+			if got[i] != want {
+				t.Fatalf("case %d: bin %d of %s at %d, want %d", n, i, b.Outlet, got[i], want)
+			}
+		}
+	}
+}
+
+// BenchmarkCollectionList: a city's 20,000 bins, every one stale, turned
+// into the list's rows (the handler's work between the judge and JSON).
+func BenchmarkCollectionList(b *testing.B) {
+	var outlets []Outlet
+	var judged []fill.Bin
+	for i := range 10000 {
+		o := Outlet{ID: fmt.Sprintf("o-%05d", i), Name: "汉阳区钟家村快递站", District: "hanyang", Active: true}
+		outlets = append(outlets, o)
+		for d := range 2 {
+			judged = append(judged, fill.Bin{Outlet: o.ID, Device: fmt.Sprintf("b-%05d-%d", i, d),
+				Prediction: fill.Prediction{State: fill.Stale, ReportedAt: 1_790_000_000_000 + int64((i*7919)%10000)*1000, FillPct: 41.5, HasRate: true, Rate: 1.25}})
+		}
+	}
+	for b.Loop() {
+		if got := benchCollectionList(judged, outlets); len(got) != len(judged) {
+			b.Fatal(len(got))
+		}
+	}
+}
+
+func benchCollectionList(judged []fill.Bin, outlets []Outlet) []collectionBin {
+	return collectionList(judged, outlets)
 }

@@ -497,7 +497,7 @@ type Bin struct {
 // judge predicts every bin in views at `at` with the look-ahead ahead.
 // Quiet bins are left out.
 func (x *index) judge(vs []view, at int64, ahead time.Duration) []Bin {
-	var out []Bin
+	out := make([]Bin, 0, len(vs)) // room for every bin: a city's are 20,000
 	day := DayStart(at)
 	var buf []Report
 	var sc scratch
