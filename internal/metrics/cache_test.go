@@ -105,6 +105,57 @@ func BenchmarkLiveCacheOneOutletKeys(b *testing.B) {
 	}
 }
 
+// TestLiveCachePromotes: some outlets' reads of a range are served by a
+// fresh city-wide read of it, and the promoteAfter-th miss within a ttl
+// makes that read (when the city's read is allowed); a closed hour is
+// promoted the same way.
+func TestLiveCachePromotes(t *testing.T) {
+	ctx := context.Background()
+	for _, city := range []bool{true, false} {
+		c := newLiveCache(time.Hour)
+		var some, all int
+		fetch := func(_ context.Context, whole bool) (rawSet, error) {
+			if whole {
+				all++
+			} else {
+				some++
+			}
+			return rawSet{}, nil
+		}
+		for i := range promoteAfter {
+			c.getSome(ctx, liveKey{1, 2, strconv.Itoa(i)}, city, fetch)
+		}
+		if some != promoteAfter || all != 0 {
+			t.Fatalf("city %v: %d misses read %d outlets' and %d city-wide", city, promoteAfter, some, all)
+		}
+		c.getSome(ctx, liveKey{1, 2, "next"}, city, fetch)
+		c.getSome(ctx, liveKey{1, 2, "after"}, city, fetch)
+		c.getSome(ctx, liveKey{1, 3, "another range"}, city, fetch)
+		if city && (some != promoteAfter+1 || all != 1) {
+			t.Errorf("after the %d-th miss: %d outlets' reads, %d city-wide; want %d and 1", promoteAfter+1, some, all, promoteAfter+1)
+		}
+		if !city && (some != promoteAfter+3 || all != 0) {
+			t.Errorf("no city read allowed: %d outlets' reads, %d city-wide; want %d and 0", some, all, promoteAfter+3)
+		}
+	}
+	c := newLiveCache(time.Hour)
+	c.get(ctx, liveKey{5, 6, "*"}, func(context.Context) (rawSet, error) { return rawSet{}, nil })
+	if _, err := c.getSome(ctx, liveKey{5, 6, "o-1"}, false, func(context.Context, bool) (rawSet, error) {
+		t.Error("a fresh city-wide read of the range did not serve it")
+		return rawSet{}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range promoteAfter + 1 {
+		if got := c.promoted([2]int64{7, 8}); got != (i == promoteAfter) {
+			t.Fatalf("miss %d of an hour: promoted %v", i+1, got)
+		}
+	}
+	if newLiveCache(0).promoted([2]int64{7, 8}) {
+		t.Error("promoted with the sharing off")
+	}
+}
+
 func TestLiveCacheDoesNotKeepErrors(t *testing.T) {
 	c := newLiveCache(time.Hour)
 	boom := errors.New("boom")

@@ -184,7 +184,10 @@ func (e *InfluxEngine) evaluate(ctx context.Context, ws []Window, outlets []stri
 	for _, h := range needs.hours {
 		if rs := e.cache.peek(h); rs != nil {
 			cached[h] = rs
-		} else if many {
+		} else if many || e.live.promoted([2]int64{h, h + hourNS}) {
+			// A small request's hour is read for the city too once many
+			// small requests have read it apart within a ttl (one
+			// outlet's questions across a city: liveCache).
 			fetchHours = append(fetchHours, h)
 		} else {
 			needs.live = append(needs.live, [2]int64{h, h + hourNS})
@@ -217,14 +220,29 @@ func (e *InfluxEngine) evaluate(ctx context.Context, ws []Window, outlets []stri
 	}
 	for i, r := range needs.live {
 		g.Go(func() error {
-			rs, err := e.live.get(gctx, liveKey{r[0], r[1], fkey}, func(ctx context.Context) (rawSet, error) {
+			read := func(ctx context.Context, all bool) (rawSet, error) {
 				rs := rawSet{}
-				if err := src.raw(ctx, r[0], r[1], filter, rs); err != nil {
+				f := filter
+				if all {
+					f = nil
+				}
+				if err := src.raw(ctx, r[0], r[1], f, rs); err != nil {
 					return nil, err
 				}
 				rs.normalize()
 				return rs, nil
-			})
+			}
+			k := liveKey{r[0], r[1], fkey}
+			var rs rawSet
+			var err error
+			if many {
+				rs, err = e.live.get(gctx, k, func(ctx context.Context) (rawSet, error) { return read(ctx, true) })
+			} else {
+				// The city's read of the range may serve it, when a city
+				// question would be let read it.
+				city := float64(len(snap.outlets))*span([][2]int64{r}).Hours() <= maxLiveOutletHours
+				rs, err = e.live.getSome(gctx, k, city, read)
+			}
 			lives[i] = liveRead{r[0], r[1], rs}
 			return err
 		})

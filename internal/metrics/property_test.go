@@ -189,6 +189,40 @@ func TestRollupEqualsRawOnInfluxDB(t *testing.T) {
 				}
 			}
 		}
+		// Small requests that share their reads (liveCache): a few
+		// outlets at a time over the same window up to the newest minutes,
+		// more of them than promoteAfter, so that the city's read of the
+		// newest minutes and of the window's first hour serve the later
+		// ones; each against the definition.
+		srng := rand.New(rand.NewPCG(uint64(windows), 9)) // rng's sequence left as the cases below expect it
+		for _, e := range all {
+			shared := e.roll.WithLiveTTL(time.Hour)
+			w := Window{From: now.Add(-time.Duration(1+srng.IntN(5*60)) * time.Minute).Truncate(time.Minute), To: now.Add(10 * time.Minute).Truncate(time.Minute)}
+			for range 2 * promoteAfter {
+				some := make([]string, 1+srng.IntN(3))
+				for k := range some {
+					some[k] = outlets[srng.IntN(len(outlets))]
+				}
+				got, err := shared.Outlets(ctx, w, some)
+				if err != nil {
+					t.Fatalf("%s shared reads: %v", e.name, err)
+				}
+				for k, o := range some {
+					if want := referenceOutlet(truth[o], w, opts); !reflect.DeepEqual(got[k], want) {
+						t.Fatalf("%s shared reads, %s of %v over %v..%v:\n got %+v\nwant %+v", e.name, o, some, w.From, w.To, got[k], want)
+					}
+				}
+			}
+			shared.live.mu.Lock()
+			city := false
+			for k := range shared.live.entries {
+				city = city || k.filter == "*"
+			}
+			shared.live.mu.Unlock()
+			if !city {
+				t.Fatalf("%s: %d small requests over one window, and no city-wide read of its newest minutes", e.name, 2*promoteAfter)
+			}
+		}
 		// metrics-v1 v1.1: each outlet judged from its active_since, on
 		// both engines, against the definition over the part it covers.
 		for i := 0; i < windows; i++ {
