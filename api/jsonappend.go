@@ -188,13 +188,18 @@ func (e *outletJSON) holds(names, vals []string) bool {
 	return true
 }
 
-// sendJSONBuilt answers with the JSON that build appends, written into the
-// response's own body buffer, which fasthttp keeps in a pool: a city's
-// alerts or collection list is megabytes, and a new buffer for each
+// sendJSONBuilt answers with the JSON that build appends (sendBuilt).
+func sendJSONBuilt(c *fiber.Ctx, size int, build func([]byte) ([]byte, error)) error {
+	return sendBuilt(c, fiber.MIMEApplicationJSON, size, build)
+}
+
+// sendBuilt answers with what build appends, written into the response's
+// own body buffer, which fasthttp keeps in a pool: a city's alerts,
+// collection list or export is megabytes, and a new buffer for each
 // request set how often the GC marked the API's heap (every byte a
 // request allocates brings the next mark of the whole heap closer). size
-// is about how long the answer will be.
-func sendJSONBuilt(c *fiber.Ctx, size int, build func([]byte) ([]byte, error)) error {
+// is about how long the answer will be (0: unknown).
+func sendBuilt(c *fiber.Ctx, contentType string, size int, build func([]byte) ([]byte, error)) error {
 	buf := c.Response().SwapBody(nil)[:0]
 	if cap(buf) < size {
 		buf = make([]byte, 0, size)
@@ -204,6 +209,6 @@ func sendJSONBuilt(c *fiber.Ctx, size int, build func([]byte) ([]byte, error)) e
 		return err
 	}
 	c.Response().SwapBody(body)
-	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	c.Set(fiber.HeaderContentType, contentType)
 	return nil
 }
