@@ -39,7 +39,17 @@ import (
 	"github.com/greenpost/greenpost/internal/testenv"
 )
 
+// apiMemLimit is the GOMEMLIMIT the bench was given, for bin/api alone:
+// main takes it out of the environment, so that InfluxDB (a Go program,
+// started with the bench's environment) runs with no soft limit, as it
+// would on its own machine. (Until this, a run with GOMEMLIMIT limited
+// InfluxDB's heap too, and its garbage collector's CPU was counted as the
+// soft limit's price in the API.)
+var apiMemLimit string
+
 func main() {
+	apiMemLimit = os.Getenv("GOMEMLIMIT")
+	os.Unsetenv("GOMEMLIMIT")
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/api:", err)
 		os.Exit(1)
@@ -624,9 +634,9 @@ func startAPI(bin string, in *testenv.Influx, key, keysFile, cacheTTL string) (*
 		"GP_API_KEYS=admin:" + key, "GP_API_KEYS_FILE=" + keysFile, "GP_API_RATE_LIMIT=100000", "GP_API_RATE_BURST=100000", "GP_API_REQUEST_TIMEOUT=5m",
 		"GP_API_BODY_LIMIT=16777216", "PATH=" + os.Getenv("PATH")}
 	// The Go runtime's soft memory limit, as a deployment sets it
-	// (deploy/cluster): the bench passes its own on.
-	if v := os.Getenv("GOMEMLIMIT"); v != "" {
-		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+v)
+	// (deploy/cluster): the bench passes its own on (apiMemLimit).
+	if apiMemLimit != "" {
+		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+apiMemLimit)
 	}
 	// Where the roll-up keeps its old days (GP_API_COLD_DIR; "memory" to
 	// compare with the heap), as the bench is given it.
