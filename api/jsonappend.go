@@ -2,13 +2,13 @@ package main
 
 import (
 	"encoding/json"
-
-	"github.com/gofiber/fiber/v2"
 	"math"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/gofiber/fiber/v2"
 )
 
 // Pieces of JSON written as encoding/json writes them, for the answers
