@@ -108,11 +108,6 @@ func TestInfluxDB2Paths(t *testing.T) {
 	broker := testenv.FreeAddr(t)
 	col := startBinary(t, bins["collector"], append(common, "GP_INFLUX_TOKEN=collector-w:c-secret", "GP_EMBEDDED_BROKER="+broker,
 		"GP_COLLECTOR_ADDR="+testenv.FreeAddr(t), "GP_SPOOL_DIR="+t.TempDir())...)
-	apiAddr := testenv.FreeAddr(t)
-	const admin, viewer = "admin-key-influx2", "viewer-key-influx2"
-	api := startBinary(t, bins["api"], append(common, "GP_INFLUX_TOKEN=api-r:a-secret", "GP_API_BUCKET=gp_api",
-		"GP_API_ADDR="+apiAddr, "GP_API_KEYS=admin:"+admin+",viewer:"+viewer)...)
-
 	// One outlet's hour, three hours ago (inside the roll-up's first
 	// history chunk): parcels 65, green 60; a bin serving 32 of 60 minutes.
 	F := time.Now().UTC().Truncate(time.Hour).Add(-3 * time.Hour)
@@ -148,6 +143,28 @@ func TestInfluxDB2Paths(t *testing.T) {
 			t.Fatalf("publish: %v\n%s", tok.Error(), col.String())
 		}
 	}
+	// The API starts once the points are in InfluxDB, so that its first
+	// build of the hours holds them. Started before, its first late-data
+	// check could run before they landed: then the window's hour (within
+	// the last 3 h, checked every cycle) was re-rolled, but the hour before
+	// it (the counters' 24-h baseline) only when the rotating check of
+	// older days came round, after the test's deadline (CheckEvery): the
+	// test failed or passed by the hour of the day it ran.
+	testenv.Eventually(t, 60*time.Second, func() string {
+		out, err := in.InfluxQL(`SELECT count(seq) FROM "gp"."autogen"."counter", "gp"."autogen"."bin" WHERE outlet = 'o-b1'`)
+		if err != nil {
+			return err.Error()
+		}
+		if !strings.Contains(out, `"counter","columns":["time","count"],"values":[["1970-01-01T00:00:00Z",3]]`) ||
+			!strings.Contains(out, `"bin","columns":["time","count"],"values":[["1970-01-01T00:00:00Z",2]]`) {
+			return "points not all in InfluxDB yet: " + out + "\n" + col.String()
+		}
+		return ""
+	})
+	apiAddr := testenv.FreeAddr(t)
+	const admin, viewer = "admin-key-influx2", "viewer-key-influx2"
+	api := startBinary(t, bins["api"], append(common, "GP_INFLUX_TOKEN=api-r:a-secret", "GP_API_BUCKET=gp_api",
+		"GP_API_ADDR="+apiAddr, "GP_API_KEYS=admin:"+admin+",viewer:"+viewer)...)
 	req, _ := http.NewRequest(http.MethodPost, "http://"+apiAddr+"/v1/outlets/import", bytes.NewReader([]byte(
 		"id,name,district,address,lat,lon,operator\no-b1,One,jianghan,,30.6,114.3,SF Express\n")))
 	req.Header.Set("Authorization", "Bearer "+admin)
