@@ -239,8 +239,10 @@ func (e *InfluxEngine) evaluate(ctx context.Context, ws []Window, outlets []stri
 				rs, err = e.live.get(gctx, k, func(ctx context.Context) (rawSet, error) { return read(ctx, true) })
 			} else {
 				// The city's read of the range may serve it, when a city
-				// question would be let read it.
-				city := float64(len(snap.outlets))*span([][2]int64{r}).Hours() <= maxLiveOutletHours
+				// question would be let read it (and the roll-up has
+				// loaded: before, the range may be the whole window and
+				// the city's size is not known).
+				city := snap.ready && float64(len(snap.outlets))*span([][2]int64{r}).Hours() <= maxLiveOutletHours
 				rs, err = e.live.getSome(gctx, k, city, read)
 			}
 			lives[i] = liveRead{r[0], r[1], rs}

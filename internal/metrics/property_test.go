@@ -409,6 +409,25 @@ func TestRollupEqualsRawOnInfluxDB(t *testing.T) {
 		if want := referenceOutlet(truth["p-0"], w, opts); !reflect.DeepEqual(got[0], want) {
 			t.Fatalf("p-0 during a load, %v..%v:\n got %+v\nwant %+v", w.From, w.To, got[0], want)
 		}
+		// Many small requests during a load read their own outlets: the
+		// window is all raw then, and the city's read of it could be
+		// days of every series.
+		shared := roll.WithLiveTTL(time.Hour)
+		for i := range 2 * promoteAfter {
+			o := outlets[i%len(outlets)] // with another: 36 sets of outlets
+			got, err := shared.Outlets(ctx, w, []string{o, outlets[i/len(outlets)%len(outlets)]})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := referenceOutlet(truth[o], w, opts); !reflect.DeepEqual(got[0], want) {
+				t.Fatalf("%s during a load, shared reads:\n got %+v\nwant %+v", o, got[0], want)
+			}
+		}
+		for k := range shared.live.entries {
+			if k.filter == "*" {
+				t.Fatalf("a city-wide read of %v..%v during a load", time.Unix(0, k.a).UTC(), time.Unix(0, k.e).UTC())
+			}
+		}
 		if err := r.Sync(ctx); err != nil {
 			t.Fatal(err)
 		}
