@@ -55,7 +55,8 @@ func cutWindow(s *snapshot, w Window) []piece {
 	from, to := w.From.UnixNano(), w.To.UnixNano()
 	look := from - dayNS
 	// A piece an hour at most (mergeDays makes days of them in place): one
-	// allocation, where growing it was a tenth of one outlet's question.
+	// allocation, where growing it was about a seventh of one outlet's
+	// question (CPU profile at 1,000 outlets).
 	out := make([]piece, 0, (to-look)/hourNS+3)
 	add := func(p piece) {
 		// Merge adjacent live raw pieces of the same side: fewer, longer reads.
