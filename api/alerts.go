@@ -99,12 +99,9 @@ func (a *alerter) alerts(ctx context.Context, now time.Time, kinds []string, f o
 	sel := a.reg.Select(ctx, f) // in id order, inactive ones too
 	// First pass: what each device raises, and each selected outlet's
 	// latest report (Unix ns; 0: none), one registry search per outlet.
-	const (
-		raiseFull uint8 = 1 << iota
-		raiseOffline
-	)
-	raise := make([]uint8, len(devs))
-	at := make([]int32, len(devs)) // the device's outlet in sel; -1: unregistered
+	full := make([]bool, len(devs))
+	why := make([]offlineWhy, len(devs)) // online: no device_offline alert
+	at := make([]int32, len(devs))       // the device's outlet in sel; -1: unregistered
 	last := make([]int64, len(sel))
 	var nFull, nOffline int
 	pos, ok := int32(-1), false
@@ -126,12 +123,13 @@ func (a *alerter) alerts(ctx context.Context, now time.Time, kinds []string, f o
 			last[pos] = max(last[pos], d.LastReport.UnixNano())
 		}
 		if wantFull && d.Kind == telemetry.KindBin && !d.LastReport.IsZero() && d.FillPct >= a.opts.FullPct {
-			raise[i] |= raiseFull
+			full[i] = true
 			nFull++
 		}
-		if wantOffline && isOffline(d, now, a.opts.Staleness) {
-			raise[i] |= raiseOffline
-			nOffline++
+		if wantOffline {
+			if why[i] = offlineReason(d, now, a.opts.Staleness); why[i] != online {
+				nOffline++
+			}
 		}
 	}
 	nSilent := 0
@@ -174,7 +172,7 @@ func (a *alerter) alerts(ctx context.Context, now time.Time, kinds []string, f o
 		return sel[at[i]]
 	}
 	for i := range devs {
-		if d := &devs[i]; raise[i]&raiseFull != 0 {
+		if d := &devs[i]; full[i] {
 			out = append(out, withOutlet(alert{Kind: alertBinFull, Device: d.Device, Since: since(d.LastReport), Value: value(d.FillPct),
 				Detail: "fill_pct " + strconv.FormatFloat(d.FillPct, 'f', 1, 64) + " at or above " + strconv.FormatFloat(a.opts.FullPct, 'f', 0, 64)}, outletOf(i)))
 		}
@@ -205,8 +203,8 @@ func (a *alerter) alerts(ctx context.Context, now time.Time, kinds []string, f o
 		out = append(out, al)
 	}
 	for i := range devs {
-		if raise[i]&raiseOffline != 0 {
-			out = append(out, withOutlet(offline(&devs[i], now, a.opts.Staleness, since, value, offlineDetails), outletOf(i)))
+		if why[i] != online {
+			out = append(out, withOutlet(offline(&devs[i], why[i], now, a.opts.Staleness, since, value, offlineDetails), outletOf(i)))
 		}
 	}
 	out = append(out, below...)
@@ -334,36 +332,51 @@ func (m minutesMemo) of(v float64, text func(minutes string) string) string {
 	return s
 }
 
-// isOffline decides whether a device is offline: it said so (status
+// offlineWhy says whether and why a device is offline.
+type offlineWhy uint8
+
+const (
+	online        offlineWhy = iota
+	saidOffline              // its status said offline, no telemetry after it
+	noTelemetry              // only a status, online, staleness ago or more
+	silentTooLong            // its last report is older than staleness
+)
+
+// offlineReason decides whether a device is offline: it said so (status
 // offline, not followed by telemetry), its last report is older than
 // staleness, or it sent only a status, online, staleness ago or more (no
 // telemetry within the lookback: it has had the time to send its first).
-func isOffline(d *metrics.DeviceState, now time.Time, staleness time.Duration) bool {
+func offlineReason(d *metrics.DeviceState, now time.Time, staleness time.Duration) offlineWhy {
 	switch {
 	case d.State == telemetry.StateOffline && !d.LastReport.After(d.StateSince):
-		return true
+		return saidOffline
 	case d.LastReport.IsZero():
-		return d.State == telemetry.StateOnline && now.Sub(d.StateSince) > staleness
+		if d.State == telemetry.StateOnline && now.Sub(d.StateSince) > staleness {
+			return noTelemetry
+		}
+		return online
+	case now.Sub(d.LastReport) > staleness:
+		return silentTooLong
 	}
-	return now.Sub(d.LastReport) > staleness
+	return online
 }
 
-// offline is the alert of a device isOffline says is: since and value are
-// where it keeps its time and value, details the "no report for N minutes"
-// already written.
-func offline(d *metrics.DeviceState, now time.Time, staleness time.Duration, since func(time.Time) *time.Time, value func(float64) *float64, details minutesMemo) alert {
+// offline is the alert of a device offline for the reason why: since and
+// value are where it keeps its time and value, details the "no report for
+// N minutes" already written.
+func offline(d *metrics.DeviceState, why offlineWhy, now time.Time, staleness time.Duration, since func(time.Time) *time.Time, value func(float64) *float64, details minutesMemo) alert {
 	al := alert{Kind: alertDeviceOffline, Outlet: d.Outlet, Device: d.Device}
-	switch {
-	case d.State == telemetry.StateOffline && !d.LastReport.After(d.StateSince):
+	switch why {
+	case saidOffline:
 		al.Since = since(d.StateSince)
 		if !d.LastReport.IsZero() {
 			al.Value = value(now.Sub(d.LastReport).Minutes())
 		}
 		al.Detail = "the device reported itself offline"
-	case d.LastReport.IsZero():
+	case noTelemetry:
 		al.Since = since(d.StateSince)
 		al.Detail = "online, but no telemetry within the lookback"
-	default:
+	case silentTooLong:
 		al.Since = since(d.LastReport)
 		al.Value = value(now.Sub(d.LastReport).Minutes())
 		// As fmt's "%.0f minutes (staleness %s)", without its reflection

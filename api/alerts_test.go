@@ -337,7 +337,7 @@ func BenchmarkSortAlerts(b *testing.B) {
 // InfluxDB): 30,000 devices last heard 15 hours ago, a fifth of the bins
 // full, every outlet silent, a tenth below the green target; the alerts
 // computed and written as JSON into a buffer used again, as the handler
-// writes into fasthttp's pooled body (sendJSONBuilt).
+// writes into fasthttp's pooled body (sendBuilt).
 func BenchmarkAlertsOutage(b *testing.B) {
 	const outlets = 10000
 	now := time.Date(2026, 12, 7, 18, 0, 0, 0, time.UTC)

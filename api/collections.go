@@ -99,7 +99,7 @@ func getCollections(reg *registry, judge binJudge, now clock, fullPct float64, l
 		}
 		// By hand (collectionsjson.go): up to a row per bin of the city.
 		a := collectionsAnswer{At: at, Hours: hours, FullPct: fullPct, Bins: bins, known: reg.Written()}
-		return sendJSONBuilt(c, 128+360*len(bins), func(b []byte) ([]byte, error) { return appendCollectionsAnswer(b, a) })
+		return sendBuilt(c, fiber.MIMEApplicationJSON, 128+360*len(bins), func(b []byte) ([]byte, error) { return appendCollectionsAnswer(b, a) })
 	}
 }
 

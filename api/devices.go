@@ -77,7 +77,7 @@ func getOutletDevices(reg *registry, al *alerter, bins binSource, now clock) fib
 			if d.Outlet != id {
 				continue
 			}
-			off := isOffline(&d, at, al.opts.Staleness)
+			off := offlineReason(&d, at, al.opts.Staleness) != online
 			di := deviceInfo{Device: d.Device, Kind: d.Kind.String(), Online: !off, Status: d.State}
 			if !d.LastReport.IsZero() {
 				t := d.LastReport.UTC()

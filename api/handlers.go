@@ -373,7 +373,7 @@ func getAlerts(al *alerter, now clock) fiber.Handler {
 		// By hand (alertsjson.go): a city's outage is tens of thousands of
 		// alerts.
 		a := alertsAnswer{At: at, Alerts: as, Warnings: filterWarnings(visibleOutlets(c.UserContext(), al.reg), f), known: al.reg.Written()}
-		return sendJSONBuilt(c, 256+320*len(as), func(b []byte) ([]byte, error) { return appendAlertsAnswer(b, a) })
+		return sendBuilt(c, fiber.MIMEApplicationJSON, 256+320*len(as), func(b []byte) ([]byte, error) { return appendAlertsAnswer(b, a) })
 	}
 }
 

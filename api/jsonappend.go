@@ -166,12 +166,17 @@ type outletJSON struct {
 }
 
 func newOutletJSON(o *Outlet) outletJSON {
-	e := outletJSON{vals: [5]string{o.ID, o.Name, o.District, o.Address, o.Operator}}
+	e := outletJSON{vals: outletValues(o)}
 	for i, v := range e.vals {
 		e.enc = appendJSONField(e.enc, outletFields[i], v)
 		e.ends[i] = len(e.enc)
 	}
 	return e
+}
+
+// outletValues are o's fields that outletFields name, in their order.
+func outletValues(o *Outlet) [5]string {
+	return [5]string{o.ID, o.Name, o.District, o.Address, o.Operator}
 }
 
 // holds says whether e has the first len(vals) fields, named names, with
@@ -186,11 +191,6 @@ func (e *outletJSON) holds(names, vals []string) bool {
 		}
 	}
 	return true
-}
-
-// sendJSONBuilt answers with the JSON that build appends (sendBuilt).
-func sendJSONBuilt(c *fiber.Ctx, size int, build func([]byte) ([]byte, error)) error {
-	return sendBuilt(c, fiber.MIMEApplicationJSON, size, build)
 }
 
 // sendBuilt answers with what build appends, written into the response's

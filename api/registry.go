@@ -207,13 +207,20 @@ func (r *registry) rebuildLocked() {
 	}
 	slices.SortFunc(r.live, func(a, b Outlet) int { return strings.Compare(a.ID, b.ID) })
 	r.active = make([]Outlet, 0, len(r.live))
+	// Written again only where an outlet changed: the registry is re-read
+	// every GP_API_REGISTRY_REFRESH, mostly unchanged.
+	prev := r.written
 	r.written = make(map[string]outletJSON, len(r.live))
 	for i := range r.live {
 		o := &r.live[i]
 		if o.Active {
 			r.active = append(r.active, *o)
 		}
-		r.written[o.ID] = newOutletJSON(o)
+		if e, ok := prev[o.ID]; ok && e.vals == outletValues(o) {
+			r.written[o.ID] = e
+		} else {
+			r.written[o.ID] = newOutletJSON(o)
+		}
 	}
 }
 

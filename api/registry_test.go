@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -435,5 +436,41 @@ func TestSelectIsListAndStaysPut(t *testing.T) {
 	}
 	if after := reg.Select(cityCtx, outletFilter{ActiveOnly: true}); len(after) != len(before)-1 || after[0].ID == o.ID {
 		t.Fatalf("after %s went inactive: %d active outlets (were %d), first %s", o.ID, len(after), len(before), after[0].ID)
+	}
+}
+
+// TestRegistryWritten: each live outlet's fields written in JSON follow
+// its changes and reloads (kept where unchanged), and a deleted one goes.
+func TestRegistryWritten(t *testing.T) {
+	reg := newRegistry(&memOutlets{}, nil, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	a := Outlet{ID: "o-w1", Name: "驿站 <一>", District: "jianghan", Operator: "ems", Lat: 30.6, Lon: 114.3, Active: true}
+	b := Outlet{ID: "o-w2", Name: "Two", District: "wuchang", Operator: "sf", Lat: 30.5, Lon: 114.3}
+	if _, err := reg.Put(cityCtx, a, b); err != nil {
+		t.Fatal(err)
+	}
+	want := func(o Outlet) {
+		t.Helper()
+		e, ok := reg.Written()[o.ID]
+		if !ok || e.vals != outletValues(&o) || !bytes.Equal(e.enc, newOutletJSON(&o).enc) {
+			t.Fatalf("%s written %q (%v), want %q", o.ID, e.enc, ok, newOutletJSON(&o).enc)
+		}
+	}
+	want(a)
+	want(b)
+	a.Name = "驿站 & 二"
+	if _, err := reg.Put(cityCtx, a); err != nil {
+		t.Fatal(err)
+	}
+	want(a)
+	if err := reg.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want(a)
+	want(b)
+	if _, err := reg.Delete(cityCtx, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := reg.Written()[b.ID]; ok {
+		t.Error("a deleted outlet is still written")
 	}
 }

@@ -18,9 +18,8 @@ import (
 // since" reaching back that far (once per change of the bin: its memo
 // keeps the times it needs) and a late report for such a day read them;
 // they decode a bin's compact days at once, into the view that asked (a
-// reader's own copy, dropped with it). Compacting a day takes the index's
-// write lock once a day, for all bins (at 10,000 outlets 20,000 days of
-// 288 reports).
+// reader's own copy, dropped with it). A day is compacted once, for all
+// bins, outside the index's lock (compact, below).
 
 // HotDays is how many whole days before the current one stay uncompressed:
 // a prediction at the current time looks back Cycle (48 h), so the days it

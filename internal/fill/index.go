@@ -71,15 +71,13 @@ type series struct {
 }
 
 // fitMemo is a cycle fit (model.go) with what it was made from: the
-// reports [lo, hi) of one generation and the day's profile. The fit
-// depends on nothing else, so a request with the same three takes it as
-// it is: a city's list then fits each bin's 48 hours once per new report
-// rather than once per request.
+// reports of one generation that a time `at` in [aMin, aMax) looks at, and
+// the day's profile. The fit depends on nothing else, so a request with
+// the same three takes it as it is, without searching for the reports: a
+// city's list then fits each bin's 48 hours once per new report rather
+// than once per request.
 type fitMemo struct {
-	gen    uint64
-	lo, hi int
-	// [aMin, aMax): the times `at` whose reports are [lo, hi), so that a
-	// request in it takes the fit without searching for them.
+	gen        uint64
 	aMin, aMax int64
 	prof       *Profile
 	fit        *cycleFit
@@ -196,7 +194,7 @@ func (v *view) predict(p *Profile, at int64, ahead time.Duration, o Options, buf
 	}
 	// The times at which the same search would find lo and hi: after the
 	// report before hi, before the one at hi; and lo's reports Cycle on.
-	m := &fitMemo{gen: v.gen, lo: lo, hi: hi, aMin: v.t(hi - 1), aMax: math.MaxInt64, prof: p}
+	m := &fitMemo{gen: v.gen, aMin: v.t(hi - 1), aMax: math.MaxInt64, prof: p}
 	if hi < v.len() {
 		m.aMax = min(m.aMax, v.t(hi))
 	}
